@@ -1,0 +1,3 @@
+from newage.cli import main
+
+main()

@@ -1,0 +1,199 @@
+"""Wiring: one :class:`App` holds the services of a running server.
+
+Construction is cheap and side-effect free; :meth:`App.startup` opens the
+store, imports the trust files, loads persisted state and starts the
+background loops; :meth:`App.shutdown` undoes it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from pathlib import Path
+from typing import Any
+
+import socketio
+
+from newage import __version__
+from newage.datadir import DataDir
+from newage.domain.auth import Authenticator
+from newage.domain.builtin_functions import BOOTSTRAP_FUNCTIONS, register_file_functions
+from newage.domain.files import FileArea
+from newage.domain.functions import (
+    FunctionRegistry,
+    FunctionService,
+    LegacySettingsFiles,
+    decorated_functions,
+)
+from newage.domain.guard import AccessGuard
+from newage.domain.history import History
+from newage.domain.ports import identity_addr, room_addr
+from newage.domain.presence import Presence
+from newage.domain.relations import RelationService
+from newage.domain.rooms import RoomService
+from newage.domain.sessions import SessionService
+from newage.domain.trust import KeyService, TrustService
+from newage.http.app import Router, build_http_app
+from newage.http.static import DynamicMappings
+from newage.logs import log
+from newage.metrics import Metrics
+from newage.protocol.names import MONITOR_ROOM, Namespace
+from newage.realtime.auth import AuthNamespace
+from newage.realtime.base import BaseNamespace
+from newage.realtime.clients import ClientsNamespace
+from newage.realtime.debug import DebugNamespace
+from newage.realtime.default import DefaultNamespace
+from newage.realtime.function_call import FunctionCallNamespace
+from newage.realtime.llm import LlmNamespace
+from newage.realtime.outbox import SocketOutbox
+from newage.realtime.rooms import RoomsNamespace
+from newage.realtime.server import NewAgeServer
+from newage.realtime.sillytavern import SillyTavernNamespace
+from newage.settings import LiveSettings, Settings
+from newage.store.sqlite import SQLiteStore
+
+NAMESPACES: dict[Namespace, type[BaseNamespace]] = {
+    Namespace.DEFAULT: DefaultNamespace,
+    Namespace.AUTH: AuthNamespace,
+    Namespace.LLM: LlmNamespace,
+    Namespace.FUNCTION_CALL: FunctionCallNamespace,
+    Namespace.ROOMS: RoomsNamespace,
+    Namespace.CLIENTS: ClientsNamespace,
+    Namespace.SILLYTAVERN: SillyTavernNamespace,
+    Namespace.DEBUG: DebugNamespace,
+}
+WATCH_INTERVAL = 1.0
+
+
+class App:
+    def __init__(
+        self, data: DataDir, settings: Settings, settings_path: Path | None = None
+    ) -> None:
+        self.data = data
+        self.version = __version__
+        self.started_at = time.time()
+        self.live = LiveSettings(settings, settings_path or data.server_settings)
+        self.metrics = Metrics()
+        self.store = SQLiteStore(data.db_path, synchronous=settings.sqlite_synchronous)
+        self.trust = TrustService(self.store, data.settings_dir, settings.bcrypt_cost)
+        self.keys = KeyService(self.store, settings.bcrypt_cost)
+        self.auth = Authenticator(self.store, lambda: self.live.current)
+        self.presence = Presence()
+
+        self.sio = NewAgeServer(settings)
+        self.outbox = SocketOutbox(self.sio, self.presence, self.metrics)
+        self.guard = AccessGuard(self.store, self.presence, self.outbox)
+        self.relations = RelationService(self.store, self.outbox, self.presence)
+        self.history = History(self.store, self.outbox, self.audience)
+        self.rooms = RoomService(
+            self.store,
+            self.outbox,
+            self.presence,
+            self.history,
+            default_mode=lambda: self.live.current.default_room_message_request_mode,
+            reserved_names=self.presence.known_names,
+        )
+        self.sessions = SessionService(
+            self.presence, self.rooms, self.relations, self.outbox, self._enter
+        )
+
+        self.files = FileArea(data.files_dir, settings.restricted_files)
+        self.registry = FunctionRegistry()
+        register_file_functions(
+            self.registry, self.files, LegacySettingsFiles(self.store, self.live), self.live
+        )
+        self.functions = FunctionService(
+            self.registry, self.presence, self.outbox, self.live, BOOTSTRAP_FUNCTIONS
+        )
+        self.static_mappings = DynamicMappings(data.files_dir)
+
+        for namespace, cls in NAMESPACES.items():
+            self.sio.register_namespace(cls(namespace.value, self))
+        self.http = build_http_app(self)
+        sio_path = settings.socket_io_path
+        self.asgi = Router(
+            socketio.ASGIApp(self.sio, socketio_path=sio_path.lstrip("/")), self.http, sio_path
+        )
+        self._tasks: list[asyncio.Task[None]] = []
+
+    @property
+    def settings(self) -> Settings:
+        return self.live.current
+
+    # ------------------------------------------------------------------ addressing
+    def audience(self, room: str) -> list[str]:
+        """Who hears about a room's messages: its members, the extensions
+        assigned to it, and (when mirroring) the monitors."""
+        addrs = [room_addr(room)]
+        addrs += [identity_addr(ext) for ext in self.relations.for_room(room)]
+        if self.live.current.mirror_to_monitors and room != MONITOR_ROOM:
+            addrs.append(room_addr(MONITOR_ROOM))
+        return addrs
+
+    async def _enter(self, sid: str, namespace: str, address: str) -> None:
+        await self.sio.enter_room(sid, address, namespace=namespace)
+
+    # ------------------------------------------------------------------ lifecycle
+    async def startup(self) -> None:
+        self.data.ensure()
+        await self.store.open()
+        entries = await self.trust.import_files()
+        await self.relations.load(self.live.current.connection_policy)
+        await self.rooms.load()
+        for mapping in await self.store.list_static_mappings():
+            self.static_mappings.set(mapping.url_path, mapping.target)
+        for fn in decorated_functions():
+            if fn.name not in self.registry.functions:
+                self.registry.register(fn)
+        await self.store.changed_elsewhere()  # prime the change counter
+        self._tasks.append(asyncio.create_task(self._watch_store(), name="watch-store"))
+        settings = self.live.current
+        log.info(
+            "newage %s ready on %s:%s (data %s, networkSafe %s, %d trusted clients)",
+            self.version,
+            settings.host,
+            settings.server_port,
+            self.data.root,
+            settings.network_safe,
+            sum(1 for e in entries if e.trusted),
+        )
+        if not any(e.trusted and e.kind.value == "monitor" for e in entries):
+            log.info(
+                "no admin yet: `newage trust add admin --type monitor` then "
+                "`newage keys create admin` gives a key for the monitor page"
+            )
+
+    async def shutdown(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+        await self.store.close()
+
+    async def _watch_store(self) -> None:
+        """Notice trust/key edits made by the CLI in another process."""
+        while True:
+            await asyncio.sleep(WATCH_INTERVAL)
+            try:
+                if await self.store.changed_elsewhere():
+                    await self.guard.enforce()
+            except Exception:
+                log.exception("store watch failed")
+
+    def refresh_gauges(self) -> None:
+        self.metrics.sessions.set(len(self.presence.sessions))
+
+    def uptime(self) -> float:
+        return round(time.time() - self.started_at, 3)
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "version": self.version,
+            "uptimeSeconds": self.uptime(),
+            "connections": self.presence.count_by_namespace(),
+            "sessions": len(self.presence.sessions),
+            "rooms": len(self.rooms.rooms),
+        }

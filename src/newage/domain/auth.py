@@ -1,0 +1,161 @@
+"""Connection authentication, the same for every namespace (DECISIONS 5-10, 17).
+
+Trust and keys are read from the store on every connect, so CLI changes made
+while the server runs take effect immediately; the bcrypt cost is paid once
+per (key, hash) thanks to :class:`VerifiedCache`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from newage.clock import iso_now
+from newage.domain.keys import FailureLimiter, VerifiedCache, verify_secret
+from newage.domain.principal import ConnMode, Principal, is_loopback
+from newage.domain.records import TrustEntry
+from newage.errors import ErrorCode, NewAgeError, forbidden, unauthenticated
+from newage.protocol.names import EXTENSION_TYPES, GET_KEY, ClientKind, Namespace
+from newage.settings import Settings
+from newage.store.base import Store
+
+_NAME = re.compile(r"^[^\x00-\x1f\x7f]{1,128}$")
+_TEXT_LIMIT = 2000
+_TOUCH_EVERY = 60.0
+KEY_NAMESPACES = frozenset({Namespace.SILLYTAVERN, Namespace.AUTH})
+ELEVATED_NAMESPACES = frozenset({Namespace.DEBUG})
+
+
+@dataclass(frozen=True, slots=True)
+class AuthResult:
+    principal: Principal
+    mode: ConnMode
+    # KEY_PENDING only: True when the password (or loopback rule) is already
+    # satisfied, so a key may be issued without asking for anything else.
+    may_issue: bool = False
+
+
+def _text(value: Any) -> str | None:
+    if not isinstance(value, str) or not value:
+        return None
+    return value[:_TEXT_LIMIT]
+
+
+def declared_type_allowed(kind: ClientKind, declared: str) -> bool:
+    """DECISIONS 7: privileged types are bound to the trust entry."""
+    if kind is ClientKind.MONITOR:
+        return declared == "monitor"
+    if kind is ClientKind.SILLYTAVERN:
+        return declared in EXTENSION_TYPES
+    return declared not in EXTENSION_TYPES and declared != "monitor"
+
+
+def default_type(kind: ClientKind) -> str:
+    return {ClientKind.MONITOR: "monitor", ClientKind.SILLYTAVERN: "SillyTavern"}.get(
+        kind, "client"
+    )
+
+
+class Authenticator:
+    def __init__(self, store: Store, settings: Callable[[], Settings]) -> None:
+        self.store = store
+        self.settings = settings
+        self.cache = VerifiedCache()
+        self.limiter = FailureLimiter(settings().auth_failure_limit)
+        self._touched: dict[str, float] = {}
+
+    def _fail(self, peer: str, message: str) -> NewAgeError:
+        self.limiter.failed(peer)
+        return unauthenticated(message)
+
+    async def check_password(self, entry: TrustEntry, password: Any, peer: str) -> bool:
+        """Password rule for key issuance and bootstrap (DECISIONS 6 and 17).
+
+        Returns True when satisfied, False when a password is configured but
+        none was offered; raises on a wrong password or a forbidden peer.
+        """
+        if entry.password_hash:
+            if not isinstance(password, str) or not password:
+                return False
+            if not await asyncio.to_thread(verify_secret, password, entry.password_hash):
+                raise self._fail(peer, "Invalid password.")
+            return True
+        if self.settings().network_safe and not is_loopback(peer):
+            raise self._fail(
+                peer, "Without a password, keys are only issued to loopback clients (networkSafe)."
+            )
+        return True
+
+    async def authenticate(self, namespace: str, auth: Any, peer: str) -> AuthResult:
+        if not isinstance(auth, dict):
+            auth = {}
+        client_id = auth.get("clientId")
+        if not isinstance(client_id, str) or not client_id:
+            raise unauthenticated("clientId is required.")
+        if not _NAME.match(client_id):
+            raise unauthenticated("Invalid clientId.")
+        identity = auth.get("identity")
+        if not isinstance(identity, str) or not identity:
+            identity = client_id
+        elif not _NAME.match(identity):
+            raise unauthenticated("Invalid identity.")
+        if self.limiter.blocked(peer):
+            raise NewAgeError(ErrorCode.RATE_LIMITED, "Too many failed attempts; try again later.")
+
+        entry = await self.store.get_trust(client_id)
+        if entry is None or not entry.trusted:
+            raise self._fail(peer, "Client is not trusted.")
+        declared = auth.get("clientType")
+        if declared is None or declared == "":
+            declared = default_type(entry.kind)
+        if not isinstance(declared, str) or not declared_type_allowed(entry.kind, declared):
+            raise self._fail(peer, f"clientType {declared!r} is not allowed for this client.")
+
+        principal = Principal(
+            client_id=client_id,
+            identity=identity,
+            kind=entry.kind,
+            client_type=declared[:64],
+            desc=_text(auth.get("desc")),
+            html=_text(auth.get("clienthtml") or auth.get("clientHTML")),
+            peer=peer,
+            loopback=is_loopback(peer),
+        )
+        key = auth.get("key")
+        if key == GET_KEY:
+            if namespace not in KEY_NAMESPACES:
+                raise self._fail(peer, "Invalid key.")
+            if not principal.is_extension:
+                raise self._fail(peer, "Only SillyTavern clients may request a key.")
+            ready = await self.check_password(entry, auth.get("password"), peer)
+            return AuthResult(principal, ConnMode.KEY_PENDING, may_issue=ready)
+        if key is None and namespace == Namespace.FUNCTION_CALL and principal.is_extension:
+            if not await self.check_password(entry, auth.get("password"), peer):
+                raise self._fail(peer, "Password required.")
+            return AuthResult(principal, ConnMode.BOOTSTRAP)
+        if not isinstance(key, str) or not key:
+            raise self._fail(peer, "Invalid key.")
+        await self.verify_key(client_id, key, peer)
+        if namespace in ELEVATED_NAMESPACES:
+            if not (principal.is_admin or principal.is_extension):
+                raise forbidden("Unauthorized")
+            if self.settings().network_safe and not principal.loopback:
+                raise forbidden("Only loopback connections may do this while networkSafe is on.")
+        return AuthResult(principal, ConnMode.FULL)
+
+    async def verify_key(self, client_id: str, key: str, peer: str) -> None:
+        record = await self.store.get_key(client_id)
+        if record is None:
+            raise self._fail(peer, "Invalid key.")
+        if not self.cache.hit(record.hash, key):
+            if not await asyncio.to_thread(verify_secret, key, record.hash):
+                raise self._fail(peer, "Invalid key.")
+            self.cache.remember(record.hash, key)
+        now = time.monotonic()
+        if now - self._touched.get(client_id, -_TOUCH_EVERY) >= _TOUCH_EVERY:
+            self._touched[client_id] = now
+            await self.store.touch_key(client_id, iso_now())

@@ -1,0 +1,67 @@
+"""The files area (``<data>/files``): the only place file functions can reach.
+
+Paths are taken relative to the area, resolved after symlinks and ``..``,
+and refused when they leave it (DECISIONS 10). Settings, keys, the
+database and the logs live outside the area, so no path trick reaches them.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from newage.errors import ErrorCode, NewAgeError, bad_request, forbidden
+from newage.fsutil import atomic_write_json, is_within
+
+MAX_JSON_BYTES = 10_000_000
+OUTSIDE = "Access denied: Path is outside the files area."
+
+
+class FileArea:
+    def __init__(self, root: Path, restricted: list[str] | None = None) -> None:
+        self.root = root
+        self.restricted = restricted or []
+
+    def resolve(self, relative: str) -> Path:
+        """Confine a normalized client path to the area; raise if it escapes."""
+        if relative.startswith("/") or relative.startswith("..") or "\x00" in relative:
+            raise forbidden(OUTSIDE)
+        if any(part.startswith(".") and part not in {".", ".."} for part in relative.split("/")):
+            raise forbidden("Access denied: hidden files are not accessible.")
+        root = self.root.resolve()
+        target = (root / relative).resolve()
+        if not is_within(target, root) or target == root:
+            raise forbidden(OUTSIDE)
+        for item in self.restricted:
+            blocked = (root / item).resolve()
+            if target == blocked or is_within(target, blocked):
+                raise forbidden("Access denied: File is restricted.")
+        return target
+
+    def read_json(self, relative: str) -> Any:
+        path = self.resolve(relative)
+        try:
+            if path.stat().st_size > MAX_JSON_BYTES:
+                raise NewAgeError(ErrorCode.TOO_LARGE, "File too large.")
+            return json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise NewAgeError(ErrorCode.NOT_FOUND, f"File not found: {relative}") from None
+        except IsADirectoryError:
+            raise bad_request(f"Not a file: {relative}") from None
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise bad_request(f"Invalid JSON in {relative}: {exc}") from None
+
+    def save_json(self, relative: str, data: Any) -> None:
+        """Shallow-merge ``data`` over an existing JSON object (new keys win)."""
+        if not isinstance(data, dict):
+            raise bad_request("jsonData must be an object.")
+        path = self.resolve(relative)
+        current: Any = {}
+        if path.exists():
+            try:
+                current = json.loads(path.read_text(encoding="utf-8"))
+            except (json.JSONDecodeError, UnicodeDecodeError, IsADirectoryError):
+                raise bad_request(f"Existing file is not a JSON object: {relative}") from None
+        merged = {**current, **data} if isinstance(current, dict) else data
+        atomic_write_json(path, merged)

@@ -1,0 +1,61 @@
+"""Keeps live sockets in line with trust and keys.
+
+A revoked key or a withdrawn trust entry disconnects the client's sockets,
+whether the change came over the wire or from the CLI in another process
+(noticed through the store's change counter). Rotating a key does not:
+sockets already authenticated stay up, only new connects need the new key.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from newage.domain.ports import Outbox
+from newage.domain.presence import Presence
+from newage.domain.principal import ConnMode
+from newage.logs import log
+from newage.store.base import Store
+
+
+class AccessGuard:
+    def __init__(self, store: Store, presence: Presence, outbox: Outbox) -> None:
+        self.store = store
+        self.presence = presence
+        self.outbox = outbox
+
+    async def enforce(self, client_ids: Iterable[str] | None = None) -> int:
+        """Disconnect sockets that lost their trust or key; return how many."""
+        if client_ids is None:
+            client_ids = {ref.principal.client_id for ref in self.presence.sockets.values()}
+        dropped = 0
+        for client_id in list(client_ids):
+            refs = self.presence.client_sids(client_id)
+            if not refs:
+                continue
+            entry = await self.store.get_trust(client_id)
+            has_key = await self.store.get_key(client_id) is not None
+            for ref in refs:
+                lost_trust = entry is None or not entry.trusted
+                lost_key = ref.mode is ConnMode.FULL and not has_key
+                if lost_trust or lost_key:
+                    log.info(
+                        "disconnecting %s from %s: %s",
+                        ref.principal.identity,
+                        ref.namespace,
+                        "trust withdrawn" if lost_trust else "key revoked",
+                    )
+                    await self.outbox.disconnect(ref.sid, ref.namespace)
+                    dropped += 1
+        return dropped
+
+    async def disconnect_identity(self, identity: str) -> int:
+        refs = self.presence.identity_sids(identity)
+        for ref in refs:
+            await self.outbox.disconnect(ref.sid, ref.namespace)
+        return len(refs)
+
+    async def disconnect_client(self, client_id: str) -> int:
+        refs = self.presence.client_sids(client_id)
+        for ref in refs:
+            await self.outbox.disconnect(ref.sid, ref.namespace)
+        return len(refs)

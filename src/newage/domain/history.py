@@ -1,0 +1,71 @@
+"""Chat history of a room: recording, system messages, incremental broadcasts.
+
+Every recorded message is committed to the store before anyone hears of it,
+so a ``NEW_MESSAGE`` a client saw is never lost to a crash.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from newage.clock import iso_now
+from newage.domain.ports import Outbox
+from newage.protocol.names import SYSTEM_IDENTITY, Ev, Namespace
+from newage.store.base import MessageKind, Store
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+def request_text(payload: dict[str, Any]) -> str:
+    """Text of a request: first non-empty of message, data, data.text,
+    data.prompt, prompt (reference 3.3)."""
+    candidates: list[Any] = [payload.get("message"), payload.get("data")]
+    data = payload.get("data")
+    if isinstance(data, dict):
+        candidates += [data.get("text"), data.get("prompt")]
+    candidates.append(payload.get("prompt"))
+    for value in candidates:
+        if isinstance(value, str) and value.strip():
+            return value
+    return ""
+
+
+class History:
+    def __init__(
+        self,
+        store: Store,
+        outbox: Outbox,
+        audience: Callable[[str], list[str]],
+    ) -> None:
+        self.store = store
+        self.outbox = outbox
+        # room -> addresses that hear about its messages (members, assigned
+        # extensions, monitors); supplied by the app so history stays small
+        self.audience = audience
+
+    async def record(self, room: str, kind: MessageKind, body: dict[str, Any]) -> dict[str, Any]:
+        body.setdefault("messageId", new_id())
+        body.setdefault("timestamp", iso_now())
+        body["roomName"] = room
+        await self.store.append_message(room, kind, body)
+        await self.outbox.emit(
+            Namespace.LLM, Ev.NEW_MESSAGE, {"roomName": room, "message": body}, self.audience(room)
+        )
+        return body
+
+    async def system(self, room: str, text: str) -> dict[str, Any]:
+        body = {
+            "messageId": new_id(),
+            "identity": SYSTEM_IDENTITY,
+            "role": "system",
+            "data": text,
+            "message": text,
+            "timestamp": iso_now(),
+            "isSystem": True,
+            "fromClient": False,
+        }
+        return await self.record(room, "system", body)

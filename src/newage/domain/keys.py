@@ -1,0 +1,114 @@
+"""Client keys and passwords: generation, bcrypt hashing, verification cache.
+
+Keys are 43 URL-safe characters (256 bits), well under bcrypt's 72-byte
+limit, shown once and stored only as bcrypt hashes (DECISIONS 8).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+import time
+from collections import OrderedDict, deque
+
+import bcrypt
+
+KEY_BYTES = 32
+_BCRYPT_RE = re.compile(r"^\$2[aby]\$\d{2}\$[./A-Za-z0-9]{53}$")
+
+
+def generate_key() -> str:
+    return secrets.token_urlsafe(KEY_BYTES)
+
+
+def _bytes(secret: str) -> bytes:
+    # bcrypt only looks at 72 bytes; bcrypt>=5 raises instead of truncating.
+    return secret.encode("utf-8")[:72]
+
+
+def hash_secret(secret: str, cost: int) -> str:
+    return bcrypt.hashpw(_bytes(secret), bcrypt.gensalt(rounds=cost)).decode("ascii")
+
+
+def verify_secret(secret: str, hashed: str) -> bool:
+    try:
+        return bcrypt.checkpw(_bytes(secret), hashed.encode("ascii"))
+    except ValueError:
+        return False
+
+
+def is_bcrypt_hash(value: str) -> bool:
+    return bool(_BCRYPT_RE.match(value))
+
+
+def fingerprint(key: str) -> str:
+    """Short, non-reversible tag to tell keys apart in lists."""
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()[:12]
+
+
+class VerifiedCache:
+    """Remembers successful (hash, secret) verifications.
+
+    Keyed by the stored hash, so a rotated or revoked key can never hit: the
+    caller always looks up the current hash first. Only a SHA-256 of the
+    secret is kept in memory.
+    """
+
+    def __init__(self, capacity: int = 10_000) -> None:
+        self._capacity = capacity
+        self._entries: OrderedDict[str, bytes] = OrderedDict()
+
+    @staticmethod
+    def _digest(secret: str) -> bytes:
+        return hashlib.sha256(secret.encode("utf-8")).digest()
+
+    def hit(self, hashed: str, secret: str) -> bool:
+        digest = self._entries.get(hashed)
+        if digest is None:
+            return False
+        self._entries.move_to_end(hashed)
+        return hmac.compare_digest(digest, self._digest(secret))
+
+    def remember(self, hashed: str, secret: str) -> None:
+        self._entries[hashed] = self._digest(secret)
+        self._entries.move_to_end(hashed)
+        while len(self._entries) > self._capacity:
+            self._entries.popitem(last=False)
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+
+class FailureLimiter:
+    """Sliding-window count of failed authentications per peer address.
+
+    Past the limit a peer is refused before any bcrypt work, which bounds
+    both guessing and the CPU an attacker can make us burn.
+    """
+
+    def __init__(self, limit: int, window: float = 60.0) -> None:
+        self.limit = limit
+        self.window = window
+        self._fails: dict[str, deque[float]] = {}
+
+    def _recent(self, peer: str, now: float) -> deque[float]:
+        times = self._fails.get(peer)
+        if times is None:
+            return deque()
+        while times and now - times[0] > self.window:
+            times.popleft()
+        if not times:
+            del self._fails[peer]
+        return times
+
+    def blocked(self, peer: str) -> bool:
+        return len(self._recent(peer, time.monotonic())) >= self.limit
+
+    def failed(self, peer: str) -> None:
+        now = time.monotonic()
+        self._recent(peer, now)
+        self._fails.setdefault(peer, deque()).append(now)
+        if len(self._fails) > 100_000:  # bound memory under a spray of addresses
+            self._fails.pop(next(iter(self._fails)))

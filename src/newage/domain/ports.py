@@ -1,0 +1,48 @@
+"""What the domain needs from the transport, and nothing more.
+
+Domain services talk to clients only through :class:`Outbox`; the realtime
+layer implements it on top of Socket.IO. Addresses are plain strings built by
+the helpers below so that a chat room, an identity and a clientId can never
+collide even when they share a name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+
+def identity_addr(identity: str) -> str:
+    return f"id:{identity}"
+
+
+def client_addr(client_id: str) -> str:
+    return f"cid:{client_id}"
+
+
+def room_addr(room: str) -> str:
+    return f"room:{room}"
+
+
+class Outbox(Protocol):
+    async def emit(
+        self,
+        namespace: str,
+        event: str,
+        data: Any,
+        to: Sequence[str] | None = None,
+        *,
+        skip_extensions: bool = False,
+    ) -> None:
+        """Send to every socket of ``namespace`` in any address of ``to``
+        (each socket once), or to the whole namespace when ``to`` is None."""
+
+    async def enter_room(self, identity: str, room: str) -> None:
+        """Mirror a new chat-room membership onto the identity's live sockets."""
+
+    async def leave_room(self, identity: str, room: str) -> None: ...
+
+    async def disconnect(self, sid: str, namespace: str) -> None: ...
+
+    async def call(self, namespace: str, sid: str, event: str, data: Any, timeout: float) -> Any:
+        """Emit with an ack and wait for it; raise TimeoutError when none comes."""

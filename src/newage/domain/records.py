@@ -1,0 +1,82 @@
+"""Plain records shared by the domain and the store (no storage types)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from newage.protocol.names import ClientKind, RequestMode, Role
+
+
+@dataclass(slots=True)
+class TrustEntry:
+    client_id: str
+    kind: ClientKind = ClientKind.CLIENT
+    trusted: bool = True
+    password_hash: str | None = None
+    remember_me: bool = False
+    created_at: str = ""
+    updated_at: str = ""
+
+    def public(self) -> dict[str, Any]:
+        """Wire view: never the password or its hash."""
+        return {
+            "clientId": self.client_id,
+            "clientType": self.kind.value,
+            "isTrust": self.trusted,
+            "hasPassword": self.password_hash is not None,
+            "Remember_me": self.remember_me,
+            "createdAt": self.created_at,
+            "updatedAt": self.updated_at,
+        }
+
+
+@dataclass(slots=True)
+class KeyRecord:
+    client_id: str
+    hash: str
+    fingerprint: str
+    created_at: str
+    last_used_at: str | None = None
+
+    def public(self) -> dict[str, Any]:
+        """Key metadata; the secret is shown once at creation and the hash never."""
+        return {
+            "clientId": self.client_id,
+            "fingerprint": self.fingerprint,
+            "createdAt": self.created_at,
+            "lastUsedAt": self.last_used_at,
+        }
+
+
+@dataclass(slots=True)
+class MemberRecord:
+    identity: str
+    role: Role
+    joined_at: str
+
+
+@dataclass(slots=True)
+class RoomRecord:
+    name: str
+    mode: RequestMode
+    created_at: str
+    created_by: str | None = None
+    personal_of: str | None = None
+    members: dict[str, MemberRecord] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class MuteRecord:
+    identity: str
+    muted_until: str
+    muted_by: str
+    room: str | None = None
+    duration: int | None = None  # seconds; None = permanent
+
+
+@dataclass(slots=True)
+class StaticMapping:
+    url_path: str
+    target: str  # relative to the files area
+    created_at: str

@@ -1,0 +1,333 @@
+"""Rooms and memberships: the in-memory model, written through to the store.
+
+Each operation checks permissions, commits to the store, updates memory,
+mirrors the membership onto Socket.IO rooms, then notifies. A failure
+before the commit changes nothing.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from newage.clock import iso_now
+from newage.domain.history import History
+from newage.domain.ports import Outbox, identity_addr, room_addr
+from newage.domain.presence import Presence
+from newage.domain.principal import Principal
+from newage.domain.records import MemberRecord
+from newage.domain.room_model import (
+    Room,
+    is_reserved,
+    require_can_act_on,
+    require_master,
+    require_moderator,
+)
+from newage.errors import bad_request, conflict, forbidden, not_found
+from newage.logs import log
+from newage.protocol.names import MONITOR_ROOM, Ev, MemberStatus, Namespace, RequestMode, Role
+from newage.store.base import Store
+
+_ROOM_NAME = re.compile(r"^[^\x00-\x1f\x7f]{1,128}$")
+NOTICE_NAMESPACES = (Namespace.ROOMS, Namespace.DEFAULT)
+RoomHook = Callable[[Room], Awaitable[None]]
+
+
+def valid_room_name(name: Any) -> str:
+    if not isinstance(name, str) or not _ROOM_NAME.match(name) or name.strip() != name:
+        raise bad_request("Invalid room name")
+    return name
+
+
+class RoomService:
+    def __init__(
+        self,
+        store: Store,
+        outbox: Outbox,
+        presence: Presence,
+        history: History,
+        default_mode: Callable[[], RequestMode],
+        reserved_names: Callable[[], set[str]],
+    ) -> None:
+        self.store = store
+        self.outbox = outbox
+        self.presence = presence
+        self.history = history
+        self.default_mode = default_mode
+        self.reserved_names = reserved_names  # identities/clientIds a new room may not take
+        self.rooms: dict[str, Room] = {}
+        self._of: dict[str, set[str]] = {}
+        self.on_deleted: list[RoomHook] = []
+        self.on_mode_changed: list[Callable[[Room, RequestMode], Awaitable[None]]] = []
+        self.on_member_status: Callable[[str, str, MemberStatus], Awaitable[None]] | None = None
+
+    # ------------------------------------------------------------------ loading
+    async def load(self) -> None:
+        for record in await self.store.load_rooms():
+            room = Room.from_record(record)
+            self.rooms[room.name] = room
+            for identity in room.members:
+                self._of.setdefault(identity, set()).add(room.name)
+        if MONITOR_ROOM not in self.rooms:
+            await self._insert(Room(MONITOR_ROOM, self.default_mode(), iso_now()))
+
+    async def _insert(self, room: Room) -> None:
+        await self.store.create_room(room.to_record())
+        self.rooms[room.name] = room
+        for identity in room.members:
+            self._of.setdefault(identity, set()).add(room.name)
+            await self.outbox.enter_room(identity, room.name)
+
+    # ------------------------------------------------------------------ queries
+    def get(self, name: Any) -> Room:
+        room = self.rooms.get(valid_room_name(name))
+        if room is None:
+            raise not_found("Room not found")
+        return room
+
+    def rooms_of(self, identity: str) -> list[str]:
+        return sorted(self._of.get(identity, ()))
+
+    def is_member(self, identity: str, name: str) -> bool:
+        return name in self._of.get(identity, ())
+
+    def visible_names(self, principal: Principal) -> list[str]:
+        """Admins see every room; others the rooms they belong to."""
+        if principal.is_admin:
+            return sorted(self.rooms)
+        return self.rooms_of(principal.identity)
+
+    def members_view(self, room: Room) -> list[dict[str, Any]]:
+        items = []
+        for m in room.members.values():
+            session = self.presence.sessions.get(m.identity)
+            p = session.principal if session else None
+            items.append(
+                {
+                    "clientId": m.identity,
+                    "identity": m.identity,
+                    "id": m.identity,
+                    "role": m.role.value,
+                    "joinedAt": m.joined_at,
+                    "clientType": p.client_type if p else None,
+                    "description": p.desc if p else None,
+                    "desc": p.desc if p else None,
+                    "online": session is not None,
+                }
+            )
+        return items
+
+    # ------------------------------------------------------------------ lifecycle
+    async def ensure_personal(self, identity: str) -> Room | None:
+        room = self.rooms.get(identity)
+        if room is None:
+            now = iso_now()
+            room = Room(
+                identity,
+                self.default_mode(),
+                now,
+                created_by=identity,
+                personal_of=identity,
+                members={identity: MemberRecord(identity, Role.MASTER, now)},
+            )
+            await self._insert(room)
+            log.info("created personal room %s", identity)
+            return room
+        if identity in room.members:
+            return room
+        log.warning("room %r exists without its namesake as member: no personal room", identity)
+        return None
+
+    async def join_monitor_room(self, identity: str) -> None:
+        room = self.rooms[MONITOR_ROOM]
+        if identity not in room.members:
+            await self._add(room, identity, Role.MANAGER, announce=False)
+
+    async def create(self, name: Any, actor: Principal) -> Room:
+        if not (actor.is_admin or actor.is_extension):
+            raise forbidden("Unauthorized")
+        name = valid_room_name(name)
+        if name in self.rooms or is_reserved(name):
+            raise conflict("Room already exists")
+        if name in self.reserved_names() and name != actor.identity:
+            raise conflict("Room name is reserved for a client.")
+        now = iso_now()
+        room = Room(
+            name,
+            self.default_mode(),
+            now,
+            created_by=actor.identity,
+            members={actor.identity: MemberRecord(actor.identity, Role.MASTER, now)},
+        )
+        if name == actor.identity:
+            room.personal_of = actor.identity
+        await self._insert(room)
+        log.info("%s created room %s", actor.identity, name)
+        return room
+
+    async def delete(self, name: Any, actor: Principal) -> None:
+        room = self.get(name)
+        require_master(room, actor)
+        if room.name == MONITOR_ROOM:
+            raise forbidden("monitor-room cannot be deleted.")
+        if room.personal_of and self.presence.is_present(room.personal_of):
+            raise conflict("Cannot delete a personal room of a connected client.")
+        await self.store.delete_room(room.name)
+        del self.rooms[room.name]
+        notice = {"roomName": room.name, "message": f'Room "{room.name}" has been deleted.'}
+        former = list(room.members)
+        await self.outbox.emit(Namespace.ROOMS, Ev.DELETE_ROOM, notice, [room_addr(room.name)])
+        for identity in former:
+            self._of.get(identity, set()).discard(room.name)
+            await self.outbox.leave_room(identity, room.name)
+        for hook in self.on_deleted:
+            await hook(room)
+        log.info("%s deleted room %s", actor.identity, room.name)
+
+    # ------------------------------------------------------------------ membership
+    async def add_member(self, name: Any, identity: Any, role: Any, actor: Principal) -> Room:
+        room = self.get(name)
+        identity = valid_room_name(identity)
+        role = _role(role)
+        require_moderator(room, actor)
+        if role is Role.MASTER and not (actor.is_admin or room.role(actor.identity) is Role.MASTER):
+            raise forbidden("Only the master or an admin may grant master.")
+        if identity in room.members:
+            raise conflict("Client already in room")
+        await self._add(room, identity, role, announce=True)
+        return room
+
+    async def _add(self, room: Room, identity: str, role: Role, *, announce: bool) -> None:
+        now = iso_now()
+        member = MemberRecord(identity, role, now)
+        demoted = self._demotion(room, role)
+        await self.store.put_members(room.name, [member, *demoted])
+        for d in demoted:
+            room.members[d.identity] = d
+        room.members[identity] = member
+        self._of.setdefault(identity, set()).add(room.name)
+        await self.outbox.enter_room(identity, room.name)
+        if not announce:
+            return
+        await self.history.system(
+            room.name, f"[System] {identity} has joined the room as {role.value}."
+        )
+        joined = {
+            "clientId": identity,
+            "identity": identity,
+            "roomName": room.name,
+            "role": role.value,
+        }
+        await self._notify(
+            room, Ev.MEMBER_JOINED, joined, [a for a in room.moderators if a != identity]
+        )
+        await self._role_changed(room, identity, role, None)
+        for d in demoted:
+            await self._role_changed(room, d.identity, d.role, Role.MASTER)
+
+    def _demotion(self, room: Room, new_role: Role) -> list[MemberRecord]:
+        master = room.master
+        if new_role is not Role.MASTER or master is None:
+            return []
+        old = room.members[master]
+        return [MemberRecord(master, Role.MANAGER, old.joined_at)]
+
+    async def remove_member(
+        self, name: Any, identity: Any, actor: Principal, *, kick: bool = False
+    ) -> Room:
+        room = self.get(name)
+        identity = valid_room_name(identity)
+        if identity not in room.members:
+            raise not_found("Client not in room")
+        if room.personal_of == identity:
+            raise bad_request("Invalid operation")
+        if kick or identity != actor.identity:
+            require_can_act_on(room, actor, identity)
+        await self.store.remove_member(room.name, identity)
+        del room.members[identity]
+        self._of.get(identity, set()).discard(room.name)
+        await self.outbox.leave_room(identity, room.name)
+        await self.history.system(room.name, f"[System] {identity} has left the room.")
+        left = {"clientId": identity, "identity": identity, "roomName": room.name}
+        await self._notify(room, Ev.MEMBER_LEFT, left, room.moderators)
+        if kick:
+            warning = {
+                "message": f"You have been kicked from room {room.name}.",
+                "roomName": room.name,
+            }
+            for namespace in NOTICE_NAMESPACES:
+                await self.outbox.emit(namespace, Ev.WARNING, warning, [identity_addr(identity)])
+        if self.on_member_status is not None:
+            await self.on_member_status(identity, room.name, MemberStatus.IDLE)
+        return room
+
+    async def set_role(self, name: Any, identity: Any, role: Any, actor: Principal) -> Room:
+        room = self.get(name)
+        identity = valid_room_name(identity)
+        role = _role(role)
+        require_master(room, actor)
+        previous = room.role(identity)
+        if previous is None:
+            raise not_found("Client not in room")
+        if previous is role:
+            return room
+        member = MemberRecord(identity, role, room.members[identity].joined_at)
+        demoted = [d for d in self._demotion(room, role) if d.identity != identity]
+        await self.store.put_members(room.name, [member, *demoted])
+        for d in demoted:
+            room.members[d.identity] = d
+        room.members[identity] = member
+        await self._role_changed(room, identity, role, previous)
+        for d in demoted:
+            await self._role_changed(room, d.identity, d.role, Role.MASTER)
+        return room
+
+    async def set_mode(self, name: Any, mode: RequestMode, actor: Principal) -> tuple[Room, bool]:
+        room = self.get(name)
+        if not (actor.is_admin or room.role(actor.identity) in (Role.MASTER, Role.MANAGER)):
+            raise forbidden(
+                "Permission denied. Only room master/manager or admin can set the mode."
+            )
+        previous = room.mode
+        if previous is mode:
+            return room, False
+        await self.store.set_room_mode(room.name, mode)
+        room.mode = mode
+        payload = {"roomName": room.name, "mode": mode.value, "setter": actor.identity}
+        await self.outbox.emit(
+            Namespace.ROOMS, Ev.ROOM_MODE_CHANGED, payload, [room_addr(room.name)]
+        )
+        for hook in self.on_mode_changed:
+            await hook(room, previous)
+        return room, True
+
+    # ------------------------------------------------------------------ notices
+    async def _notify(self, room: Room, event: str, payload: dict[str, Any], to: list[str]) -> None:
+        if not to:
+            return
+        addrs = [identity_addr(i) for i in to]
+        for namespace in NOTICE_NAMESPACES:
+            await self.outbox.emit(namespace, event, payload, addrs)
+
+    async def _role_changed(
+        self, room: Room, identity: str, role: Role, previous: Role | None
+    ) -> None:
+        payload = {
+            "clientId": identity,
+            "identity": identity,
+            "targetIdentity": identity,
+            "roomName": room.name,
+            "role": role.value,
+            "newRole": role.value,
+            "previousRole": previous.value if previous else None,
+        }
+        to = list(dict.fromkeys([identity, *room.moderators]))
+        await self._notify(room, Ev.MEMBER_ROLE_CHANGED, payload, to)
+
+
+def _role(value: Any) -> Role:
+    try:
+        return Role(value)
+    except ValueError:
+        raise bad_request("Invalid role") from None

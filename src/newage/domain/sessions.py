@@ -1,0 +1,103 @@
+"""What happens when an identity arrives or leaves (reference 3.1.2).
+
+Session start: personal room (persisted), ``monitor-room`` for admins,
+client-room registration for plain clients, client-list broadcast. An
+extension becomes *available* with its first ``/llm`` socket and stops
+being available with its last one. Session end keeps memberships so a
+returning client can catch up on its rooms.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from newage.domain.ports import Outbox, room_addr
+from newage.domain.presence import Presence, Session, SocketRef
+from newage.domain.principal import ConnMode
+from newage.domain.relations import RelationService
+from newage.domain.rooms import RoomService
+from newage.protocol.names import ROOM_MIRROR_NAMESPACES, Ev, Namespace
+
+Hook = Callable[[str], Awaitable[None]]
+
+
+class SessionService:
+    def __init__(
+        self,
+        presence: Presence,
+        rooms: RoomService,
+        relations: RelationService,
+        outbox: Outbox,
+        enter: Callable[[str, str, str], Awaitable[None]],
+    ) -> None:
+        self.presence = presence
+        self.rooms = rooms
+        self.relations = relations
+        self.outbox = outbox
+        self.enter = enter  # (sid, namespace, address) -> join a Socket.IO room
+        self.extension_gone: list[Hook] = []
+        self.session_ended: list[Hook] = []
+
+    async def socket_added(self, ref: SocketRef) -> bool:
+        """Register an accepted socket; runs before the client hears CONNECT,
+        so the personal room exists before its first event. True when the
+        socket started a session."""
+        session = self.presence.add(ref)
+        p = ref.principal
+        if session is not None:
+            await self.rooms.ensure_personal(p.identity)
+            if p.is_admin:
+                await self.rooms.join_monitor_room(p.identity)
+        if ref.mode is ConnMode.FULL and ref.namespace in ROOM_MIRROR_NAMESPACES:
+            for room in self.rooms.rooms_of(p.identity):
+                await self.enter(ref.sid, ref.namespace, room_addr(room))
+        return session is not None
+
+    async def socket_ready(self, ref: SocketRef, started: bool) -> None:
+        """After CONNECT: the notifications of a new session or extension."""
+        p = ref.principal
+        if started and p.is_plain:
+            await self.relations.client_online(p.identity)
+        if (
+            p.is_extension
+            and ref.namespace == Namespace.LLM
+            and ref.mode is ConnMode.FULL
+            and len(self.presence.full_sids(p.identity, Namespace.LLM)) == 1
+        ):
+            await self.relations.extension_online(p.identity)
+        if started:
+            await self.broadcast_clients()
+
+    async def socket_removed(self, sid: str) -> Session | None:
+        ref, ended = self.presence.remove(sid)
+        if ref is None:
+            return None
+        p = ref.principal
+        if (
+            p.is_extension
+            and ref.namespace == Namespace.LLM
+            and not self.presence.full_sids(p.identity, Namespace.LLM)
+        ):
+            await self.relations.extension_offline(p.identity)
+            for hook in self.extension_gone:
+                await hook(p.identity)
+        if ended is not None:
+            if p.is_plain:
+                await self.relations.client_offline(p.identity)
+            for hook in self.session_ended:
+                await hook(p.identity)
+            await self.broadcast_clients()
+        return ended
+
+    def client_list(self) -> dict[str, Any]:
+        items = self.presence.client_items()
+        return {
+            "clients": items,
+            "nonSillyTavernClients": [i for i in items if i["kind"] != "SillyTavern"],
+        }
+
+    async def broadcast_clients(self) -> None:
+        payload = self.client_list()
+        for event in (Ev.UPDATE_CONNECTED_CLIENTS, Ev.CONNECTED_CLIENTS_UPDATE):
+            await self.outbox.emit(Namespace.CLIENTS, event, payload)

@@ -1,0 +1,126 @@
+"""Trust entries and keys: the rules shared by the CLI and the admin events."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+from newage.clock import iso_now
+from newage.domain.keys import fingerprint, generate_key, hash_secret, is_bcrypt_hash
+from newage.domain.principal import Principal, require_sensitive
+from newage.domain.records import KeyRecord, TrustEntry
+from newage.errors import bad_request, forbidden, not_found
+from newage.protocol.names import ClientKind
+from newage.store import trustfiles
+from newage.store.base import Store
+
+
+class TrustService:
+    def __init__(self, store: Store, settings_dir: Path, bcrypt_cost: int) -> None:
+        self.store = store
+        self.settings_dir = settings_dir
+        self.bcrypt_cost = bcrypt_cost
+
+    async def import_files(self) -> list[TrustEntry]:
+        """Start-up: make the store's trust table mirror the files exactly."""
+        entries = await asyncio.to_thread(
+            trustfiles.load_trust_files, self.settings_dir, self.bcrypt_cost
+        )
+        await self.store.replace_all_trust(entries)
+        return entries
+
+    async def get(self, client_id: str) -> TrustEntry | None:
+        return await self.store.get_trust(client_id)
+
+    async def list(self) -> list[TrustEntry]:
+        return await self.store.list_trust()
+
+    async def add(
+        self,
+        client_id: str,
+        kind: ClientKind = ClientKind.CLIENT,
+        password: str | None = None,
+        remember_me: bool | None = None,
+    ) -> TrustEntry:
+        """Trust (or re-trust) a client; ``password=None`` keeps an existing one."""
+        if not trustfiles.valid_client_id(client_id):
+            raise bad_request("Invalid clientId.")
+        if kind is ClientKind.SILLYTAVERN and not client_id.startswith("SillyTavern"):
+            raise bad_request("SillyTavern clientIds must start with 'SillyTavern'.")
+        existing = await self.store.get_trust(client_id)
+        now = iso_now()
+        entry = TrustEntry(
+            client_id=client_id,
+            kind=kind,
+            trusted=True,
+            password_hash=existing.password_hash if existing else None,
+            remember_me=existing.remember_me if existing else False,
+            created_at=existing.created_at if existing else now,
+            updated_at=now,
+        )
+        if remember_me is not None:
+            entry.remember_me = remember_me
+        if password is not None:
+            entry.password_hash = (
+                password
+                if is_bcrypt_hash(password)
+                else await asyncio.to_thread(hash_secret, password, self.bcrypt_cost)
+            )
+            if password == "":
+                entry.password_hash = None
+        # file first: if the store write fails the next start-up still agrees
+        await asyncio.to_thread(trustfiles.write_trust_file, self.settings_dir, entry)
+        await self.store.put_trust(entry)
+        return entry
+
+    async def remove(self, client_id: str) -> bool:
+        in_file = await asyncio.to_thread(trustfiles.untrust_file, self.settings_dir, client_id)
+        in_store = await self.store.delete_trust(client_id)
+        return in_file or in_store
+
+
+class KeyService:
+    def __init__(self, store: Store, bcrypt_cost: int) -> None:
+        self.store = store
+        self.bcrypt_cost = bcrypt_cost
+
+    async def create(self, client_id: str) -> tuple[str, KeyRecord]:
+        """Generate (or rotate) the client's key; the plaintext is returned once."""
+        if not trustfiles.valid_client_id(client_id):
+            raise bad_request("Invalid clientId.")
+        key = generate_key()
+        hashed = await asyncio.to_thread(hash_secret, key, self.bcrypt_cost)
+        record = KeyRecord(client_id, hashed, fingerprint(key), iso_now())
+        await self.store.put_key(record)
+        return key, record
+
+    async def revoke(self, client_id: str) -> bool:
+        return await self.store.delete_key(client_id)
+
+    async def get(self, client_id: str) -> KeyRecord:
+        record = await self.store.get_key(client_id)
+        if record is None:
+            raise not_found("Client key not found.")
+        return record
+
+    async def list(self) -> list[KeyRecord]:
+        return await self.store.list_keys()
+
+    async def info(
+        self, actor: Principal, client_id: str | None, network_safe: bool, *, legacy_denial: bool
+    ) -> dict[str, Any]:
+        """Metadata of a client's key (never the key or its hash, DECISIONS 8).
+
+        Everyone may ask about their own clientId; asking about another one
+        is key management (admins and extensions, loopback under networkSafe).
+        """
+        target = client_id or actor.client_id
+        if target != actor.client_id:
+            if legacy_denial and not (actor.is_admin or actor.is_extension):
+                raise forbidden("You are have no right to get others key.")
+            require_sensitive(actor, network_safe, allow_extension=True)
+        record = await self.store.get_key(target)
+        if record is None:
+            raise not_found("Client key not found.")
+        return {"status": "ok", "success": True, "key": None, "hasKey": True, **record.public()}

@@ -1,0 +1,106 @@
+"""HTTP surface: static mounts, the monitor page, health, metrics, 404.
+
+The top-level :class:`Router` sends the Socket.IO path straight to
+python-engineio (no Starlette middleware on the hot path) and everything
+else to Starlette.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING, Any
+
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, PlainTextResponse, Response
+from starlette.routing import Mount, Route
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from newage.errors import NewAgeError
+from newage.http.static import BUILTIN_MOUNTS, WEB_ROOT, SafeStaticFiles
+
+if TYPE_CHECKING:
+    from newage.app import App
+
+CLIENT_BUNDLES = {
+    "socket.io.js": "socket.io.js",
+    "socket.io.min.js": "socket.io.min.js",
+    "socket.io.esm.min.js": "socket.io.esm.min.js",
+}
+
+
+def build_http_app(app: App) -> Starlette:
+    async def healthz(_: Request) -> Response:
+        return JSONResponse({"status": "ok", "version": app.version, "uptimeSeconds": app.uptime()})
+
+    async def readyz(_: Request) -> Response:
+        if await app.store.ping():
+            return JSONResponse({"status": "ok"})
+        return JSONResponse({"status": "error", "message": "store unreachable"}, status_code=503)
+
+    async def metrics(_: Request) -> Response:
+        app.refresh_gauges()
+        return Response(generate_latest(app.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    async def root(_: Request) -> Response:
+        return FileResponse(WEB_ROOT / "monitor" / "index.html")
+
+    async def not_found(request: Request, _: Exception) -> Response:
+        mapped = app.static_mappings.response(request.url.path)
+        if mapped is not None and request.method in {"GET", "HEAD"}:
+            return mapped
+        return PlainTextResponse("Not Found", status_code=404)
+
+    async def newage_error(_: Request, exc: Exception) -> Response:
+        assert isinstance(exc, NewAgeError)
+        return JSONResponse(exc.to_ack(), status_code=exc.http_status)
+
+    @asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        await app.startup()
+        try:
+            yield
+        finally:
+            await app.shutdown()
+
+    routes: list[Any] = [
+        Route("/healthz", healthz),
+        Route("/readyz", readyz),
+        Route("/metrics", metrics),
+        Route("/", root),
+        Route("/index.html", root),
+    ]
+    routes += [
+        Mount(path, app=SafeStaticFiles(directory=WEB_ROOT / path.strip("/"), html=True))
+        for path in BUILTIN_MOUNTS
+    ]
+    return Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        exception_handlers={404: not_found, NewAgeError: newage_error},
+    )
+
+
+class Router:
+    """Socket.IO path -> engineio; ``<path>/socket.io.js`` -> vendored client;
+    everything else -> Starlette (which also owns the lifespan)."""
+
+    def __init__(self, sio_app: ASGIApp, http_app: ASGIApp, sio_path: str) -> None:
+        self.sio_app = sio_app
+        self.http_app = http_app
+        self.prefix = sio_path.rstrip("/")
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] in ("http", "websocket"):
+            path: str = scope["path"]
+            if path == self.prefix or path.startswith(self.prefix + "/"):
+                bundle = CLIENT_BUNDLES.get(path[len(self.prefix) + 1 :])
+                if bundle is not None and scope["type"] == "http":
+                    response = FileResponse(WEB_ROOT / "public" / bundle)
+                    await response(scope, receive, send)
+                    return
+                await self.sio_app(scope, receive, send)
+                return
+        await self.http_app(scope, receive, send)

@@ -1,0 +1,124 @@
+"""Logging: console plus four files in ``<data>/logs``.
+
+Line format ``YYYY-MM-DD HH:mm:ss - level - message`` with the levels
+``error``, ``warn``, ``info``, ``debug``; READ_LOG parses exactly this. The
+per-level files are thresholds like the original's winston transports:
+``error.log`` holds errors, ``warn.log`` warnings and errors, ``info.log``
+info and above, ``combined.log`` everything at the live level.
+
+Writes happen on a listener thread (QueueHandler), so a slow disk never
+stalls the event loop. Keys, passwords and message bodies are only ever
+logged at debug level, by the callers' discipline.
+"""
+
+from __future__ import annotations
+
+import logging
+import logging.handlers
+import queue
+import re
+import sys
+from pathlib import Path
+
+LOG_FILES = ("combined.log", "error.log", "warn.log", "info.log")
+LEVEL_NAMES = {
+    logging.DEBUG: "debug",
+    logging.INFO: "info",
+    logging.WARNING: "warn",
+    logging.ERROR: "error",
+    logging.CRITICAL: "error",
+}
+LEVELS = {
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "warn": logging.WARNING,
+    "error": logging.ERROR,
+}
+ENTRY_RE = re.compile(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2} - (error|warn|info|debug) - ")
+
+log = logging.getLogger("newage")
+
+
+class LineFormatter(logging.Formatter):
+    def __init__(self) -> None:
+        super().__init__(datefmt="%Y-%m-%d %H:%M:%S")
+
+    def format(self, record: logging.LogRecord) -> str:
+        level = LEVEL_NAMES.get(record.levelno, record.levelname.lower())
+        text = f"{self.formatTime(record, self.datefmt)} - {level} - {record.getMessage()}"
+        if record.exc_info:
+            text += "\n" + self.formatException(record.exc_info)
+        return text
+
+
+class _Logging:
+    listener: logging.handlers.QueueListener | None = None
+    handlers: list[logging.Handler] = []
+
+
+_state = _Logging()
+
+
+def setup_logging(
+    logs_dir: Path | None,
+    level: str = "info",
+    *,
+    max_bytes: int = 10_000_000,
+    backups: int = 5,
+    console: bool = True,
+) -> None:
+    """(Re)configure the ``newage`` logger; safe to call more than once."""
+    shutdown_logging()
+    formatter = LineFormatter()
+    targets: list[logging.Handler] = []
+    if logs_dir is not None:
+        logs_dir.mkdir(parents=True, exist_ok=True)
+        thresholds = {
+            "combined.log": logging.NOTSET,
+            "error.log": logging.ERROR,
+            "warn.log": logging.WARNING,
+            "info.log": logging.INFO,
+        }
+        for name, threshold in thresholds.items():
+            handler = logging.handlers.RotatingFileHandler(
+                logs_dir / name, maxBytes=max_bytes, backupCount=backups, encoding="utf-8"
+            )
+            handler.setLevel(threshold)
+            handler.setFormatter(formatter)
+            targets.append(handler)
+    if console:
+        stream = logging.StreamHandler(sys.stderr)
+        stream.setFormatter(formatter)
+        targets.append(stream)
+    q: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
+    front = logging.handlers.QueueHandler(q)
+    log.handlers = [front]
+    log.propagate = False
+    set_level(level)
+    _state.handlers = targets
+    _state.listener = logging.handlers.QueueListener(q, *targets, respect_handler_level=True)
+    _state.listener.start()
+    # uvicorn and the socket.io libraries log through the same pipeline
+    for name in ("uvicorn", "uvicorn.error"):
+        other = logging.getLogger(name)
+        other.handlers = [front]
+        other.propagate = False
+    logging.getLogger("uvicorn.access").disabled = True
+
+
+def set_level(level: str) -> None:
+    log.setLevel(LEVELS[level])
+    logging.getLogger("uvicorn.error").setLevel(max(LEVELS[level], logging.INFO))
+
+
+def current_level() -> str:
+    return LEVEL_NAMES.get(log.level, "info")
+
+
+def shutdown_logging() -> None:
+    if _state.listener is not None:
+        _state.listener.stop()
+        _state.listener = None
+    for handler in _state.handlers:
+        handler.close()
+    _state.handlers = []

@@ -1,0 +1,124 @@
+"""``/clients``: client list, key management and trust management (admins)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from newage.domain.presence import SocketRef
+from newage.domain.principal import require_admin, require_sensitive
+from newage.errors import bad_request
+from newage.logs import log
+from newage.protocol.models import (
+    ClientIdIn,
+    DisconnectClientIn,
+    OptionalClientIdIn,
+    TargetClientIn,
+    TrustIn,
+)
+from newage.protocol.names import ClientKind, Ev
+from newage.realtime.base import BaseNamespace, on
+
+
+class ClientsNamespace(BaseNamespace):
+    def _sensitive(self, ref: SocketRef, *, allow_extension: bool = True) -> None:
+        require_sensitive(
+            ref.principal, self.app.live.current.network_safe, allow_extension=allow_extension
+        )
+
+    # ------------------------------------------------------------------ client list
+    @on(Ev.GET_CLIENT_LIST, "getClientList")
+    async def get_client_list(self, ref: SocketRef, _: Any) -> dict[str, Any]:
+        return {"status": "ok", "success": True, **self.app.sessions.client_list()}
+
+    @on(Ev.UPDATE_CONNECTED_CLIENTS)
+    async def update_connected_clients(self, ref: SocketRef, _: Any) -> dict[str, Any]:
+        return {"status": "ok", "success": True, **self.app.sessions.client_list()}
+
+    @on(Ev.GET_ROOMS, "getRooms")
+    async def get_rooms(self, ref: SocketRef, _: Any) -> list[str]:
+        # the extension's "rooms" socket is connected here and iterates the
+        # reply directly, so this namespace answers with a bare array
+        return self.app.rooms.visible_names(ref.principal)
+
+    # ------------------------------------------------------------------ keys
+    @on(Ev.GET_ALL_CLIENT_KEYS)
+    async def get_all_keys(self, ref: SocketRef, _: Any) -> dict[str, Any]:
+        self._sensitive(ref)
+        keys = {record.client_id: record.public() for record in await self.app.keys.list()}
+        return {"status": "ok", "success": True, "keys": keys}
+
+    @on(Ev.GET_CLIENT_KEY, model=OptionalClientIdIn)
+    async def get_client_key(self, ref: SocketRef, data: OptionalClientIdIn) -> dict[str, Any]:
+        return await self.app.keys.info(
+            ref.principal, data.client_id, self.app.live.current.network_safe, legacy_denial=False
+        )
+
+    @on(Ev.GENERATE_CLIENT_KEY, model=TargetClientIn)
+    async def generate_key(self, ref: SocketRef, data: TargetClientIn) -> dict[str, Any]:
+        self._sensitive(ref)
+        key, record = await self.app.keys.create(data.target_client_id)
+        entry = await self.app.trust.get(data.target_client_id)
+        log.info("%s generated a key for %s", ref.principal.identity, data.target_client_id)
+        return {
+            "status": "ok",
+            "success": True,
+            "clientId": record.client_id,
+            "key": key,
+            "fingerprint": record.fingerprint,
+            "createdAt": record.created_at,
+            "trusted": bool(entry and entry.trusted),
+        }
+
+    @on(Ev.REMOVE_CLIENT_KEY, model=TargetClientIn)
+    async def remove_key(self, ref: SocketRef, data: TargetClientIn) -> dict[str, Any]:
+        self._sensitive(ref)
+        target = data.target_client_id
+        existed = await self.app.keys.revoke(target)
+        dropped = await self.app.guard.enforce([target])
+        log.info(
+            "%s revoked the key of %s (%d sockets closed)", ref.principal.identity, target, dropped
+        )
+        reply: dict[str, Any] = {"status": "ok", "success": True, "disconnected": dropped}
+        if not existed:
+            reply["message"] = f"No key for {target}."
+        return reply
+
+    # ------------------------------------------------------------------ trust (admins)
+    @on(Ev.GET_TRUSTED_CLIENTS)
+    async def get_trusted(self, ref: SocketRef, _: Any) -> dict[str, Any]:
+        require_admin(ref.principal, self.app.live.current.network_safe)
+        entries = [entry.public() for entry in await self.app.trust.list()]
+        return {"status": "ok", "success": True, "clients": entries}
+
+    @on(Ev.ADD_TRUSTED_CLIENT, model=TrustIn)
+    async def add_trusted(self, ref: SocketRef, data: TrustIn) -> dict[str, Any]:
+        require_admin(ref.principal, self.app.live.current.network_safe)
+        try:
+            kind = ClientKind(data.client_type)
+        except ValueError:
+            raise bad_request("clientType must be client, SillyTavern or monitor.") from None
+        entry = await self.app.trust.add(data.client_id, kind, data.password, data.remember_me)
+        log.info("%s trusted %s as %s", ref.principal.identity, entry.client_id, kind.value)
+        return {"status": "ok", "success": True, "client": entry.public()}
+
+    @on(Ev.REMOVE_TRUSTED_CLIENT, model=ClientIdIn)
+    async def remove_trusted(self, ref: SocketRef, data: ClientIdIn) -> dict[str, Any]:
+        require_admin(ref.principal, self.app.live.current.network_safe)
+        removed = await self.app.trust.remove(data.client_id)
+        dropped = await self.app.guard.enforce([data.client_id])
+        log.info("%s withdrew trust from %s", ref.principal.identity, data.client_id)
+        reply: dict[str, Any] = {"status": "ok", "success": True, "disconnected": dropped}
+        if not removed:
+            reply["message"] = f"{data.client_id} was not trusted."
+        return reply
+
+    @on(Ev.DISCONNECT_CLIENT, model=DisconnectClientIn)
+    async def disconnect_client(self, ref: SocketRef, data: DisconnectClientIn) -> dict[str, Any]:
+        require_admin(ref.principal, self.app.live.current.network_safe)
+        if data.identity:
+            dropped = await self.app.guard.disconnect_identity(data.identity)
+        elif data.client_id:
+            dropped = await self.app.guard.disconnect_client(data.client_id)
+        else:
+            raise bad_request("identity or clientId is required.")
+        return {"status": "ok", "success": True, "disconnected": dropped}

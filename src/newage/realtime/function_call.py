@@ -1,0 +1,41 @@
+"""``/function_call``: server functions and calls forwarded to other clients."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from newage.domain.functions import CallContext, function_error
+from newage.domain.presence import SocketRef
+from newage.domain.principal import ConnMode
+from newage.errors import unauthenticated
+from newage.protocol.models import FunctionCallIn
+from newage.protocol.names import SERVER_TARGET, Ev
+from newage.realtime.base import BaseNamespace, on
+
+
+def _forwarded(args: list[Any]) -> bool:
+    data = args[0] if args else None
+    return isinstance(data, dict) and data.get("target", SERVER_TARGET) != SERVER_TARGET
+
+
+class FunctionCallNamespace(BaseNamespace):
+    async def closed(self, ref: SocketRef) -> None:
+        self.app.functions.socket_gone(ref.sid)
+        await super().closed(ref)
+
+    @on(
+        Ev.FUNCTION_CALL,
+        model=FunctionCallIn,
+        modes=(ConnMode.FULL, ConnMode.BOOTSTRAP),
+        detached=_forwarded,
+        error_shape=function_error,
+    )
+    async def function_call(self, ref: SocketRef, data: FunctionCallIn) -> dict[str, Any]:
+        if data.target in (None, SERVER_TARGET):
+            ctx = CallContext(ref.principal, ref.mode)
+            result = await self.app.functions.call_server(ctx, data.function_name, data.args)
+            return {"requestId": data.request_id, "success": True, "status": "ok", "result": result}
+        if ref.mode is not ConnMode.FULL:
+            raise unauthenticated("Key required.")
+        # relay the target's answer unchanged (the caller's requestId is in it)
+        return await self.app.functions.forward(data.model_dump(by_alias=True), data.target)  # type: ignore[no-any-return]

@@ -1,0 +1,105 @@
+"""Socket.IO implementation of the domain's :class:`Outbox` port.
+
+``emit`` encodes a packet once and hands it straight to each recipient's
+Engine.IO queue. python-socketio's own ``emit`` creates one task per
+recipient, which costs more than the send itself on the streaming path;
+queue puts do not suspend, so order per recipient is the call order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from typing import Any
+
+from engineio import packet as eio_packet
+from socketio import packet
+
+from newage.domain.ports import identity_addr, room_addr
+from newage.domain.presence import Presence
+from newage.metrics import Metrics
+from newage.protocol.names import ROOM_MIRROR_NAMESPACES
+from newage.realtime.server import NewAgeServer
+
+
+class SocketOutbox:
+    def __init__(self, sio: NewAgeServer, presence: Presence, metrics: Metrics) -> None:
+        self.sio = sio
+        self.presence = presence
+        self.metrics = metrics
+
+    def encode(self, namespace: str, event: str, data: Any) -> list[Any]:
+        pkt = self.sio.packet_class(packet.EVENT, namespace=namespace, data=[event, data])
+        encoded = pkt.encode()
+        parts = encoded if isinstance(encoded, list) else [encoded]
+        return [eio_packet.Packet(eio_packet.MESSAGE, part) for part in parts]
+
+    def recipients(
+        self, namespace: str, to: Sequence[str] | None, skip_extensions: bool
+    ) -> list[str]:
+        manager = self.sio.manager
+        if namespace not in manager.rooms:
+            return []
+        room: Any = None if to is None else list(to)
+        if room == []:
+            return []
+        eio_sids = []
+        for sid, eio_sid in manager.get_participants(namespace, room):
+            if skip_extensions:
+                ref = self.presence.get(sid)
+                if ref is not None and ref.principal.is_extension:
+                    continue
+            eio_sids.append(eio_sid)
+        return eio_sids
+
+    async def emit(
+        self,
+        namespace: str,
+        event: str,
+        data: Any,
+        to: Sequence[str] | None = None,
+        *,
+        skip_extensions: bool = False,
+    ) -> None:
+        targets = self.recipients(namespace, to, skip_extensions)
+        if not targets:
+            return
+        pkts = self.encode(namespace, event, data)
+        send = self.sio.eio.send_packet
+        for eio_sid in targets:
+            for pkt in pkts:
+                await send(eio_sid, pkt)
+        self.metrics.events_out.labels(namespace).inc(len(targets))
+
+    async def enter_room(self, identity: str, room: str) -> None:
+        await self._mirror(identity, room, join=True)
+
+    async def leave_room(self, identity: str, room: str) -> None:
+        await self._mirror(identity, room, join=False)
+
+    async def _mirror(self, identity: str, room: str, *, join: bool) -> None:
+        addr = room_addr(room)
+        for namespace in ROOM_MIRROR_NAMESPACES:
+            for sid in self.presence.full_sids(identity, namespace):
+                if join:
+                    await self.sio.enter_room(sid, addr, namespace=namespace)
+                else:
+                    await self.sio.leave_room(sid, addr, namespace=namespace)
+
+    async def disconnect(self, sid: str, namespace: str) -> None:
+        await self.sio.disconnect(sid, namespace=namespace)
+
+    async def call(self, namespace: str, sid: str, event: str, data: Any, timeout: float) -> Any:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
+
+        def answered(*args: Any) -> None:
+            if not future.done():
+                future.set_result(args[0] if len(args) == 1 else list(args) or None)
+
+        await self.sio.emit(event, data, to=sid, namespace=namespace, callback=answered)
+        return await asyncio.wait_for(future, timeout)
+
+
+def identity_targets(identities: Sequence[str]) -> list[str]:
+    return [identity_addr(i) for i in identities]

@@ -1,0 +1,128 @@
+"""The Socket.IO server: python-socketio configured for this protocol.
+
+Two private hooks of ``AsyncServer`` are overridden (the dependency is pinned
+to a minor version for that reason):
+
+* ``_handle_event``: events go to our namespace dispatcher, which validates,
+  answers every ack exactly once and runs handlers of one connection in
+  arrival order (``async_handlers=False``). Handlers that must wait on
+  another client (forwarded function calls) mark themselves *detached* and
+  run in a task, so they never hold up the connection's other events.
+* ``_handle_connect``: runs the namespace's post-connect step after the
+  CONNECT packet is out, so anything sent then reaches a connected client.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import orjson
+import socketio
+from socketio import packet
+
+from newage.errors import ErrorCode, NewAgeError
+from newage.logs import log
+from newage.protocol.names import Ev
+from newage.settings import Settings
+
+if TYPE_CHECKING:
+    from newage.realtime.base import BaseNamespace
+
+
+class OrjsonJSON:
+    """The ``json=`` hook: orjson returns bytes, Socket.IO wants text."""
+
+    @staticmethod
+    def dumps(obj: Any, *args: Any, **kwargs: Any) -> str:
+        return orjson.dumps(obj, option=orjson.OPT_NON_STR_KEYS).decode()
+
+    @staticmethod
+    def loads(text: str | bytes, *args: Any, **kwargs: Any) -> Any:
+        return orjson.loads(text)
+
+
+def hard_payload_limit(settings: Settings) -> int:
+    # Above the soft limit an event is answered with a clear error; above
+    # this hard limit the transport drops the connection (as Socket.IO does).
+    return settings.max_payload_bytes * 4
+
+
+class NewAgeServer(socketio.AsyncServer):  # type: ignore[misc]
+    def __init__(self, settings: Settings) -> None:
+        origins: Any = "*" if "*" in settings.cors_origins else list(settings.cors_origins)
+        super().__init__(
+            async_mode="asgi",
+            json=OrjsonJSON,
+            async_handlers=False,
+            cors_allowed_origins=origins,
+            cors_credentials=True,
+            max_http_buffer_size=hard_payload_limit(settings),
+            ping_interval=settings.ping_interval / 1000,
+            ping_timeout=settings.ping_timeout / 1000,
+            transports=["polling", "websocket"],
+            logger=False,
+            engineio_logger=False,
+        )
+        self.soft_limit = settings.max_payload_bytes
+
+    def ns(self, namespace: str) -> BaseNamespace | None:
+        handler = self.namespace_handlers.get(namespace)
+        return handler  # type: ignore[no-any-return]
+
+    async def _handle_eio_message(self, eio_sid: str, data: Any) -> None:
+        if isinstance(data, str) and len(data) > self.soft_limit:
+            await self._refuse_large(eio_sid, data)
+            return
+        await super()._handle_eio_message(eio_sid, data)
+
+    async def _refuse_large(self, eio_sid: str, data: str) -> None:
+        try:
+            pkt = self.packet_class(encoded_packet=data)
+        except Exception:
+            return
+        if pkt.packet_type != packet.EVENT:
+            return
+        namespace = pkt.namespace or "/"
+        error = NewAgeError(
+            ErrorCode.TOO_LARGE,
+            f"Payload too large ({len(data)} bytes; the limit is {self.soft_limit}).",
+        )
+        log.warning("refused a %d-byte event on %s", len(data), namespace)
+        if pkt.id is not None:
+            await self._send_packet(
+                eio_sid,
+                self.packet_class(
+                    packet.ACK, namespace=namespace, id=pkt.id, data=[error.to_ack()]
+                ),
+            )
+        else:
+            sid = self.manager.sid_from_eio_sid(eio_sid, namespace)
+            if sid is not None:
+                await self.emit(Ev.ERROR, error.to_ack(), to=sid, namespace=namespace)
+
+    async def _handle_event(
+        self, eio_sid: str, namespace: str | None, id: int | None, data: Any
+    ) -> None:
+        namespace = namespace or "/"
+        sid = self.manager.sid_from_eio_sid(eio_sid, namespace)
+        if sid is None or not self.manager.is_connected(sid, namespace):
+            return
+        handler = self.ns(namespace)
+        # emit(undefined, ...) in a JS client arrives with a null name: ignore it
+        if handler is None or not data or not isinstance(data[0], str):
+            return
+        await handler.receive(sid, eio_sid, id, data[0], data[1:])
+
+    async def _handle_connect(self, eio_sid: str, namespace: str | None, data: Any) -> None:
+        await super()._handle_connect(eio_sid, namespace, data)
+        namespace = namespace or "/"
+        sid = self.manager.sid_from_eio_sid(eio_sid, namespace)
+        if sid is not None and self.manager.is_connected(sid, namespace):
+            handler = self.ns(namespace)
+            if handler is not None:
+                await handler.after_connect(sid)
+
+    async def send_ack(self, eio_sid: str, namespace: str, ack_id: int, result: Any) -> None:
+        await self._send_packet(
+            eio_sid, self.packet_class(packet.ACK, namespace=namespace, id=ack_id, data=[result])
+        )

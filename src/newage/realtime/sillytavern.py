@@ -1,0 +1,62 @@
+"""``/sillytavern``: the extension's login (``IDENTIFY_SILLYTAVERN``)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from newage.domain.auth import AuthResult
+from newage.domain.presence import SocketRef
+from newage.domain.principal import ConnMode
+from newage.errors import bad_request, forbidden
+from newage.logs import log
+from newage.protocol.models import IdentifyIn
+from newage.protocol.names import Ev
+from newage.realtime.base import OK, BaseNamespace, on
+
+if TYPE_CHECKING:
+    from newage.app import App
+
+
+class SillyTavernNamespace(BaseNamespace):
+    def __init__(self, namespace: str, app: App) -> None:
+        super().__init__(namespace, app)
+        self.ready: dict[str, bool] = {}  # sid -> password rule already satisfied
+
+    async def authorize(self, result: AuthResult) -> None:
+        if not result.principal.is_extension:
+            raise forbidden("Unauthorized")
+
+    async def accepted(self, ref: SocketRef, result: AuthResult) -> None:
+        self.ready[ref.sid] = result.mode is ConnMode.FULL or result.may_issue
+
+    async def closed(self, ref: SocketRef) -> None:
+        self.ready.pop(ref.sid, None)
+        await super().closed(ref)
+
+    @on(Ev.IDENTIFY_SILLYTAVERN, model=IdentifyIn, modes=(ConnMode.FULL, ConnMode.KEY_PENDING))
+    async def identify(self, ref: SocketRef, data: IdentifyIn) -> dict[str, Any]:
+        p = ref.principal
+        if data.client_id != p.client_id:
+            raise bad_request("clientId mismatch.")
+        if not self.ready.get(ref.sid):
+            entry = await self.app.trust.get(p.client_id)
+            if entry is None or not entry.trusted:
+                raise forbidden("Client is not trusted.")
+            if not await self.app.auth.check_password(entry, data.password, p.peer):
+                raise bad_request("Invalid password.")
+            self.ready[ref.sid] = True
+        already = self.app.presence.extension_online(p.identity)
+        key, _ = await self.app.keys.create(p.client_id)
+        log.info("issued a key to %s on /sillytavern", p.client_id)
+        if already:
+            return {
+                "status": "warning",
+                "key": key,
+                "message": "SillyTavern extension already connected; key rotated.",
+            }
+        return {"status": "ok", "success": True, "key": key}
+
+    @on(Ev.CLIENT_SETTINGS)
+    async def client_settings(self, ref: SocketRef, data: Any) -> dict[str, Any]:
+        log.debug("client settings from %s: %r", ref.principal.identity, data)
+        return dict(OK)

@@ -1,0 +1,173 @@
+"""The storage interface.
+
+Everything a restart must not lose goes through here. Every mutating method
+returns only after the change is durable, so an ``ok`` ack sent after it
+keeps its promise (DECISIONS 11). Implementations must not leak their own
+types: arguments and results are the records of ``domain.records`` and plain
+JSON-able dicts. A networked implementation (Redis, PostgreSQL) for several
+server processes can be added beside the SQLite one.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from newage.domain.records import (
+    KeyRecord,
+    MemberRecord,
+    MuteRecord,
+    RoomRecord,
+    StaticMapping,
+    TrustEntry,
+)
+from newage.protocol.names import RequestMode
+
+MessageKind = Literal["request", "system", "response"]
+
+
+@dataclass(slots=True)
+class StoredMessage:
+    seq: int
+    room: str
+    kind: MessageKind
+    body: dict[str, Any]
+
+
+class Store(ABC):
+    # --- lifecycle ---
+    @abstractmethod
+    async def open(self) -> None: ...
+
+    @abstractmethod
+    async def close(self) -> None: ...
+
+    @abstractmethod
+    async def ping(self) -> bool:
+        """True when the store answers a trivial query."""
+
+    @abstractmethod
+    async def changed_elsewhere(self) -> bool:
+        """True when another process committed since the last call (CLI edits)."""
+
+    # --- trust ---
+    @abstractmethod
+    async def get_trust(self, client_id: str) -> TrustEntry | None: ...
+
+    @abstractmethod
+    async def list_trust(self) -> list[TrustEntry]: ...
+
+    @abstractmethod
+    async def put_trust(self, entry: TrustEntry) -> None: ...
+
+    @abstractmethod
+    async def delete_trust(self, client_id: str) -> bool: ...
+
+    @abstractmethod
+    async def replace_all_trust(self, entries: Sequence[TrustEntry]) -> None:
+        """Make the trust table exactly ``entries`` (start-up import of the files)."""
+
+    # --- keys ---
+    @abstractmethod
+    async def get_key(self, client_id: str) -> KeyRecord | None: ...
+
+    @abstractmethod
+    async def list_keys(self) -> list[KeyRecord]: ...
+
+    @abstractmethod
+    async def put_key(self, record: KeyRecord) -> None:
+        """Create or replace the key of ``record.client_id``."""
+
+    @abstractmethod
+    async def delete_key(self, client_id: str) -> bool: ...
+
+    @abstractmethod
+    async def touch_key(self, client_id: str, when: str) -> None: ...
+
+    # --- rooms and members ---
+    @abstractmethod
+    async def load_rooms(self) -> list[RoomRecord]: ...
+
+    @abstractmethod
+    async def create_room(self, room: RoomRecord) -> None:
+        """Insert the room with its initial members."""
+
+    @abstractmethod
+    async def delete_room(self, name: str) -> None:
+        """Delete the room, its memberships and its history."""
+
+    @abstractmethod
+    async def set_room_mode(self, name: str, mode: RequestMode) -> None: ...
+
+    @abstractmethod
+    async def put_members(self, room: str, members: Iterable[MemberRecord]) -> None:
+        """Insert or update memberships atomically (a master transfer touches two)."""
+
+    @abstractmethod
+    async def remove_member(self, room: str, identity: str) -> None: ...
+
+    # --- mutes (per identity and room; room None = everywhere) ---
+    @abstractmethod
+    async def load_mutes(self) -> list[MuteRecord]: ...
+
+    @abstractmethod
+    async def put_mute(self, mute: MuteRecord) -> None: ...
+
+    @abstractmethod
+    async def delete_mute(self, identity: str, room: str | None) -> None:
+        """Lift the mute of ``identity`` in ``room`` (``None``: the global mute)."""
+
+    # --- policy, assignments, misc state ---
+    @abstractmethod
+    async def get_meta(self, key: str) -> str | None: ...
+
+    @abstractmethod
+    async def set_meta(self, key: str, value: str) -> None: ...
+
+    @abstractmethod
+    async def load_manual_assignments(self) -> dict[str, list[str]]: ...
+
+    @abstractmethod
+    async def set_manual_assignment(self, client_room: str, extensions: Sequence[str]) -> None: ...
+
+    @abstractmethod
+    async def list_static_mappings(self) -> list[StaticMapping]: ...
+
+    @abstractmethod
+    async def put_static_mapping(self, mapping: StaticMapping) -> None: ...
+
+    # --- chat history ---
+    @abstractmethod
+    async def append_message(self, room: str, kind: MessageKind, body: dict[str, Any]) -> int:
+        """Append and return the message's sequence number (its order in the room)."""
+
+    @abstractmethod
+    async def get_messages(self, room: str, ids: Sequence[str]) -> list[StoredMessage]:
+        """Messages whose ``messageId`` or ``responseId`` is in ``ids``."""
+
+    @abstractmethod
+    async def update_message(self, room: str, seq: int, body: dict[str, Any]) -> None: ...
+
+    @abstractmethod
+    async def delete_messages(self, room: str, ids: Sequence[str]) -> list[str]:
+        """Delete by ``messageId``/``responseId``; return the messageIds removed."""
+
+    @abstractmethod
+    async def clear_messages(self, room: str, kinds: Sequence[MessageKind]) -> int: ...
+
+    @abstractmethod
+    async def count_messages(self, room: str) -> int: ...
+
+    @abstractmethod
+    async def page_messages(self, room: str, after_seq: int, limit: int) -> list[StoredMessage]:
+        """Oldest first, strictly after ``after_seq``."""
+
+    @abstractmethod
+    async def latest_messages(self, room: str, limit: int) -> list[StoredMessage]:
+        """The newest ``limit`` messages, oldest first."""
+
+    @abstractmethod
+    async def messages_since(self, room: str, since: str, limit: int) -> list[StoredMessage]:
+        """Messages with a timestamp after ``since`` (ISO), oldest first."""

@@ -1,0 +1,80 @@
+"""Schema migrations, applied in order and tracked with ``PRAGMA user_version``.
+
+Never edit a released step: append a new one.
+"""
+
+from __future__ import annotations
+
+MIGRATIONS: list[str] = [
+    # 1: initial schema
+    """
+    CREATE TABLE trust (
+        client_id     TEXT PRIMARY KEY,
+        kind          TEXT NOT NULL,
+        trusted       INTEGER NOT NULL,
+        password_hash TEXT,
+        remember_me   INTEGER NOT NULL DEFAULT 0,
+        created_at    TEXT NOT NULL,
+        updated_at    TEXT NOT NULL
+    );
+    CREATE TABLE keys (
+        client_id    TEXT PRIMARY KEY,
+        hash         TEXT NOT NULL,
+        fingerprint  TEXT NOT NULL,
+        created_at   TEXT NOT NULL,
+        last_used_at TEXT
+    );
+    CREATE TABLE rooms (
+        name        TEXT PRIMARY KEY,
+        mode        TEXT NOT NULL,
+        created_at  TEXT NOT NULL,
+        created_by  TEXT,
+        personal_of TEXT
+    );
+    CREATE TABLE members (
+        room      TEXT NOT NULL REFERENCES rooms(name) ON DELETE CASCADE,
+        identity  TEXT NOT NULL,
+        role      TEXT NOT NULL,
+        joined_at TEXT NOT NULL,
+        PRIMARY KEY (room, identity)
+    );
+    CREATE INDEX members_by_identity ON members(identity);
+    CREATE TABLE mutes (
+        identity    TEXT NOT NULL,
+        room        TEXT NOT NULL DEFAULT '',
+        muted_until TEXT NOT NULL,
+        muted_by    TEXT NOT NULL,
+        duration    INTEGER,
+        PRIMARY KEY (identity, room)
+    );
+    CREATE TABLE meta (
+        key   TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    );
+    CREATE TABLE manual_assignments (
+        client_room TEXT NOT NULL,
+        position    INTEGER NOT NULL,
+        extension   TEXT NOT NULL,
+        PRIMARY KEY (client_room, position)
+    );
+    CREATE TABLE static_mappings (
+        url_path   TEXT PRIMARY KEY,
+        target     TEXT NOT NULL,
+        created_at TEXT NOT NULL
+    );
+    CREATE TABLE messages (
+        seq         INTEGER PRIMARY KEY AUTOINCREMENT,
+        room        TEXT NOT NULL REFERENCES rooms(name) ON DELETE CASCADE,
+        message_id  TEXT NOT NULL,
+        response_id TEXT,
+        kind        TEXT NOT NULL,
+        ts          TEXT NOT NULL,
+        body        BLOB NOT NULL
+    );
+    CREATE INDEX messages_by_room ON messages(room, seq);
+    CREATE INDEX messages_by_room_time ON messages(room, ts);
+    CREATE INDEX messages_by_id ON messages(room, message_id);
+    CREATE INDEX messages_by_response ON messages(room, response_id)
+        WHERE response_id IS NOT NULL;
+    """,
+]

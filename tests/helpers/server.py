@@ -1,0 +1,101 @@
+"""A real server on an ephemeral loopback port, inside the test's event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import socket
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+
+from newage.app import App
+from newage.datainit import prepare_data_dir
+from newage.protocol.names import ClientKind
+from newage.realtime.server import hard_payload_limit
+
+# Fast bcrypt and short timers keep the suite quick; tests that care override.
+TEST_SETTINGS: dict[str, Any] = {"bcryptCost": 4, "contextSendDelay": 0}
+
+
+@dataclass
+class RunningServer:
+    data_dir: Path
+    overrides: dict[str, Any] = field(default_factory=dict)
+    app: App | None = None
+    port: int = 0
+    _server: uvicorn.Server | None = None
+    _task: asyncio.Task[None] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def write_settings(self, changes: dict[str, Any]) -> None:
+        path = self.data_dir / "settings" / "server_settings.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        current = json.loads(path.read_text()) if path.exists() else {}
+        current.update(changes)
+        path.write_text(json.dumps(current, indent=2))
+
+    async def start(self) -> RunningServer:
+        data, settings = prepare_data_dir(self.data_dir)
+        self.write_settings({**TEST_SETTINGS, **self.overrides})
+        data, settings = prepare_data_dir(self.data_dir)
+        self.app = App(data, settings)
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", self.port))
+        self.port = sock.getsockname()[1]
+        config = uvicorn.Config(
+            self.app.asgi,
+            http="httptools",
+            ws="websockets-sansio",
+            ws_per_message_deflate=False,
+            ws_max_size=hard_payload_limit(settings) + 1024,
+            proxy_headers=True,
+            forwarded_allow_ips=["127.0.0.1"],
+            log_config=None,
+            access_log=False,
+            lifespan="on",
+            timeout_graceful_shutdown=1,
+        )
+        self._server = uvicorn.Server(config)
+        # the test runner owns the signals
+        self._server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign]
+        self._task = asyncio.create_task(self._server.serve(sockets=[sock]))
+        for _ in range(500):
+            if self._server.started:
+                return self
+            if self._task.done():
+                self._task.result()
+            await asyncio.sleep(0.01)
+        raise RuntimeError("server did not start")
+
+    async def stop(self) -> None:
+        if self._server is None or self._task is None:
+            return
+        self._server.should_exit = True
+        await asyncio.wait_for(self._task, 10)
+        self._server = None
+        self._task = None
+
+    async def restart(self) -> None:
+        await self.stop()
+        await self.start()
+
+    async def trust(
+        self, client_id: str, kind: ClientKind = ClientKind.CLIENT, password: str | None = None
+    ) -> None:
+        assert self.app is not None
+        await self.app.trust.add(client_id, kind, password)
+
+    async def client(self, client_id: str, kind: ClientKind = ClientKind.CLIENT) -> str:
+        """Trust ``client_id`` and return a fresh key for it."""
+        assert self.app is not None
+        await self.app.trust.add(client_id, kind)
+        key, _ = await self.app.keys.create(client_id)
+        return key
