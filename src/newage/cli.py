@@ -137,7 +137,7 @@ def serve(
         port=settings.server_port,
         loop="uvloop",
         http="httptools",
-        ws="websockets",
+        ws="websockets-sansio",
         ws_per_message_deflate=False,
         ws_max_size=hard_payload_limit(settings) + 1024,
         proxy_headers=True,

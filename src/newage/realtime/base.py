@@ -172,9 +172,7 @@ class BaseNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
         if (
             route is not None
             and route.detached
-            and (
-                route.detached is True or route.detached(args)
-            )
+            and (route.detached is True or route.detached(args))
         ):
             task = asyncio.create_task(self._answer(sid, eio_sid, ack_id, event, route, args))
             self._tasks.add(task)

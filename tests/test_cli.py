@@ -1,0 +1,160 @@
+"""The command-line contract (DECISIONS 15), against real processes."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from newage import __version__
+from tests.helpers.client import Peer, Refused, auth
+from tests.helpers.proc import ServerProcess, arun_cli, run_cli
+
+KEY_RE = re.compile(r"^[A-Za-z0-9_-]{43}$")
+
+
+def test_version():
+    out = run_cli("--version")
+    assert out.returncode == 0
+    assert out.stdout.strip() == f"newage {__version__}"
+
+
+def test_init_writes_a_default_data_directory(tmp_path: Path):
+    data = tmp_path / "d"
+    out = run_cli("init", "--data-dir", str(data))
+    assert out.returncode == 0, out.stderr
+    settings = json.loads((data / "settings" / "server_settings.json").read_text())
+    assert settings["serverPort"] == 4000
+    assert settings["networkSafe"] is True
+    assert settings["socketIOPath"] == "/socket.io"
+    assert settings["defaultRoomMessageRequestMode"] == "Immediate"
+    extension = json.loads((data / "settings" / "SillyTavern-8000-settings.json").read_text())
+    assert extension == {
+        "clientId": "SillyTavern-8000",
+        "clientType": "SillyTavern",
+        "isTrust": True,
+        "Remember_me": True,
+    }
+    assert (data / "newage.db").exists()
+    assert (data / "files").is_dir() and (data / "logs").is_dir()
+    listing = run_cli("trust", "list", "--data-dir", str(data), "--json")
+    assert [e["clientId"] for e in json.loads(listing.stdout)] == ["SillyTavern-8000"]
+
+
+def test_keys_create_prints_only_the_key(tmp_path: Path):
+    data = str(tmp_path / "d")
+    assert run_cli("trust", "add", "bot", "--data-dir", data).returncode == 0
+    out = run_cli("keys", "create", "bot", "--data-dir", data)
+    assert out.returncode == 0
+    lines = out.stdout.splitlines()
+    assert len(lines) == 1 and KEY_RE.match(lines[0])
+    listed = json.loads(run_cli("keys", "list", "--json", "--data-dir", data).stdout)
+    assert [r["clientId"] for r in listed] == ["bot"]
+    assert lines[0] not in json.dumps(listed)  # metadata only, never the key
+    assert "$2" not in json.dumps(listed)  # nor its hash
+
+
+def test_keys_create_for_untrusted_client_warns_on_stderr(tmp_path: Path):
+    out = run_cli("keys", "create", "stranger", "--data-dir", str(tmp_path / "d"))
+    assert out.returncode == 0
+    assert len(out.stdout.splitlines()) == 1
+    assert "not trusted" in out.stderr
+
+
+def test_trust_add_types_and_password_are_kept_in_the_trust_file(tmp_path: Path):
+    data = tmp_path / "d"
+    out = run_cli(
+        "trust",
+        "add",
+        "SillyTavern-9000",
+        "--type",
+        "SillyTavern",
+        "--password",
+        "pw",
+        "--data-dir",
+        str(data),
+    )
+    assert out.returncode == 0, out.stderr
+    raw = json.loads((data / "settings" / "SillyTavern-9000-settings.json").read_text())
+    assert raw["clientType"] == "SillyTavern" and raw["isTrust"] is True
+    assert raw["sillyTavernPassWord"].startswith("$2b$")  # hashed, never plaintext
+    assert "pw" not in (data / "settings" / "SillyTavern-9000-settings.json").read_text().split('"')
+    bad = run_cli("trust", "add", "web", "--type", "root", "--data-dir", str(data))
+    assert bad.returncode == 2
+    wrong_prefix = run_cli("trust", "add", "web", "--type", "SillyTavern", "--data-dir", str(data))
+    assert wrong_prefix.returncode == 1
+    assert "start with 'SillyTavern'" in wrong_prefix.stderr
+
+
+def test_trust_remove_and_revoke_report_nothing_to_do(tmp_path: Path):
+    data = str(tmp_path / "d")
+    assert run_cli("trust", "remove", "ghost", "--data-dir", data).returncode == 1
+    assert run_cli("keys", "revoke", "ghost", "--data-dir", data).returncode == 1
+
+
+async def test_cli_changes_reach_a_running_server_without_restart(tmp_path: Path):
+    data = tmp_path / "d"
+    server = ServerProcess(data).start()
+    peer = Peer(server.url)
+    try:
+        assert (await arun_cli("trust", "add", "bot", "--data-dir", str(data))).returncode == 0
+        created = await arun_cli("keys", "create", "bot", "--data-dir", str(data))
+        key = created.stdout.strip()
+        await peer.open("/llm", auth("bot", key))
+        await peer.open("/rooms", auth("bot", key))
+
+        # rotation: the old socket stays, the new key works, the old one no longer does
+        rotated = (await arun_cli("keys", "create", "bot", "--data-dir", str(data))).stdout.strip()
+        assert rotated != key
+        late = Peer(server.url)
+        with pytest.raises(Refused, match="Invalid key"):
+            await late.open("/llm", auth("bot", key))
+        await late.close()
+        fresh = Peer(server.url)
+        await fresh.open("/llm", auth("bot", rotated))
+        await fresh.close()
+        assert peer.connected("/llm")
+
+        # revocation closes live sockets within about a second
+        assert (await arun_cli("keys", "revoke", "bot", "--data-dir", str(data))).returncode == 0
+        for _ in range(50):
+            if not peer.connected("/llm") and not peer.connected("/rooms"):
+                break
+            await peer.quiet(0.1)
+        assert not peer.connected("/llm") and not peer.connected("/rooms")
+        again = Peer(server.url)
+        with pytest.raises(Refused, match="Invalid key"):
+            await again.open("/llm", auth("bot", rotated))
+        await again.close()
+
+        # trust withdrawal
+        key2 = (await arun_cli("keys", "create", "bot", "--data-dir", str(data))).stdout.strip()
+        peer2 = Peer(server.url)
+        await peer2.open("/llm", auth("bot", key2))
+        assert (await arun_cli("trust", "remove", "bot", "--data-dir", str(data))).returncode == 0
+        for _ in range(50):
+            if not peer2.connected("/llm"):
+                break
+            await peer2.quiet(0.1)
+        assert not peer2.connected("/llm")
+        await peer2.close()
+        third = Peer(server.url)
+        with pytest.raises(Refused, match="not trusted"):
+            await third.open("/llm", auth("bot", key2))
+        await third.close()
+    finally:
+        await peer.close()
+        server.stop()
+
+
+async def test_serve_creates_a_missing_data_directory(tmp_path: Path):
+    data = tmp_path / "new" / "data"
+    server = ServerProcess(data).start()
+    try:
+        assert (data / "settings" / "server_settings.json").exists()
+        assert (data / "logs" / "combined.log").exists()
+    finally:
+        log = server.stop()
+    assert "ready on 127.0.0.1" in log
