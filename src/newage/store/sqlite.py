@@ -51,11 +51,15 @@ class SQLiteStore(Store):
 
     async def open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._w = await self._connect()
-        await self._w.execute("PRAGMA journal_mode = WAL")
-        await self._migrate()
-        self._r = await self._connect()
-        await self._r.execute("PRAGMA query_only = ON")
+        try:
+            self._w = await self._connect()
+            await self._w.execute("PRAGMA journal_mode = WAL")
+            await self._migrate()
+            self._r = await self._connect()
+            await self._r.execute("PRAGMA query_only = ON")
+        except BaseException:
+            await self.close()
+            raise
 
     async def _migrate(self) -> None:
         w = self._writer
