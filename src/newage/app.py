@@ -19,6 +19,7 @@ from newage import __version__
 from newage.datadir import DataDir
 from newage.domain.auth import Authenticator
 from newage.domain.builtin_functions import BOOTSTRAP_FUNCTIONS, register_file_functions
+from newage.domain.credentials import Credentials
 from newage.domain.files import FileArea
 from newage.domain.functions import (
     FunctionRegistry,
@@ -63,7 +64,7 @@ NAMESPACES: dict[Namespace, type[BaseNamespace]] = {
     Namespace.SILLYTAVERN: SillyTavernNamespace,
     Namespace.DEBUG: DebugNamespace,
 }
-WATCH_INTERVAL = 1.0
+WATCH_INTERVAL = 0.1  # how soon CLI edits by another process take effect
 
 
 class App:
@@ -76,9 +77,12 @@ class App:
         self.live = LiveSettings(settings, settings_path or data.server_settings)
         self.metrics = Metrics()
         self.store = SQLiteStore(data.db_path, synchronous=settings.sqlite_synchronous)
-        self.trust = TrustService(self.store, data.settings_dir, settings.bcrypt_cost)
-        self.keys = KeyService(self.store, settings.bcrypt_cost)
-        self.auth = Authenticator(self.store, lambda: self.live.current)
+        self.credentials = Credentials(self.store)
+        self.trust = TrustService(
+            self.store, data.settings_dir, settings.bcrypt_cost, self.credentials
+        )
+        self.keys = KeyService(self.store, settings.bcrypt_cost, self.credentials)
+        self.auth = Authenticator(self.store, self.credentials, lambda: self.live.current)
         self.presence = Presence()
 
         self.sio = NewAgeServer(settings)
@@ -179,6 +183,7 @@ class App:
             await asyncio.sleep(WATCH_INTERVAL)
             try:
                 if await self.store.changed_elsewhere():
+                    await self.credentials.refresh()
                     await self.guard.enforce()
             except Exception:
                 log.exception("store watch failed")

@@ -18,7 +18,7 @@ from newage.protocol.names import ClientKind
 from newage.realtime.server import hard_payload_limit
 
 # Fast bcrypt and short timers keep the suite quick; tests that care override.
-TEST_SETTINGS: dict[str, Any] = {"bcryptCost": 4, "contextSendDelay": 0}
+TEST_SETTINGS: dict[str, Any] = {"bcryptCost": 4, "contextSendDelay": 0, "authFailureLimit": 1000}
 
 
 @dataclass

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from newage.clock import iso_now
+from newage.domain.credentials import Credentials
 from newage.domain.keys import FailureLimiter, VerifiedCache, verify_secret
 from newage.domain.principal import ConnMode, Principal, is_loopback
 from newage.domain.records import TrustEntry
@@ -61,8 +62,11 @@ def default_type(kind: ClientKind) -> str:
 
 
 class Authenticator:
-    def __init__(self, store: Store, settings: Callable[[], Settings]) -> None:
+    def __init__(
+        self, store: Store, credentials: Credentials, settings: Callable[[], Settings]
+    ) -> None:
         self.store = store
+        self.credentials = credentials
         self.settings = settings
         self.cache = VerifiedCache()
         self.limiter = FailureLimiter(settings().auth_failure_limit)
@@ -71,6 +75,14 @@ class Authenticator:
     def _fail(self, peer: str, message: str) -> NewAgeError:
         self.limiter.failed(peer)
         return unauthenticated(message)
+
+    async def _matches(self, hashed: str, key: str) -> bool:
+        if self.cache.hit(hashed, key):
+            return True
+        if await asyncio.to_thread(verify_secret, key, hashed):
+            self.cache.remember(hashed, key)
+            return True
+        return False
 
     async def check_password(self, entry: TrustEntry, password: Any, peer: str) -> bool:
         """Password rule for key issuance and bootstrap (DECISIONS 6 and 17).
@@ -106,7 +118,9 @@ class Authenticator:
         if self.limiter.blocked(peer):
             raise NewAgeError(ErrorCode.RATE_LIMITED, "Too many failed attempts; try again later.")
 
-        entry = await self.store.get_trust(client_id)
+        entry = self.credentials.trust.get(client_id)
+        if entry is None or not entry.trusted:
+            entry = await self.credentials.fresh_trust(client_id)
         if entry is None or not entry.trusted:
             raise self._fail(peer, "Client is not trusted.")
         declared = auth.get("clientType")
@@ -148,13 +162,13 @@ class Authenticator:
         return AuthResult(principal, ConnMode.FULL)
 
     async def verify_key(self, client_id: str, key: str, peer: str) -> None:
-        record = await self.store.get_key(client_id)
-        if record is None:
-            raise self._fail(peer, "Invalid key.")
-        if not self.cache.hit(record.hash, key):
-            if not await asyncio.to_thread(verify_secret, key, record.hash):
+        record = self.credentials.keys.get(client_id)
+        if record is None or not await self._matches(record.hash, key):
+            # before refusing, make sure the view is not behind the CLI
+            fresh = await self.credentials.fresh_key(client_id)
+            changed = fresh is not None and (record is None or fresh.hash != record.hash)
+            if not (changed and fresh is not None and await self._matches(fresh.hash, key)):
                 raise self._fail(peer, "Invalid key.")
-            self.cache.remember(record.hash, key)
         now = time.monotonic()
         if now - self._touched.get(client_id, -_TOUCH_EVERY) >= _TOUCH_EVERY:
             self._touched[client_id] = now

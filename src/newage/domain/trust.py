@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from newage.clock import iso_now
+from newage.domain.credentials import Credentials
 from newage.domain.keys import fingerprint, generate_key, hash_secret, is_bcrypt_hash
 from newage.domain.principal import Principal, require_sensitive
 from newage.domain.records import KeyRecord, TrustEntry
@@ -17,10 +18,17 @@ from newage.store.base import Store
 
 
 class TrustService:
-    def __init__(self, store: Store, settings_dir: Path, bcrypt_cost: int) -> None:
+    def __init__(
+        self,
+        store: Store,
+        settings_dir: Path,
+        bcrypt_cost: int,
+        credentials: Credentials | None = None,
+    ) -> None:
         self.store = store
         self.settings_dir = settings_dir
         self.bcrypt_cost = bcrypt_cost
+        self.credentials = credentials
 
     async def import_files(self) -> list[TrustEntry]:
         """Start-up: make the store's trust table mirror the files exactly."""
@@ -28,6 +36,8 @@ class TrustService:
             trustfiles.load_trust_files, self.settings_dir, self.bcrypt_cost
         )
         await self.store.replace_all_trust(entries)
+        if self.credentials is not None:
+            await self.credentials.refresh()
         return entries
 
     async def get(self, client_id: str) -> TrustEntry | None:
@@ -72,18 +82,25 @@ class TrustService:
         # file first: if the store write fails the next start-up still agrees
         await asyncio.to_thread(trustfiles.write_trust_file, self.settings_dir, entry)
         await self.store.put_trust(entry)
+        if self.credentials is not None:
+            self.credentials.set_trust(client_id, entry)
         return entry
 
     async def remove(self, client_id: str) -> bool:
         in_file = await asyncio.to_thread(trustfiles.untrust_file, self.settings_dir, client_id)
         in_store = await self.store.delete_trust(client_id)
+        if self.credentials is not None:
+            self.credentials.set_trust(client_id, None)
         return in_file or in_store
 
 
 class KeyService:
-    def __init__(self, store: Store, bcrypt_cost: int) -> None:
+    def __init__(
+        self, store: Store, bcrypt_cost: int, credentials: Credentials | None = None
+    ) -> None:
         self.store = store
         self.bcrypt_cost = bcrypt_cost
+        self.credentials = credentials
 
     async def create(self, client_id: str) -> tuple[str, KeyRecord]:
         """Generate (or rotate) the client's key; the plaintext is returned once."""
@@ -93,10 +110,15 @@ class KeyService:
         hashed = await asyncio.to_thread(hash_secret, key, self.bcrypt_cost)
         record = KeyRecord(client_id, hashed, fingerprint(key), iso_now())
         await self.store.put_key(record)
+        if self.credentials is not None:
+            self.credentials.set_key(client_id, record)
         return key, record
 
     async def revoke(self, client_id: str) -> bool:
-        return await self.store.delete_key(client_id)
+        existed = await self.store.delete_key(client_id)
+        if self.credentials is not None:
+            self.credentials.set_key(client_id, None)
+        return existed
 
     async def get(self, client_id: str) -> KeyRecord:
         record = await self.store.get_key(client_id)

@@ -1,0 +1,100 @@
+"""Authenticated namespace connects per second with a valid key.
+
+Clients speak Engine.IO/Socket.IO directly over websockets (no client
+library overhead) from their own process. Two measurements:
+
+* ``namespace``: CONNECT / DISCONNECT of a namespace over open connections
+  (the authentication path itself: trust + key lookup, cached bcrypt);
+* ``full``: a new websocket, its Engine.IO handshake and a namespace
+  connect, every time (what a reconnecting client costs).
+
+Usage: python -m bench.connect_rate [--seconds S] [--concurrency C]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import time
+from typing import Any
+
+import websockets
+
+from bench.common import cpu_seconds, median, newage_server, run_cli, save
+
+
+async def namespace_loop(ws_url: str, auth: dict[str, Any], nsp: str, stop: float) -> int:
+    count = 0
+    async with websockets.connect(ws_url, compression=None) as ws:
+        await ws.recv()  # Engine.IO open
+        payload = f"40{nsp},{json.dumps(auth)}"
+        while time.monotonic() < stop:
+            await ws.send(payload)
+            while True:
+                msg = await ws.recv()
+                if msg == "2":
+                    await ws.send("3")
+                    continue
+                break
+            if not msg.startswith(f"40{nsp},"):
+                raise RuntimeError(f"refused: {msg}")
+            await ws.send(f"41{nsp},")
+            count += 1
+    return count
+
+
+async def full_loop(ws_url: str, auth: dict[str, Any], nsp: str, stop: float) -> int:
+    count = 0
+    payload = f"40{nsp},{json.dumps(auth)}"
+    while time.monotonic() < stop:
+        async with websockets.connect(ws_url, compression=None) as ws:
+            await ws.recv()
+            await ws.send(payload)
+            msg = await ws.recv()
+            if not msg.startswith(f"40{nsp},"):
+                raise RuntimeError(f"refused: {msg}")
+            count += 1
+    return count
+
+
+async def measure(kind: str, url: str, pid: int, auth: dict[str, Any], nsp: str, seconds: float, concurrency: int) -> dict[str, float]:
+    ws_url = url.replace("http", "ws") + "/socket.io/?EIO=4&transport=websocket"
+    loop = namespace_loop if kind == "namespace" else full_loop
+    cpu0 = cpu_seconds(pid)
+    start = time.monotonic()
+    counts = await asyncio.gather(*(loop(ws_url, auth, nsp, start + seconds) for _ in range(concurrency)))
+    elapsed = time.monotonic() - start
+    total = sum(counts)
+    return {
+        "connects_per_second": round(total / elapsed, 1),
+        "server_cpu_ms_per_connect": round((cpu_seconds(pid) - cpu0) * 1000 / max(total, 1), 3),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seconds", type=float, default=5)
+    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--runs", type=int, default=3)
+    args = parser.parse_args()
+    results: dict[str, Any] = {"seconds": args.seconds, "concurrency": args.concurrency, "runs": args.runs}
+    with newage_server() as (url, pid, data):
+        run_cli(data, "trust", "add", "bench")
+        key = run_cli(data, "keys", "create", "bench")
+        auth = {"clientId": "bench", "key": key}
+        for kind in ("namespace", "full"):
+            for nsp in ("/rooms", "/llm"):
+                runs = [asyncio.run(measure(kind, url, pid, auth, nsp, args.seconds, args.concurrency)) for _ in range(args.runs)]
+                results[f"{kind}{nsp.replace('/', '_')}"] = {
+                    "connects_per_second": median([r["connects_per_second"] for r in runs]),
+                    "server_cpu_ms_per_connect": median([r["server_cpu_ms_per_connect"] for r in runs]),
+                    "runs": runs,
+                }
+    path = save("connect_rate", results)
+    print(json.dumps(results, indent=2))
+    print(f"saved {path}")
+
+
+if __name__ == "__main__":
+    main()

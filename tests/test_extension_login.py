@@ -1,0 +1,76 @@
+"""The real extension's login, driven by the official JS socket.io-client."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.helpers.node import run_node
+
+pytestmark = pytest.mark.node
+
+
+@pytest.mark.parametrize("mode", ["polling", "websocket"])
+async def test_extension_flow(server, mode):
+    result = await run_node("extension_flow.mjs", server.url, mode, "SillyTavern-8000")
+    assert result["ok"], result.get("error")
+    steps = result["steps"]
+    assert result["transport"] == "websocket"  # polling upgraded, or websocket-only
+
+    remember = steps["checkRememberMe"]
+    assert remember["requestId"] == "checkRememberMe" and remember["success"] is True
+    assert remember["result"]["success"] is True
+    own = remember["result"]["result"]
+    assert own == {"clientId": "SillyTavern-8000", "clientType": "SillyTavern", "isTrust": True,
+                   "Remember_me": True}
+    assert steps["bootstrapOther"]["status"] == "error"  # a key-less socket does nothing else
+    safe = steps["loadNetworkSafe"]["result"]
+    assert safe["success"] is True and safe["result"]["networkSafe"] is True
+    assert "bcryptCost" not in safe["result"]  # only the public fields
+
+    assert steps["identify"]["status"] == "ok" and len(steps["identify"]["key"]) == 43
+    assert steps["allKeys"]["status"] == "ok"
+    assert "SillyTavern-8000" in steps["allKeys"]["keys"]
+    assert "$2" not in str(steps["allKeys"])
+    clients = steps["connectedClients"]["clients"]
+    assert [c["id"] for c in clients] == ["SillyTavern-8000"]
+    assert clients[0]["description"].startswith("本客户端是扩展端")
+    assert steps["rooms"] == ["SillyTavern-8000"]  # bare array on /clients
+    assert steps["loadSettings"]["result"]["result"]["clientId"] == "SillyTavern-8000"
+    assert steps["extensions"]["extensions"] == ["SillyTavern-8000"]
+    assert steps["extensions"]["allTheSTSocket"] == ["SillyTavern-8000"]
+    assert steps["saveSettings"] == {"requestId": "saveSettings", "success": True, "status": "ok",
+                                     "result": {"success": True}}
+    assert steps["generate"]["status"] == "ok" and len(steps["generate"]["key"]) == 43
+    assert steps["remove"]["status"] == "ok"
+
+    reload = steps["reloadIdentify"]
+    assert reload["status"] == "warning" and len(reload["key"]) == 43
+    assert steps["reloadConnected"] is True and steps["oldStillConnected"] is True
+
+
+async def test_extension_settings_save_is_applied_and_persisted(server):
+    result = await run_node("extension_flow.mjs", server.url, "websocket", "SillyTavern-8000")
+    assert result["ok"], result.get("error")
+    import json
+
+    saved = json.loads((server.data_dir / "settings" / "server_settings.json").read_text())
+    assert saved["serverPort"] == 4000 and saved["transport"] == "websocket"
+    assert server.app.live.current.network_safe is True
+
+
+@pytest.mark.parametrize("mode", ["polling", "websocket"])
+async def test_refusals_close_only_their_namespace(server, mode):
+    key = await server.client("web")
+    result = await run_node("multiplex.mjs", server.url, mode, "web", key)
+    assert result["ok"], result.get("error")
+    refusals = result["refusals"]
+    assert refusals["/debug"]["message"] == "Unauthorized"
+    assert refusals["/rooms"]["message"] == "Invalid key."
+    assert refusals["/"]["message"] == "Client is not trusted."
+    assert refusals["/clients"]["message"] == "Invalid key."
+    for refusal in refusals.values():
+        assert refusal["ok"] is False
+        assert refusal["data"]["status"] == "error" and refusal["data"]["message"] == refusal["message"]
+    assert result["llmConnected"] is True
+    assert result["ack"]["status"] == "error" and "Unknown event" in result["ack"]["message"]
+    assert result["roomsAfter"] is True

@@ -1,0 +1,102 @@
+"""Identities, instances, sessions, personal rooms and the client list."""
+
+from __future__ import annotations
+
+from newage.protocol.names import MONITOR_ROOM, ClientKind, Role
+from tests.helpers.client import auth
+
+
+async def test_identity_defaults_to_client_id_and_tabs_coexist(server, peers):
+    key = await server.client("web")
+    tab1, tab2 = peers(), peers()
+    await tab1.open("/llm", auth("web", key, identity="web#1", desc="first tab"))
+    await tab2.open("/", auth("web", key, identity="web#2"))
+    plain = peers()
+    await plain.open("/llm", auth("web", key))
+    sessions = server.app.presence.sessions
+    assert set(sessions) == {"web#1", "web#2", "web"}
+    assert sessions["web#1"].principal.client_id == "web"
+    assert sessions["web#1"].principal.desc == "first tab"
+    # each identity got its own personal room with itself as master
+    for identity in ("web#1", "web#2", "web"):
+        room = server.app.rooms.rooms[identity]
+        assert room.personal_of == identity and room.role(identity) is Role.MASTER
+    ack = await tab1.call("/llm", "UNKNOWN", {})
+    assert ack["status"] == "error"
+
+
+async def test_sessions_start_on_default_or_llm_only(server, peers):
+    key = await server.client("web")
+    peer = peers()
+    for namespace in ("/auth", "/rooms", "/clients", "/function_call"):
+        await peer.open(namespace, auth("web", key))
+    assert server.app.presence.sessions == {}
+    assert "web" not in server.app.rooms.rooms
+    await peer.open("/", auth("web", key))
+    assert set(server.app.presence.sessions) == {"web"}
+    await peer.close()
+    await peer.quiet(0.2)
+    assert server.app.presence.sessions == {}
+    assert server.app.presence.sockets == {}
+
+
+async def test_personal_rooms_and_monitor_room_survive_a_restart(server, peers):
+    key = await server.client("web")
+    admin_key = await server.client("admin", ClientKind.MONITOR)
+    peer = peers()
+    await peer.open("/llm", auth("web", key))
+    await peer.open("/", auth("admin", admin_key, clientType="monitor"))
+    monitor_room = server.app.rooms.rooms[MONITOR_ROOM]
+    assert monitor_room.role("admin") is Role.MANAGER
+    assert monitor_room.role("web") is None
+    await peer.close()
+    await server.restart()
+    rooms = server.app.rooms.rooms
+    assert rooms["web"].role("web") is Role.MASTER and rooms["admin"].role("admin") is Role.MASTER
+    assert rooms[MONITOR_ROOM].role("admin") is Role.MANAGER
+
+
+async def test_client_list_broadcast_on_session_start_and_end(server, peers):
+    admin_key = await server.client("admin", ClientKind.MONITOR)
+    watcher = peers()
+    await watcher.open("/clients", auth("admin", admin_key, clientType="monitor"))
+    key = await server.client("web")
+    peer = peers()
+    await peer.open("/llm", auth("web", key, identity="web-1", desc="<b>hi</b>", clienthtml="http://x"))
+    for event in ("UPDATE_CONNECTED_CLIENTS", "CONNECTED_CLIENTS_UPDATE"):
+        update = await watcher.next("/clients", event, lambda p: any(c["id"] == "web-1" for c in p["clients"]))
+        item = next(c for c in update["clients"] if c["id"] == "web-1")
+        assert item == {
+            "clientId": "web-1", "identity": "web-1", "principal": "web", "clientType": "client", "kind": "client", "desc": "<b>hi</b>", "clientDesc": "<b>hi</b>",
+            "description": "<b>hi</b>", "html": "http://x", "clientHTML": "http://x", "id": "web-1",
+            "online": True, "connectedAt": item["connectedAt"], "namespaces": ["/llm"], "key": None,
+        }
+        assert [c["id"] for c in update["nonSillyTavernClients"]] == ["web-1"]
+    await peer.close()
+    gone = await watcher.next("/clients", "CONNECTED_CLIENTS_UPDATE", lambda p: p["clients"] == [])
+    assert gone["nonSillyTavernClients"] == []
+
+
+async def test_a_second_socket_keeps_the_session(server, peers):
+    key = await server.client("web")
+    a, b = peers(), peers()
+    await a.open("/llm", auth("web", key))
+    await b.open("/", auth("web", key))
+    await a.close()
+    await b.quiet(0.2)
+    assert "web" in server.app.presence.sessions
+    await b.close()
+    await a.quiet(0.2)
+    assert "web" not in server.app.presence.sessions
+
+
+async def test_extension_availability_follows_its_llm_socket(server, peers):
+    key = await server.client("SillyTavern-1", ClientKind.SILLYTAVERN)
+    ext = peers()
+    await ext.open("/", auth("SillyTavern-1", key))
+    assert server.app.relations.model.extensions == []  # a session alone is not enough
+    await ext.open("/llm", auth("SillyTavern-1", key))
+    assert server.app.relations.model.extensions == ["SillyTavern-1"]
+    await ext.close()
+    await ext.quiet(0.2)
+    assert server.app.relations.model.extensions == []
