@@ -19,7 +19,9 @@ async def connected_peer(server, peers, client_id="alice", kind=ClientKind.CLIEN
 
 
 def _type(kind: ClientKind) -> str:
-    return {ClientKind.MONITOR: "monitor", ClientKind.SILLYTAVERN: "SillyTavern"}.get(kind, "web-app")
+    return {ClientKind.MONITOR: "monitor", ClientKind.SILLYTAVERN: "SillyTavern"}.get(
+        kind, "web-app"
+    )
 
 
 async def refused(peer, namespace, data) -> str:
@@ -55,24 +57,40 @@ async def test_spoofed_privileged_types_are_refused(server, peers):
         message = await refused(peer, "/rooms", auth("alice", key, clientType=declared))
         assert message == f"clientType '{declared}' is not allowed for this client."
     admin_key = await server.client("admin", ClientKind.MONITOR)
-    assert "not allowed" in await refused(peer, "/rooms", auth("admin", admin_key, clientType="web-app"))
+    assert "not allowed" in await refused(
+        peer, "/rooms", auth("admin", admin_key, clientType="web-app")
+    )
     assert peer.connected("/llm")
 
 
-@pytest.mark.parametrize("namespace", ["/", "/llm", "/rooms", "/clients", "/function_call", "/debug"])
+@pytest.mark.parametrize(
+    "namespace", ["/", "/llm", "/rooms", "/clients", "/function_call", "/debug"]
+)
 async def test_get_key_is_refused_outside_key_namespaces(server, peers, namespace):
     peer, _ = await connected_peer(server, peers, "SillyTavern-9", ClientKind.SILLYTAVERN)
     if namespace == "/llm":
         peer2 = peers()
-        await peer2.open("/rooms", auth("SillyTavern-9", await server.client("SillyTavern-9", ClientKind.SILLYTAVERN), clientType="SillyTavern"))
+        await peer2.open(
+            "/rooms",
+            auth(
+                "SillyTavern-9",
+                await server.client("SillyTavern-9", ClientKind.SILLYTAVERN),
+                clientType="SillyTavern",
+            ),
+        )
         peer = peer2
-    message = await refused(peer, namespace, auth("SillyTavern-9", "getKey", clientType="SillyTavern"))
+    message = await refused(
+        peer, namespace, auth("SillyTavern-9", "getKey", clientType="SillyTavern")
+    )
     assert message == "Invalid key."
 
 
 async def test_get_key_on_auth_is_only_for_sillytavern_clients(server, peers):
     peer, _ = await connected_peer(server, peers)
-    assert await refused(peer, "/auth", auth("alice", "getKey")) == "Only SillyTavern clients may request a key."
+    assert (
+        await refused(peer, "/auth", auth("alice", "getKey"))
+        == "Only SillyTavern clients may request a key."
+    )
 
 
 async def test_revoked_key_is_refused_and_live_sockets_closed(server, peers):
@@ -97,16 +115,25 @@ async def test_passwords(server, peers):
     assert await refused(peer, "/sillytavern", bad) == "Invalid password."
     # without a password in the handshake the socket may only identify, with one
     await peer.open("/sillytavern", auth("SillyTavern-5000", "getKey", clientType="SillyTavern"))
-    wrong = await peer.call("/sillytavern", "IDENTIFY_SILLYTAVERN", {"clientId": "SillyTavern-5000", "password": "x"})
+    wrong = await peer.call(
+        "/sillytavern", "IDENTIFY_SILLYTAVERN", {"clientId": "SillyTavern-5000", "password": "x"}
+    )
     assert wrong["status"] == "error" and wrong["message"] == "Invalid password."
-    missing = await peer.call("/sillytavern", "IDENTIFY_SILLYTAVERN", {"clientId": "SillyTavern-5000"})
+    missing = await peer.call(
+        "/sillytavern", "IDENTIFY_SILLYTAVERN", {"clientId": "SillyTavern-5000"}
+    )
     assert missing["message"] == "Invalid password."
-    good = await peer.call("/sillytavern", "IDENTIFY_SILLYTAVERN", {"clientId": "SillyTavern-5000", "password": "pw"})
+    good = await peer.call(
+        "/sillytavern", "IDENTIFY_SILLYTAVERN", {"clientId": "SillyTavern-5000", "password": "pw"}
+    )
     assert good["status"] == "ok"
     ext = peers()
     await ext.open("/llm", auth("SillyTavern-5000", good["key"], clientType="SillyTavern"))
     # the key-less settings read needs the password too
-    assert await refused(peers(), "/function_call", auth("SillyTavern-5000", clientType="SillyTavern")) == "Password required."
+    assert (
+        await refused(peers(), "/function_call", auth("SillyTavern-5000", clientType="SillyTavern"))
+        == "Password required."
+    )
     assert peer.connected("/llm")
 
 
@@ -145,17 +172,23 @@ async def test_network_safe_restricts_remote_admins(server, peers):
     await remote.open("/clients", auth("admin", admin_key, clientType="monitor"))
     ack = await remote.call("/clients", "GENERATE_CLIENT_KEY", {"targetClientId": "x"})
     assert ack["message"] == "Only loopback connections may do this while networkSafe is on."
-    assert "loopback" in await refused(remote, "/debug", auth("admin", admin_key, clientType="monitor"))
+    assert "loopback" in await refused(
+        remote, "/debug", auth("admin", admin_key, clientType="monitor")
+    )
     # key issuance and the key-less read without a password: loopback only
     await server.trust("SillyTavern-8000", ClientKind.SILLYTAVERN)
     getkey = auth("SillyTavern-8000", "getKey", clientType="SillyTavern")
     assert "loopback" in await refused(remote, "/sillytavern", getkey)
-    assert "loopback" in await refused(remote, "/function_call", auth("SillyTavern-8000", clientType="SillyTavern"))
+    assert "loopback" in await refused(
+        remote, "/function_call", auth("SillyTavern-8000", clientType="SillyTavern")
+    )
     assert remote.connected("/clients")
     # the same admin over loopback is fine
     local = peers()
     await local.open("/clients", auth("admin", admin_key, clientType="monitor"))
-    assert (await local.call("/clients", "GENERATE_CLIENT_KEY", {"targetClientId": "x"}))["status"] == "ok"
+    assert (await local.call("/clients", "GENERATE_CLIENT_KEY", {"targetClientId": "x"}))[
+        "status"
+    ] == "ok"
 
 
 async def test_network_safe_off_allows_remote_admins_but_still_authenticates(make_server):

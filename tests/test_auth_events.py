@@ -56,7 +56,9 @@ async def test_get_client_key_returns_metadata_only(server, peers):
     assert (await peer.call("/auth", "GET_CLIENT_KEY"))["clientId"] == "web"  # no data: own key
     other = await peer.call("/auth", "GET_CLIENT_KEY", {"clientId": "admin"})
     assert other["message"] == "You are have no right to get others key."
-    assert (await peer.call("/clients", "GET_CLIENT_KEY", {"clientId": "admin"}))["message"] == "Unauthorized"
+    assert (await peer.call("/clients", "GET_CLIENT_KEY", {"clientId": "admin"}))[
+        "message"
+    ] == "Unauthorized"
     admin = await admin_peer(server, peers)
     seen = await admin.call("/clients", "GET_CLIENT_KEY", {"clientId": "web"})
     assert seen["fingerprint"] == own["fingerprint"]
@@ -75,8 +77,12 @@ async def test_get_sillytavern_extension(server, peers):
     await ext.open("/llm", auth("SillyTavern-1", ext_key))
     await peer.open("/", auth("web", key))  # a session makes the client a client room
     found = await peer.call("/auth", "GET_SILLYTAVERN_EXTENSION")
-    assert found == {"status": "ok", "success": True, "extensions": ["SillyTavern-1"],
-                     "allTheSTSocket": ["SillyTavern-1"]}
+    assert found == {
+        "status": "ok",
+        "success": True,
+        "extensions": ["SillyTavern-1"],
+        "allTheSTSocket": ["SillyTavern-1"],
+    }
 
 
 async def test_generate_and_remove_keys(server, peers):
@@ -104,15 +110,22 @@ async def test_generate_and_remove_keys(server, peers):
 
 async def test_trust_management_over_the_wire(server, peers):
     admin = await admin_peer(server, peers)
-    added = await admin.call("/clients", "ADD_TRUSTED_CLIENT", {"clientId": "game", "clientType": "client"})
+    added = await admin.call(
+        "/clients", "ADD_TRUSTED_CLIENT", {"clientId": "game", "clientType": "client"}
+    )
     assert added["client"]["isTrust"] is True
     raw = json.loads((server.data_dir / "settings" / "game-settings.json").read_text())
     assert raw["isTrust"] is True and raw["clientType"] == "client"
-    bad = await admin.call("/clients", "ADD_TRUSTED_CLIENT", {"clientId": "x", "clientType": "root"})
+    bad = await admin.call(
+        "/clients", "ADD_TRUSTED_CLIENT", {"clientId": "x", "clientType": "root"}
+    )
     assert bad["status"] == "error"
     listing = await admin.call("/clients", "GET_TRUSTED_CLIENTS", {})
     assert {c["clientId"] for c in listing["clients"]} >= {"admin", "game"}
-    assert all("password" not in json.dumps(c).lower().replace("haspassword", "") for c in listing["clients"])
+    assert all(
+        "password" not in json.dumps(c).lower().replace("haspassword", "")
+        for c in listing["clients"]
+    )
     key = await server.app.keys.create("game")
     game = peers()
     await game.open("/llm", auth("game", key[0]))
@@ -122,7 +135,10 @@ async def test_trust_management_over_the_wire(server, peers):
     assert not game.connected("/llm")
     with pytest.raises(Refused, match="not trusted"):
         await peers().open("/llm", auth("game", key[0]))
-    assert json.loads((server.data_dir / "settings" / "game-settings.json").read_text())["isTrust"] is False
+    assert (
+        json.loads((server.data_dir / "settings" / "game-settings.json").read_text())["isTrust"]
+        is False
+    )
 
 
 async def test_disconnect_client(server, peers):

@@ -20,8 +20,12 @@ async def test_extension_flow(server, mode):
     assert remember["requestId"] == "checkRememberMe" and remember["success"] is True
     assert remember["result"]["success"] is True
     own = remember["result"]["result"]
-    assert own == {"clientId": "SillyTavern-8000", "clientType": "SillyTavern", "isTrust": True,
-                   "Remember_me": True}
+    assert own == {
+        "clientId": "SillyTavern-8000",
+        "clientType": "SillyTavern",
+        "isTrust": True,
+        "Remember_me": True,
+    }
     assert steps["bootstrapOther"]["status"] == "error"  # a key-less socket does nothing else
     safe = steps["loadNetworkSafe"]["result"]
     assert safe["success"] is True and safe["result"]["networkSafe"] is True
@@ -38,8 +42,12 @@ async def test_extension_flow(server, mode):
     assert steps["loadSettings"]["result"]["result"]["clientId"] == "SillyTavern-8000"
     assert steps["extensions"]["extensions"] == ["SillyTavern-8000"]
     assert steps["extensions"]["allTheSTSocket"] == ["SillyTavern-8000"]
-    assert steps["saveSettings"] == {"requestId": "saveSettings", "success": True, "status": "ok",
-                                     "result": {"success": True}}
+    assert steps["saveSettings"] == {
+        "requestId": "saveSettings",
+        "success": True,
+        "status": "ok",
+        "result": {"success": True},
+    }
     assert steps["generate"]["status"] == "ok" and len(steps["generate"]["key"]) == 43
     assert steps["remove"]["status"] == "ok"
 
@@ -70,7 +78,10 @@ async def test_refusals_close_only_their_namespace(server, mode):
     assert refusals["/clients"]["message"] == "Invalid key."
     for refusal in refusals.values():
         assert refusal["ok"] is False
-        assert refusal["data"]["status"] == "error" and refusal["data"]["message"] == refusal["message"]
+        assert (
+            refusal["data"]["status"] == "error"
+            and refusal["data"]["message"] == refusal["message"]
+        )
     assert result["llmConnected"] is True
     assert result["ack"]["status"] == "error" and "Unknown event" in result["ack"]["message"]
     assert result["roomsAfter"] is True

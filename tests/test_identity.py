@@ -62,14 +62,30 @@ async def test_client_list_broadcast_on_session_start_and_end(server, peers):
     await watcher.open("/clients", auth("admin", admin_key, clientType="monitor"))
     key = await server.client("web")
     peer = peers()
-    await peer.open("/llm", auth("web", key, identity="web-1", desc="<b>hi</b>", clienthtml="http://x"))
+    await peer.open(
+        "/llm", auth("web", key, identity="web-1", desc="<b>hi</b>", clienthtml="http://x")
+    )
     for event in ("UPDATE_CONNECTED_CLIENTS", "CONNECTED_CLIENTS_UPDATE"):
-        update = await watcher.next("/clients", event, lambda p: any(c["id"] == "web-1" for c in p["clients"]))
+        update = await watcher.next(
+            "/clients", event, lambda p: any(c["id"] == "web-1" for c in p["clients"])
+        )
         item = next(c for c in update["clients"] if c["id"] == "web-1")
         assert item == {
-            "clientId": "web-1", "identity": "web-1", "principal": "web", "clientType": "client", "kind": "client", "desc": "<b>hi</b>", "clientDesc": "<b>hi</b>",
-            "description": "<b>hi</b>", "html": "http://x", "clientHTML": "http://x", "id": "web-1",
-            "online": True, "connectedAt": item["connectedAt"], "namespaces": ["/llm"], "key": None,
+            "clientId": "web-1",
+            "identity": "web-1",
+            "principal": "web",
+            "clientType": "client",
+            "kind": "client",
+            "desc": "<b>hi</b>",
+            "clientDesc": "<b>hi</b>",
+            "description": "<b>hi</b>",
+            "html": "http://x",
+            "clientHTML": "http://x",
+            "id": "web-1",
+            "online": True,
+            "connectedAt": item["connectedAt"],
+            "namespaces": ["/llm"],
+            "key": None,
         }
         assert [c["id"] for c in update["nonSillyTavernClients"]] == ["web-1"]
     await peer.close()

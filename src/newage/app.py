@@ -18,8 +18,13 @@ import socketio
 from newage import __version__
 from newage.datadir import DataDir
 from newage.domain.auth import Authenticator
-from newage.domain.builtin_functions import BOOTSTRAP_FUNCTIONS, register_file_functions
+from newage.domain.builtin_functions import (
+    BOOTSTRAP_FUNCTIONS,
+    StaticResources,
+    register_file_functions,
+)
 from newage.domain.credentials import Credentials
+from newage.domain.debug import DebugService
 from newage.domain.files import FileArea
 from newage.domain.functions import (
     FunctionRegistry,
@@ -34,9 +39,9 @@ from newage.domain.presence import Presence
 from newage.domain.relations import RelationService
 from newage.domain.rooms import RoomService
 from newage.domain.sessions import SessionService
+from newage.domain.staticmap import StaticMappings
 from newage.domain.trust import KeyService, TrustService
 from newage.http.app import Router, build_http_app
-from newage.http.static import DynamicMappings
 from newage.logs import log
 from newage.metrics import Metrics
 from newage.protocol.names import MONITOR_ROOM, Namespace
@@ -103,14 +108,19 @@ class App:
         )
 
         self.files = FileArea(data.files_dir, settings.restricted_files)
+        self.static_mappings = StaticMappings(data.files_dir)
         self.registry = FunctionRegistry()
         register_file_functions(
-            self.registry, self.files, LegacySettingsFiles(self.store, self.live), self.live
+            self.registry,
+            self.files,
+            LegacySettingsFiles(self.store, self.live),
+            self.live,
+            StaticResources(self.store, self.static_mappings, self.files),
         )
         self.functions = FunctionService(
             self.registry, self.presence, self.outbox, self.live, BOOTSTRAP_FUNCTIONS
         )
-        self.static_mappings = DynamicMappings(data.files_dir)
+        self.debug = DebugService(self.live, data.logs_dir, self.status)
 
         for namespace, cls in NAMESPACES.items():
             self.sio.register_namespace(cls(namespace.value, self))

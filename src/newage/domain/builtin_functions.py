@@ -13,8 +13,10 @@ from newage.domain.functions import (
     normalize_path,
 )
 from newage.domain.principal import ConnMode, require_sensitive
+from newage.domain.staticmap import StaticMappings
 from newage.errors import ErrorCode, NewAgeError, unauthenticated
 from newage.settings import LiveSettings
+from newage.store.base import Store
 
 BOOTSTRAP_FUNCTIONS = frozenset({"readJsonFromFile"})
 # permission failures fail the call itself; file problems are reported inside
@@ -22,11 +24,25 @@ BOOTSTRAP_FUNCTIONS = frozenset({"readJsonFromFile"})
 DENIED = frozenset({ErrorCode.FORBIDDEN, ErrorCode.UNAUTHENTICATED})
 
 
+class StaticResources:
+    """``addStaticResources``: URL mappings into the files area, persisted
+    in the store and served by the HTTP layer (issue 6 fills this in)."""
+
+    def __init__(self, store: Store, mappings: StaticMappings, area: FileArea) -> None:
+        self.store = store
+        self.mappings = mappings
+        self.area = area
+
+    async def add(self, ctx: CallContext, resources: Any) -> dict[str, Any]:
+        raise NotImplementedError
+
+
 def register_file_functions(
     registry: FunctionRegistry,
     area: FileArea,
     legacy: LegacySettingsFiles,
     live: LiveSettings,
+    static: StaticResources,
 ) -> None:
     async def read_json_from_file(ctx: CallContext, file_path: Any = None) -> dict[str, Any]:
         path = normalize_path(file_path)

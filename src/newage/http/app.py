@@ -19,7 +19,7 @@ from starlette.routing import Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from newage.errors import NewAgeError
-from newage.http.static import BUILTIN_MOUNTS, WEB_ROOT, SafeStaticFiles
+from newage.http.static import BUILTIN_MOUNTS, WEB_ROOT, SafeStaticFiles, mapped_response
 
 if TYPE_CHECKING:
     from newage.app import App
@@ -48,7 +48,7 @@ def build_http_app(app: App) -> Starlette:
         return FileResponse(WEB_ROOT / "monitor" / "index.html")
 
     async def not_found(request: Request, _: Exception) -> Response:
-        mapped = app.static_mappings.response(request.url.path)
+        mapped = mapped_response(app.static_mappings, request.url.path)
         if mapped is not None and request.method in {"GET", "HEAD"}:
             return mapped
         return PlainTextResponse("Not Found", status_code=404)
