@@ -34,12 +34,15 @@ from newage.domain.functions import (
 )
 from newage.domain.guard import AccessGuard
 from newage.domain.history import History
+from newage.domain.mutes import MuteService
 from newage.domain.ports import identity_addr, room_addr
 from newage.domain.presence import Presence
 from newage.domain.relations import RelationService
+from newage.domain.room_model import Room
 from newage.domain.rooms import RoomService
 from newage.domain.sessions import SessionService
 from newage.domain.staticmap import StaticMappings
+from newage.domain.status import StatusBoard
 from newage.domain.trust import KeyService, TrustService
 from newage.http.app import Router, build_http_app
 from newage.logs import log
@@ -70,6 +73,7 @@ NAMESPACES: dict[Namespace, type[BaseNamespace]] = {
     Namespace.DEBUG: DebugNamespace,
 }
 WATCH_INTERVAL = 0.1  # how soon CLI edits by another process take effect
+SWEEP_INTERVAL = 1.0
 
 
 class App:
@@ -100,12 +104,19 @@ class App:
             self.outbox,
             self.presence,
             self.history,
-            default_mode=lambda: self.live.current.default_room_message_request_mode,
+            self.live,
             reserved_names=self.presence.known_names,
         )
+        self.status_board = StatusBoard(self.outbox)
+        self.mutes = MuteService(
+            self.store, self.outbox, self.rooms, self.history, self.status_board
+        )
+        self.rooms.on_member_status = self.status_board.set
+        self.rooms.on_deleted.append(self._room_deleted)
         self.sessions = SessionService(
             self.presence, self.rooms, self.relations, self.outbox, self._enter
         )
+        self.sessions.session_ended.append(self.status_board.idle_everywhere)
 
         self.files = FileArea(data.files_dir, settings.restricted_files)
         self.static_mappings = StaticMappings(data.files_dir)
@@ -145,6 +156,11 @@ class App:
             addrs.append(room_addr(MONITOR_ROOM))
         return addrs
 
+    async def _room_deleted(self, room: Room) -> None:
+        self.status_board.forget_room(room.name)
+        await self.mutes.forget_room(room.name)
+        self.relations.forget_client_room(room.name)
+
     async def _enter(self, sid: str, namespace: str, address: str) -> None:
         await self.sio.enter_room(sid, address, namespace=namespace)
 
@@ -155,6 +171,7 @@ class App:
         entries = await self.trust.import_files()
         await self.relations.load(self.live.current.connection_policy)
         await self.rooms.load()
+        await self.mutes.load()
         for mapping in await self.store.list_static_mappings():
             self.static_mappings.set(mapping.url_path, mapping.target)
         for fn in decorated_functions():
@@ -162,6 +179,7 @@ class App:
                 self.registry.register(fn)
         await self.store.changed_elsewhere()  # prime the change counter
         self._tasks.append(asyncio.create_task(self._watch_store(), name="watch-store"))
+        self._tasks.append(asyncio.create_task(self._sweep(), name="sweep"))
         settings = self.live.current
         log.info(
             "newage %s ready on %s:%s (data %s, networkSafe %s, %d trusted clients)",
@@ -197,6 +215,15 @@ class App:
                     await self.guard.enforce()
             except Exception:
                 log.exception("store watch failed")
+
+    async def _sweep(self) -> None:
+        """Once a second: lift expired mutes (and, later, other timers)."""
+        while True:
+            await asyncio.sleep(SWEEP_INTERVAL)
+            try:
+                await self.mutes.expire()
+            except Exception:
+                log.exception("sweep failed")
 
     def refresh_gauges(self) -> None:
         self.metrics.sessions.set(len(self.presence.sessions))

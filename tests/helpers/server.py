@@ -29,6 +29,7 @@ class RunningServer:
     port: int = 0
     _server: uvicorn.Server | None = None
     _task: asyncio.Task[None] | None = None
+    keys: dict[str, str] = field(default_factory=dict)  # keys handed out by tests.helpers.actors
 
     @property
     def url(self) -> str:

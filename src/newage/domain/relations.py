@@ -51,6 +51,18 @@ class RelationService:
     async def client_offline(self, identity: str) -> None:
         await self._publish(self.model.remove_client_room(identity))
 
+    async def greet(self, sid: str, principal: Principal) -> None:
+        """A new ``/rooms`` socket learns the current state: its client
+        room's extensions (when it already is one; otherwise the session
+        start pushes them) or, for admins, the whole view."""
+        if principal.is_admin:
+            await self.outbox.emit(Namespace.ROOMS, Ev.ASSIGNMENTS_UPDATED, self.view(), [sid])
+        elif principal.identity in self.model.client_rooms:
+            exts = self.model.for_room(principal.identity)
+            await self.outbox.emit(
+                Namespace.ROOMS, Ev.AVAILABLE_EXTENSIONS, {"extensions": exts}, [sid]
+            )
+
     # ------------------------------------------------------------------ admin
     async def set_policy(
         self, value: Any, actor: Principal, network_safe: bool
@@ -80,6 +92,10 @@ class RelationService:
         await self.store.set_manual_assignment(client_room, unique)
         await self._publish(self.model.set_manual(client_room, unique))
         return unique
+
+    def forget_client_room(self, room: str) -> None:
+        """A deleted room's manual assignment goes with it (the store's too)."""
+        self.model.manual.pop(room, None)
 
     # ------------------------------------------------------------------ queries
     def for_room(self, room: str) -> list[str]:

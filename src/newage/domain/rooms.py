@@ -15,7 +15,7 @@ from newage.clock import iso_now
 from newage.domain.history import History
 from newage.domain.ports import Outbox, identity_addr, room_addr
 from newage.domain.presence import Presence
-from newage.domain.principal import Principal
+from newage.domain.principal import Principal, require_admin
 from newage.domain.records import MemberRecord
 from newage.domain.room_model import (
     Room,
@@ -27,6 +27,7 @@ from newage.domain.room_model import (
 from newage.errors import bad_request, conflict, forbidden, not_found
 from newage.logs import log
 from newage.protocol.names import MONITOR_ROOM, Ev, MemberStatus, Namespace, RequestMode, Role
+from newage.settings import LiveSettings
 from newage.store.base import Store
 
 _ROOM_NAME = re.compile(r"^[^\x00-\x1f\x7f]{1,128}$")
@@ -47,20 +48,28 @@ class RoomService:
         outbox: Outbox,
         presence: Presence,
         history: History,
-        default_mode: Callable[[], RequestMode],
+        live: LiveSettings,
         reserved_names: Callable[[], set[str]],
     ) -> None:
         self.store = store
         self.outbox = outbox
         self.presence = presence
         self.history = history
-        self.default_mode = default_mode
+        self.live = live
         self.reserved_names = reserved_names  # identities/clientIds a new room may not take
         self.rooms: dict[str, Room] = {}
         self._of: dict[str, set[str]] = {}
         self.on_deleted: list[RoomHook] = []
         self.on_mode_changed: list[Callable[[Room, RequestMode], Awaitable[None]]] = []
         self.on_member_status: Callable[[str, str, MemberStatus], Awaitable[None]] | None = None
+
+    def default_mode(self) -> RequestMode:
+        return self.live.current.default_room_message_request_mode
+
+    async def set_default_mode(self, mode: RequestMode, actor: Principal) -> None:
+        """The mode new rooms get; a settings change (admins, DECISIONS 5)."""
+        require_admin(actor, self.live.current.network_safe)
+        self.live.apply({"defaultRoomMessageRequestMode": mode.value})
 
     # ------------------------------------------------------------------ loading
     async def load(self) -> None:

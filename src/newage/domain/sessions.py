@@ -68,6 +68,8 @@ class SessionService:
             await self.relations.extension_online(p.identity)
         if started:
             await self.broadcast_clients()
+        if ref.namespace == Namespace.ROOMS and ref.mode is ConnMode.FULL:
+            await self.relations.greet(ref.sid, p)
 
     async def socket_removed(self, sid: str) -> Session | None:
         ref, ended = self.presence.remove(sid)

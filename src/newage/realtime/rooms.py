@@ -2,8 +2,174 @@
 
 from __future__ import annotations
 
-from newage.realtime.base import BaseNamespace
+from typing import Any
+
+from newage.domain.presence import SocketRef
+from newage.domain.relations import require_monitor_or_extension
+from newage.errors import bad_request, not_found
+from newage.protocol.names import Ev, parse_mode
+from newage.protocol.rooms import (
+    AssignIn,
+    MemberIn,
+    ModeIn,
+    MuteIn,
+    OptionalRoomIn,
+    PolicyIn,
+    RemoveIn,
+    RoleIn,
+    RoomIn,
+    TargetIn,
+    UnmuteIn,
+)
+from newage.realtime.base import OK, BaseNamespace, on
+
+VALID_MODES = (
+    "Invalid mode specified. Valid modes are: Immediate, HostSubmit, MasterOnly, Conversational"
+)
+
+
+def ok(**fields: Any) -> dict[str, Any]:
+    return {**OK, **fields}
 
 
 class RoomsNamespace(BaseNamespace):
-    pass
+    @property
+    def network_safe(self) -> bool:
+        return self.app.live.current.network_safe
+
+    # ------------------------------------------------------------------ rooms
+    @on(Ev.GET_ROOMS, "getRooms")
+    async def get_rooms(self, ref: SocketRef, _: Any) -> dict[str, Any]:
+        names = self.app.rooms.visible_names(ref.principal)
+        details = [self.app.rooms.rooms[n].info() for n in names]
+        return ok(rooms=names, roomDetails=details)
+
+    @on(Ev.CREATE_ROOM, model=RoomIn)
+    async def create_room(self, ref: SocketRef, data: RoomIn) -> dict[str, Any]:
+        room = await self.app.rooms.create(data.room_name, ref.principal)
+        return ok(roomName=room.name, room=room.info())
+
+    @on(Ev.DELETE_ROOM, model=RoomIn)
+    async def delete_room(self, ref: SocketRef, data: RoomIn) -> dict[str, Any]:
+        await self.app.rooms.delete(data.room_name, ref.principal)
+        return ok(roomName=data.room_name)
+
+    @on(Ev.GET_CLIENTS_IN_ROOM, "getClientsInRoom", model=RoomIn)
+    async def clients_in_room(self, ref: SocketRef, data: RoomIn) -> dict[str, Any]:
+        room = self.app.rooms.get(data.room_name)
+        return ok(roomName=room.name, clients=self.app.rooms.members_view(room), room=room.info())
+
+    # ------------------------------------------------------------------ members
+    @on(Ev.ADD_CLIENT_TO_ROOM, model=MemberIn)
+    async def add_client(self, ref: SocketRef, data: MemberIn) -> dict[str, Any]:
+        await self.app.rooms.add_member(data.room_name, data.identity, data.role, ref.principal)
+        return ok(roomName=data.room_name, identity=data.identity, role=data.role)
+
+    @on(Ev.REMOVE_CLIENT_FROM_ROOM, model=RemoveIn)
+    async def remove_client(self, ref: SocketRef, data: RemoveIn) -> dict[str, Any]:
+        await self.app.rooms.remove_member(data.room_name, data.identity, ref.principal)
+        return ok(roomName=data.room_name, identity=data.identity)
+
+    @on(Ev.SET_MEMBER_ROLE, model=RoleIn)
+    async def set_role(self, ref: SocketRef, data: RoleIn) -> dict[str, Any]:
+        await self.app.rooms.set_role(data.room_name, data.target, data.role, ref.principal)
+        return ok(roomName=data.room_name, identity=data.target, role=data.role)
+
+    @on(Ev.KICK_MEMBER, model=TargetIn)
+    async def kick(self, ref: SocketRef, data: TargetIn) -> dict[str, Any]:
+        await self.app.rooms.remove_member(data.room_name, data.target, ref.principal, kick=True)
+        return ok(roomName=data.room_name, identity=data.target)
+
+    @on(Ev.MUTE_MEMBER, model=MuteIn)
+    async def mute(self, ref: SocketRef, data: MuteIn) -> dict[str, Any]:
+        record = await self.app.mutes.mute(
+            data.target, data.room_name, data.duration, ref.principal
+        )
+        duration = record.duration if record.duration is not None else "permanent"
+        return ok(
+            identity=record.identity,
+            roomName=record.room,
+            mutedUntil=record.muted_until,
+            duration=duration,
+        )
+
+    @on(Ev.UNMUTE_MEMBER, model=UnmuteIn)
+    async def unmute(self, ref: SocketRef, data: UnmuteIn) -> dict[str, Any]:
+        lifted = await self.app.mutes.unmute(data.target, data.room_name, ref.principal)
+        return (
+            ok(identity=data.target, roomName=data.room_name)
+            if lifted
+            else ok(identity=data.target, roomName=data.room_name, message="Not muted.")
+        )
+
+    # ------------------------------------------------------------------ modes
+    @on(Ev.SET_ROOM_MESSAGE_REQUEST_MODE, model=ModeIn)
+    async def set_room_mode(self, ref: SocketRef, data: ModeIn) -> dict[str, Any]:
+        if not data.room_name or not data.mode:
+            raise bad_request("roomName and mode are required.")
+        return await self._set_mode(ref, data.room_name, data.mode)
+
+    @on(Ev.SET_MESSAGE_REQUEST_MODE, model=ModeIn)
+    async def set_mode(self, ref: SocketRef, data: ModeIn) -> dict[str, Any]:
+        if data.room_name:
+            return await self._set_mode(ref, data.room_name, data.mode)
+        mode = parse_mode(data.mode)
+        if mode is None:
+            raise bad_request(VALID_MODES)
+        await self.app.rooms.set_default_mode(mode, ref.principal)
+        return ok(mode=mode.value, default=True)
+
+    async def _set_mode(self, ref: SocketRef, room_name: Any, value: Any) -> dict[str, Any]:
+        mode = parse_mode(value)
+        if mode is None:
+            raise bad_request(VALID_MODES)
+        if not isinstance(room_name, str) or room_name not in self.app.rooms.rooms:
+            raise not_found(f"Room {room_name} not found.")
+        room, changed = await self.app.rooms.set_mode(room_name, mode, ref.principal)
+        return ok(roomName=room.name, mode=room.mode.value, changed=changed)
+
+    # ------------------------------------------------------------------ policies
+    @on(Ev.SET_CONNECTION_POLICY, model=PolicyIn)
+    async def set_policy(self, ref: SocketRef, data: PolicyIn) -> dict[str, Any]:
+        policy = await self.app.relations.set_policy(data.policy, ref.principal, self.network_safe)
+        return ok(policy=policy.value)
+
+    @on(Ev.GET_CONNECTION_POLICY)
+    async def get_policy(self, ref: SocketRef, _: Any) -> dict[str, Any]:
+        return ok(policy=self.app.relations.model.policy.value)
+
+    @on(Ev.ASSIGN_EXTENSION_TO_CLIENT, model=AssignIn)
+    async def assign(self, ref: SocketRef, data: AssignIn) -> dict[str, Any]:
+        exts = await self.app.relations.assign(
+            data.client_room, data.extensions, ref.principal, self.network_safe
+        )
+        return ok(clientRoom=data.client_room, extensions=exts)
+
+    @on(Ev.GET_ASSIGNMENTS)
+    async def get_assignments(self, ref: SocketRef, _: Any) -> dict[str, Any]:
+        view = self.app.relations.view()
+        return ok(
+            assignments=view["assignments"],
+            policy=view["policy"],
+            manualAssignments=view["manualAssignments"],
+        )
+
+    @on(Ev.GET_ASSIGNMENTS_FOR_ROOM, model=OptionalRoomIn)
+    async def assignments_for_room(self, ref: SocketRef, data: OptionalRoomIn) -> dict[str, Any]:
+        p = ref.principal
+        room = data.room_name or p.identity
+        relations = self.app.relations
+        # the documented client example asks with its clientId
+        if room == p.client_id and room not in relations.model.client_rooms:
+            room = p.identity
+        return ok(roomName=room, assignments=relations.for_room(room))
+
+    @on(Ev.GET_CONNECTED_EXTENSIONS)
+    async def connected_extensions(self, ref: SocketRef, _: Any) -> dict[str, Any]:
+        require_monitor_or_extension(ref.principal)
+        return ok(extensions=list(self.app.relations.model.extensions))
+
+    @on(Ev.GET_CONNECTED_CLIENT_ROOMS)
+    async def connected_client_rooms(self, ref: SocketRef, _: Any) -> dict[str, Any]:
+        require_monitor_or_extension(ref.principal)
+        return ok(clientRooms=list(self.app.relations.model.client_rooms))
