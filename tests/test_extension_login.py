@@ -85,3 +85,52 @@ async def test_refusals_close_only_their_namespace(server, mode):
     assert result["llmConnected"] is True
     assert result["ack"]["status"] == "error" and "Unknown event" in result["ack"]["message"]
     assert result["roomsAfter"] is True
+
+
+@pytest.mark.parametrize("mode", ["polling", "websocket"])
+async def test_js_extension_answers_stream_and_non_stream(server, peers, mode):
+    import asyncio
+
+    from tests.helpers.actors import connect
+    from tests.helpers.node import JS_DIR
+
+    proc = await asyncio.create_subprocess_exec(
+        "node",
+        str(JS_DIR / "extension_stream.mjs"),
+        server.url,
+        mode,
+        "SillyTavern-8000",
+        "2",
+        stdout=asyncio.subprocess.PIPE,
+        cwd=JS_DIR,
+    )
+    ready = await asyncio.wait_for(proc.stdout.readline(), 20)
+    assert b"ready" in ready
+    web = await connect(server, peers, "web")
+    ack = await web.call("/llm", "LLM_REQUEST", {"requestId": "r1", "message": "hello there"})
+    assert ack["targets"] == ["SillyTavern-8000"]
+    end = await web.next("/llm", "SERVER_STREAM_END", timeout=10)
+    assert (
+        end["data"] == "You said: hello there."
+        and end["requestId"] == "r1"
+        and end["status"] == "completed"
+    )
+    chunks = web.received("/llm", "SERVER_STREAM_DATA")
+    assert "".join(c["data"] for c in chunks) == end["data"]
+    await web.call("/llm", "LLM_REQUEST", {"requestId": "r2", "message": "again"})
+    response = await web.next("/llm", "LLM_RESPONSE", lambda p: p["requestId"] == "r2", timeout=10)
+    assert response["data"] == "You said: again."
+    out, _ = await asyncio.wait_for(proc.communicate(), 20)
+    result = __import__("json").loads(out.decode().strip().splitlines()[-1])
+    assert result["ok"], result
+    assert (
+        result["pong"]["data"] == "Yes,connection is fine."
+        and result["pong"]["requestId"] == "ping"
+    )
+    assert [h["requestId"] for h in result["handled"]] == ["r1", "r2"]
+    assert result["handled"][0] == {
+        "requestId": "r1",
+        "message": "hello there",
+        "requestType": "newMessage",
+        "target": "SillyTavern-8000",
+    }

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ from newage.domain.builtin_functions import (
     StaticResources,
     register_file_functions,
 )
+from newage.domain.chat import ChatService
 from newage.domain.credentials import Credentials
 from newage.domain.debug import DebugService
 from newage.domain.files import FileArea
@@ -31,23 +33,30 @@ from newage.domain.functions import (
     FunctionService,
     LegacySettingsFiles,
     decorated_functions,
+    load_entry_point_functions,
 )
 from newage.domain.guard import AccessGuard
 from newage.domain.history import History
+from newage.domain.messages import MessageService
 from newage.domain.mutes import MuteService
 from newage.domain.ports import identity_addr, room_addr
 from newage.domain.presence import Presence
 from newage.domain.relations import RelationService
+from newage.domain.requests import RequestTracker
+from newage.domain.responses import Responder
 from newage.domain.room_model import Room
 from newage.domain.rooms import RoomService
+from newage.domain.routing import Router
 from newage.domain.sessions import SessionService
 from newage.domain.staticmap import StaticMappings
 from newage.domain.status import StatusBoard
+from newage.domain.streams import StreamService
+from newage.domain.thinking import Thinker
 from newage.domain.trust import KeyService, TrustService
-from newage.http.app import Router, build_http_app
+from newage.http.app import AsgiRouter, build_http_app
 from newage.logs import log
 from newage.metrics import Metrics
-from newage.protocol.names import MONITOR_ROOM, Namespace
+from newage.protocol.names import MONITOR_ROOM, Namespace, RequestMode
 from newage.realtime.auth import AuthNamespace
 from newage.realtime.base import BaseNamespace
 from newage.realtime.clients import ClientsNamespace
@@ -118,6 +127,40 @@ class App:
         )
         self.sessions.session_ended.append(self.status_board.idle_everywhere)
 
+        # LLM requests, streaming, history
+        self.tracker = RequestTracker()
+        self.router = Router(self.presence, self.relations, self.tracker, self.outbox)
+        self.chat = ChatService(
+            self.store,
+            self.outbox,
+            self.rooms,
+            self.mutes,
+            self.history,
+            self.router,
+            self.tracker,
+            self.status_board,
+            self.live,
+        )
+        self.responder = Responder(
+            self.outbox,
+            self.tracker,
+            self.history,
+            self.status_board,
+            self.audience,
+            self._observe_request,
+        )
+        self.streams = StreamService(self.tracker, self.responder, self.live)
+        self.messages = MessageService(
+            self.store, self.outbox, self.rooms, self.live, self.audience
+        )
+        self.thinker = Thinker(
+            self.rooms, self.mutes, self.presence, self.router, self.tracker, self.chat, self.live
+        )
+        self.sessions.extension_gone.append(self.streams.extension_gone)
+        self.mutes.on_unmuted.append(self.thinker.unmuted)
+        self.rooms.on_mode_changed.append(self._mode_changed)
+        self.history.after_record.append(self._legacy_context)
+
         self.files = FileArea(data.files_dir, settings.restricted_files)
         self.static_mappings = StaticMappings(data.files_dir)
         self.registry = FunctionRegistry()
@@ -137,7 +180,7 @@ class App:
             self.sio.register_namespace(cls(namespace.value, self))
         self.http = build_http_app(self)
         sio_path = settings.socket_io_path
-        self.asgi = Router(
+        self.asgi = AsgiRouter(
             socketio.ASGIApp(self.sio, socketio_path=sio_path.lstrip("/")), self.http, sio_path
         )
         self._tasks: list[asyncio.Task[None]] = []
@@ -157,9 +200,25 @@ class App:
         return addrs
 
     async def _room_deleted(self, room: Room) -> None:
+        await self.thinker.forget_room(room)
         self.status_board.forget_room(room.name)
         await self.mutes.forget_room(room.name)
         self.relations.forget_client_room(room.name)
+
+    async def _mode_changed(self, room: Room, previous: RequestMode) -> None:
+        await self.thinker.mode_changed(room, previous)
+        if previous is RequestMode.HOST_SUBMIT:
+            await self.chat.forget_room(room.name)  # the guest queue goes with the mode
+
+    async def _legacy_context(self, room: str, kind: str) -> None:
+        """Opt-in original behaviour: the whole paged context to every member
+        after every request and response (newest paging wins per room)."""
+        if self.live.current.legacy_context_broadcast and kind != "system":
+            total = await self.store.count_messages(room)
+            self.messages.page_to(room_addr(room), room, str(uuid.uuid4()), total)
+
+    def _observe_request(self, status: str, seconds: float) -> None:
+        self.metrics.request_seconds.labels(status).observe(seconds)
 
     async def _enter(self, sid: str, namespace: str, address: str) -> None:
         await self.sio.enter_room(sid, address, namespace=namespace)
@@ -174,12 +233,15 @@ class App:
         await self.mutes.load()
         for mapping in await self.store.list_static_mappings():
             self.static_mappings.set(mapping.url_path, mapping.target)
+        load_entry_point_functions(self.registry)
         for fn in decorated_functions():
             if fn.name not in self.registry.functions:
                 self.registry.register(fn)
         await self.store.changed_elsewhere()  # prime the change counter
         self._tasks.append(asyncio.create_task(self._watch_store(), name="watch-store"))
         self._tasks.append(asyncio.create_task(self._sweep(), name="sweep"))
+        self._tasks.append(asyncio.create_task(self._sweep_streams(), name="streams"))
+        self._tasks.append(asyncio.create_task(self.thinker.run(), name="thinker"))
         settings = self.live.current
         log.info(
             "newage %s ready on %s:%s (data %s, networkSafe %s, %d trusted clients)",
@@ -225,8 +287,20 @@ class App:
             except Exception:
                 log.exception("sweep failed")
 
+    async def _sweep_streams(self) -> None:
+        """Idle outputs and silent extensions, checked at a pace that suits
+        the configured timeouts."""
+        while True:
+            await asyncio.sleep(self.streams.sweep_interval())
+            try:
+                await self.streams.sweep()
+            except Exception:
+                log.exception("stream sweep failed")
+
     def refresh_gauges(self) -> None:
         self.metrics.sessions.set(len(self.presence.sessions))
+        self.metrics.active_streams.set(self.streams.active)
+        self.metrics.requests_in_flight.set(self.tracker.open_count())
 
     def uptime(self) -> float:
         return round(time.time() - self.started_at, 3)
@@ -238,4 +312,6 @@ class App:
             "connections": self.presence.count_by_namespace(),
             "sessions": len(self.presence.sessions),
             "rooms": len(self.rooms.rooms),
+            "requestsInFlight": self.tracker.open_count(),
+            "streamsInFlight": self.streams.active,
         }

@@ -7,6 +7,7 @@ from typing import Any
 
 from newage.protocol.names import ClientKind
 from tests.helpers.client import Peer, auth
+from tests.helpers.fake_extension import FakeExtension
 from tests.helpers.server import RunningServer
 
 DECLARED = {
@@ -48,3 +49,12 @@ async def extension(
     server: RunningServer, peers: Callable[..., Peer], name: str = "SillyTavern-1", **kw: Any
 ) -> Peer:
     return await connect(server, peers, name, ClientKind.SILLYTAVERN, **kw)
+
+
+async def fake_extension(
+    server: RunningServer, peers: Callable[..., Peer], name: str = "SillyTavern-1", **kw: Any
+) -> FakeExtension:
+    """An extension on ``/llm`` (and ``/rooms``) speaking the real wire protocol."""
+    kw.setdefault("namespaces", ("/llm",))
+    peer = await extension(server, peers, name, **kw)
+    return FakeExtension(peer, name)

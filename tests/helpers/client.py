@@ -164,8 +164,23 @@ class Peer:
         await asyncio.sleep(seconds)
 
     async def close(self) -> None:
-        if self.sio.eio.state == "connected":
-            await self.sio.disconnect()
+        if self.sio.eio.state != "connected":
+            return
+        for namespace in list(self.sio.namespaces):
+            await self.sio._send_packet(
+                self.sio.packet_class(packet.DISCONNECT, namespace=namespace)
+            )
+        for _ in range(200):  # let what was emitted go out before aborting
+            if self.sio.eio.queue.empty():
+                break
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.05)
+        # over long-polling a graceful close waits for the pending poll (up to
+        # the ping interval); the server has the DISCONNECTs, so do not wait
+        await self.sio.eio.disconnect(abort=True)
+        task = self.sio.eio.read_loop_task
+        if task is not None and not task.done():
+            task.cancel()
 
 
 def auth(client_id: str, key: str | None = None, **extra: Any) -> dict[str, Any]:

@@ -1,9 +1,9 @@
-"""Server-side functions callable through ``FUNCTION_CALL`` with ``target: 'server'``.
+"""``FUNCTION_CALL``: the server-function registry and calls forwarded to clients.
 
 A registry of named async functions, each with an optional pydantic model
 for its positional arguments. Built-ins are registered by the app;
 third-party code registers with :func:`server_function` or through the
-``newage.functions`` entry-point group (see docs/protocol.md).
+``newage.functions`` entry-point group (:func:`load_entry_point_functions`).
 
 Two legacy paths of the extension are not file access (DECISIONS 16/17):
 ``readJsonFromFile('./settings/<clientId>-settings.json')`` returns the
@@ -15,9 +15,11 @@ server settings through the settings validation.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import posixpath
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from importlib.metadata import entry_points
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
@@ -32,12 +34,22 @@ from newage.errors import (
     unauthenticated,
     unavailable,
 )
+from newage.logs import log
 from newage.protocol.names import Ev, Namespace
-from newage.settings import FIELD_BY_FILE_KEY, PUBLIC_FIELDS, LiveSettings, SettingsError
+from newage.settings import (
+    EXTENSION_WRITABLE,
+    FIELD_BY_FILE_KEY,
+    PUBLIC_FIELDS,
+    LiveSettings,
+    SettingsError,
+)
 from newage.store.base import Store
 
 SETTINGS_PREFIX = "settings/"
+LEGACY_DIRS = ("settings", "keys")
 SERVER_SETTINGS_PATH = "settings/server_settings.json"
+ENTRY_POINT_GROUP = "newage.functions"
+MAX_PATH_CHARS = 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,7 +58,8 @@ class CallContext:
     mode: ConnMode
 
 
-FunctionImpl = Callable[..., Awaitable[Any]]
+# async functions; plain ones are accepted too
+FunctionImpl = Callable[..., Awaitable[Any] | Any]
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +86,7 @@ class FunctionRegistry:
         return fn
 
 
+# ---------------------------------------------------------------- third-party functions
 _PENDING: list[ServerFunction] = []
 
 
@@ -83,11 +97,14 @@ def server_function(
 
     With ``args_model`` the positional arguments are validated as the
     model's fields in declaration order and the function receives
-    ``(ctx, model)``; without, it receives ``(ctx, *args)``.
+    ``(ctx, model)``; without, it receives ``(ctx, *args)``. The decorated
+    callable may also be named by a ``newage.functions`` entry point.
     """
 
     def mark(impl: FunctionImpl) -> FunctionImpl:
-        _PENDING.append(ServerFunction(name, impl, args_model, sensitive))
+        fn = ServerFunction(name, impl, args_model, sensitive)
+        _PENDING.append(fn)
+        setattr(impl, "__newage_function__", fn)  # noqa: B010 (mypy: no such attribute)
         return impl
 
     return mark
@@ -97,10 +114,52 @@ def decorated_functions() -> list[ServerFunction]:
     return list(_PENDING)
 
 
+def as_server_function(obj: Any) -> ServerFunction | None:
+    """A :class:`ServerFunction`, or a callable decorated with :func:`server_function`."""
+    if isinstance(obj, ServerFunction):
+        return obj
+    marked = getattr(obj, "__newage_function__", None)
+    return marked if isinstance(marked, ServerFunction) else None
+
+
+def load_entry_point_functions(
+    registry: FunctionRegistry, group: str = ENTRY_POINT_GROUP
+) -> list[str]:
+    """Register the functions of installed packages; return their names.
+
+    A broken plugin is logged and skipped: it must not keep the server
+    from starting. Names already taken (built-ins first) are kept.
+    """
+    loaded: list[str] = []
+    for ep in entry_points(group=group):
+        try:
+            fn = as_server_function(ep.load())
+        except Exception:
+            log.exception("server function entry point %s failed to load", ep.value)
+            continue
+        if fn is None:
+            log.warning(
+                "entry point %s is neither a ServerFunction nor decorated with server_function",
+                ep.value,
+            )
+            continue
+        existing = registry.functions.get(fn.name)
+        if existing is not None:
+            if existing is not fn:
+                log.warning("server function %r of %s is already registered", fn.name, ep.value)
+            continue
+        registry.register(fn)
+        loaded.append(fn.name)
+    return loaded
+
+
+# ---------------------------------------------------------------- arguments
 def normalize_path(value: Any) -> str:
     """A client path as a relative POSIX path (``./a\\b`` -> ``a/b``)."""
     if not isinstance(value, str) or not value or "\x00" in value:
-        raise bad_request("filePath must be a non-empty string.")
+        raise bad_request("filePath must be a non-empty string without NUL characters.")
+    if len(value) > MAX_PATH_CHARS:
+        raise bad_request(f"filePath is too long (at most {MAX_PATH_CHARS} characters).")
     path = posixpath.normpath(value.replace("\\", "/"))
     while path.startswith("./"):
         path = path[2:]
@@ -118,17 +177,33 @@ def spread_args(args: Any) -> list[Any]:
 
 def bind_args(fn: ServerFunction, args: list[Any]) -> Any:
     assert fn.args_model is not None
-    names = list(fn.args_model.model_fields)
+    fields = fn.args_model.model_fields
+    names = [info.alias or name for name, info in fields.items()]
     if len(args) > len(names):
-        raise bad_request(f"{fn.name} takes at most {len(names)} arguments ({len(args)} given).")
+        raise bad_request(
+            f"Invalid arguments for {fn.name}: takes at most {len(names)} "
+            f"arguments ({len(args)} given)."
+        )
     try:
         return fn.args_model.model_validate(dict(zip(names, args, strict=False)))
     except ValidationError as exc:
         error = exc.errors()[0]
-        where = ".".join(str(p) for p in error["loc"])
+        where = ".".join(str(p) for p in error["loc"]) or "arguments"
         raise bad_request(f"Invalid arguments for {fn.name}: {where}: {error['msg']}.") from None
 
 
+def check_arity(fn: ServerFunction, args: list[Any]) -> None:
+    """Refuse a call the function's signature cannot take, before calling it
+    (a TypeError from inside the function is a bug, not bad arguments)."""
+    try:
+        inspect.signature(fn.impl).bind(None, *args)
+    except TypeError as exc:
+        raise bad_request(f"Invalid arguments for {fn.name}: {exc}.") from None
+    except ValueError:  # no signature (a builtin): let the call decide
+        return
+
+
+# ---------------------------------------------------------------- legacy settings paths
 class LegacySettingsFiles:
     """The extension's two settings 'files' (DECISIONS 16/17)."""
 
@@ -138,7 +213,9 @@ class LegacySettingsFiles:
 
     @staticmethod
     def is_legacy(path: str) -> bool:
-        return path.startswith(SETTINGS_PREFIX) or path == "settings"
+        """Below ``settings/`` or ``keys/``: the two legacy paths, every other
+        one refused (DECISIONS 16), whatever exists in the files area."""
+        return any(path == d or path.startswith(d + "/") for d in LEGACY_DIRS)
 
     async def read(self, ctx: CallContext, path: str) -> dict[str, Any]:
         if path == SERVER_SETTINGS_PATH:
@@ -166,9 +243,12 @@ class LegacySettingsFiles:
         require_sensitive(ctx.principal, self.live.current.network_safe, allow_extension=True)
         if not isinstance(data, dict):
             raise bad_request("jsonData must be an object.")
-        known = {k: v for k, v in data.items() if k in FIELD_BY_FILE_KEY}
+        # the extension's form may change what the form shows; admins any setting
+        writable = FIELD_BY_FILE_KEY if ctx.principal.is_admin else EXTENSION_WRITABLE
+        known = {k: v for k, v in data.items() if k in writable}
         try:
-            self.live.apply(known)
+            if known:
+                self.live.apply(known)
         except SettingsError as exc:
             raise bad_request(exc.line) from None
         ignored = sorted(set(data) - set(known))
@@ -183,6 +263,18 @@ def function_error(exc: NewAgeError, data: Any) -> dict[str, Any]:
     return exc.to_function_result(request_id)
 
 
+def relayed(answer: Any, request_id: Any) -> dict[str, Any]:
+    """A forwarded call's answer as the caller's ack: unchanged when it has
+    the function-result shape (plus the fields it lacks), else its result."""
+    if isinstance(answer, dict) and "success" in answer:
+        out = dict(answer)
+        out.setdefault("requestId", request_id)
+        out.setdefault("status", "ok" if answer["success"] is True else "error")
+        return out
+    return {"requestId": request_id, "success": True, "status": "ok", "result": answer}
+
+
+# ---------------------------------------------------------------- the service
 class FunctionService:
     """Runs server functions and forwards calls to other clients."""
 
@@ -199,7 +291,7 @@ class FunctionService:
         self.outbox = outbox
         self.live = live
         self.bootstrap_functions = bootstrap_functions
-        # target sid -> futures of calls waiting on it, failed at once when it goes
+        # target sid -> calls waiting on it, cancelled at once when it goes
         self._waiting: dict[str, set[asyncio.Future[Any]]] = {}
 
     async def call_server(self, ctx: CallContext, name: str, args: Any) -> Any:
@@ -209,16 +301,25 @@ class FunctionService:
         if fn.sensitive:
             require_sensitive(ctx.principal, self.live.current.network_safe, allow_extension=False)
         positional = spread_args(args)
-        if fn.args_model is not None:
-            return await fn.impl(ctx, bind_args(fn, positional))
         try:
-            return await fn.impl(ctx, *positional)
-        except TypeError as exc:
-            if "positional argument" in str(exc):
-                raise bad_request(f"Invalid arguments for {name}: {exc}") from None
+            if fn.args_model is not None:
+                result = fn.impl(ctx, bind_args(fn, positional))
+            else:
+                check_arity(fn, positional)
+                result = fn.impl(ctx, *positional)
+            # plain functions are accepted too
+            return await result if inspect.isawaitable(result) else result
+        except NewAgeError:
             raise
+        except Exception as exc:
+            log.exception("server function %s failed", name)
+            # the original relays err.message; an OSError's would show paths
+            text = exc.strerror if isinstance(exc, OSError) else str(exc)
+            message = text or "An unknown error occurred."
+            raise NewAgeError(ErrorCode.INTERNAL, message) from None
 
-    def _target_sid(self, target: str) -> str | None:
+    def target_sids(self, target: str) -> list[str]:
+        """The keyed ``/function_call`` sockets of an identity, else of a clientId."""
         sids = self.presence.full_sids(target, Namespace.FUNCTION_CALL)
         if not sids:
             sids = [
@@ -226,41 +327,68 @@ class FunctionService:
                 for ref in self.presence.client_sids(target)
                 if ref.namespace == Namespace.FUNCTION_CALL and ref.mode is ConnMode.FULL
             ]
-        return sids[-1] if sids else None  # the most recently connected
+        return list(sids)
 
-    async def forward(self, payload: dict[str, Any], target: str) -> Any:
-        sid = self._target_sid(target)
-        if sid is None:
+    async def forward(self, payload: dict[str, Any], target: str) -> dict[str, Any]:
+        """Send the call to every socket of ``target``; the first answer wins,
+        later ones are dropped."""
+        sids = self.target_sids(target)
+        if not sids:
             raise unavailable(f'Target "{target}" is not connected.')
         timeout = self.live.current.function_call_timeout / 1000
-        call = asyncio.ensure_future(
-            self.outbox.call(Namespace.FUNCTION_CALL, sid, Ev.FUNCTION_CALL, payload, timeout)
-        )
-        waiting = self._waiting.setdefault(sid, set())
-        waiting.add(call)
+        calls: dict[str, asyncio.Future[Any]] = {}
+        for sid in sids:
+            call = asyncio.ensure_future(
+                self.outbox.call(Namespace.FUNCTION_CALL, sid, Ev.FUNCTION_CALL, payload, timeout)
+            )
+            calls[sid] = call
+            self._waiting.setdefault(sid, set()).add(call)
         try:
-            answer = await call
-        except TimeoutError:
-            raise NewAgeError(
-                ErrorCode.TIMEOUT, f'Function call to "{target}" timed out.'
-            ) from None
-        except asyncio.CancelledError:
-            if call.cancelled() and not _current_cancelled():
-                raise unavailable(f'Target "{target}" disconnected during the call.') from None
-            raise
+            answer = await self._first_answer(list(calls.values()), target, timeout)
         finally:
-            waiting.discard(call)
-            if not waiting:
-                self._waiting.pop(sid, None)
-        if isinstance(answer, dict):
-            return answer
-        return {"requestId": payload.get("requestId"), "success": True, "result": answer}
+            for sid, call in calls.items():
+                call.cancel()
+                waiting = self._waiting.get(sid)
+                if waiting is not None:
+                    waiting.discard(call)
+                    if not waiting:
+                        del self._waiting[sid]
+        return relayed(answer, payload.get("requestId"))
+
+    async def _first_answer(
+        self, calls: list[asyncio.Future[Any]], target: str, timeout: float
+    ) -> Any:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        pending = set(calls)
+        timed_out = empty = False
+        while pending:
+            done, pending = await asyncio.wait(
+                pending,
+                timeout=max(0.0, deadline - loop.time()),
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+            if not done:
+                timed_out = True
+                break
+            for call in done:
+                if call.cancelled():
+                    continue  # that socket went away
+                error = call.exception()
+                if isinstance(error, TimeoutError):
+                    timed_out = True
+                elif error is not None:
+                    log.warning("forwarding a call to %s failed: %r", target, error)
+                elif call.result() is None:
+                    empty = True  # an ack without an answer does not count
+                else:
+                    return call.result()
+        if timed_out:
+            raise NewAgeError(ErrorCode.TIMEOUT, f'Function call to "{target}" timed out.')
+        if empty:
+            raise unavailable(f'Target "{target}" did not answer the call.')
+        raise unavailable(f'Target "{target}" disconnected during the call.')
 
     def socket_gone(self, sid: str) -> None:
         for call in self._waiting.pop(sid, set()):
             call.cancel()
-
-
-def _current_cancelled() -> bool:
-    task = asyncio.current_task()
-    return bool(task and task.cancelling())

@@ -7,7 +7,7 @@ so a ``NEW_MESSAGE`` a client saw is never lost to a crash.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from newage.clock import iso_now
@@ -46,16 +46,26 @@ class History:
         # room -> addresses that hear about its messages (members, assigned
         # extensions, monitors); supplied by the app so history stays small
         self.audience = audience
+        self.after_record: list[Callable[[str, str], Awaitable[None]]] = []
 
     async def record(self, room: str, kind: MessageKind, body: dict[str, Any]) -> dict[str, Any]:
+        await self.persist(room, kind, body)
+        await self.announce(room, kind, body)
+        return body
+
+    async def persist(self, room: str, kind: MessageKind, body: dict[str, Any]) -> None:
+        """Commit first: whatever clients hear about is already durable."""
         body.setdefault("messageId", new_id())
         body.setdefault("timestamp", iso_now())
         body["roomName"] = room
         await self.store.append_message(room, kind, body)
+
+    async def announce(self, room: str, kind: MessageKind, body: dict[str, Any]) -> None:
         await self.outbox.emit(
             Namespace.LLM, Ev.NEW_MESSAGE, {"roomName": room, "message": body}, self.audience(room)
         )
-        return body
+        for hook in self.after_record:
+            await hook(room, kind)
 
     async def system(self, room: str, text: str) -> dict[str, Any]:
         body = {

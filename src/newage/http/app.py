@@ -83,7 +83,7 @@ def build_http_app(app: App) -> Starlette:
     )
 
 
-class Router:
+class AsgiRouter:
     """Socket.IO path -> engineio; ``<path>/socket.io.js`` -> vendored client;
     everything else -> Starlette (which also owns the lifespan)."""
 

@@ -104,7 +104,6 @@ class Ev(StrEnum):
     START_PROCESSING = "START_PROCESSING"
     STOP_PROCESSING = "STOP_PROCESSING"
     MESSAGE = "message"
-    SUBMIT_QUEUE = "SUBMIT_QUEUE"
 
     # stream events (extension -> server)
     CLIENT_STREAM_START = "CLIENT_STREAM_START"

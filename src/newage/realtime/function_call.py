@@ -14,8 +14,13 @@ from newage.realtime.base import BaseNamespace, on
 
 
 def _forwarded(args: list[Any]) -> bool:
+    # a forwarded call waits for another client: run it beside this
+    # connection's other events instead of in arrival order
     data = args[0] if args else None
-    return isinstance(data, dict) and data.get("target", SERVER_TARGET) != SERVER_TARGET
+    return isinstance(data, dict) and data.get("target", SERVER_TARGET) not in (
+        None,
+        SERVER_TARGET,
+    )
 
 
 class FunctionCallNamespace(BaseNamespace):
@@ -37,5 +42,6 @@ class FunctionCallNamespace(BaseNamespace):
             return {"requestId": data.request_id, "success": True, "status": "ok", "result": result}
         if ref.mode is not ConnMode.FULL:
             raise unauthenticated("Key required.")
-        # relay the target's answer unchanged (the caller's requestId is in it)
-        return await self.app.functions.forward(data.model_dump(by_alias=True), data.target)  # type: ignore[no-any-return]
+        # the caller's payload as it came (extra fields included)
+        payload = data.model_dump(by_alias=True, exclude_unset=True)
+        return await self.app.functions.forward(payload, data.target)

@@ -2,8 +2,167 @@
 
 from __future__ import annotations
 
-from newage.realtime.base import BaseNamespace
+import uuid
+from typing import Any
+
+from newage.domain.presence import SocketRef
+from newage.errors import bad_request, forbidden
+from newage.protocol.llm import (
+    ContextIn,
+    ExtensionErrorIn,
+    NonStreamIn,
+    RoomRefIn,
+    StreamDataIn,
+    StreamEndIn,
+    StreamStartIn,
+)
+from newage.protocol.names import PING_TEXT, PONG_TEXT, Ev, MemberStatus, StreamType
+from newage.realtime.base import OK, BaseNamespace, on
+from newage.realtime.history_events import HistoryEvents
 
 
-class LlmNamespace(BaseNamespace):
-    pass
+def _extension(ref: SocketRef) -> str:
+    if not ref.principal.is_extension:
+        raise forbidden("Only extensions may send responses.")
+    return ref.principal.identity
+
+
+def _type(actual: int, expected: int) -> None:
+    if actual != expected:
+        raise bad_request(f"Invalid stream type {actual} (expected {expected}).")
+
+
+class LlmNamespace(HistoryEvents, BaseNamespace):
+    async def closed(self, ref: SocketRef) -> None:
+        self.app.messages.stop_paging(ref.sid)
+        await super().closed(ref)
+
+    # ------------------------------------------------------------------ requests
+    @on(Ev.LLM_REQUEST)
+    async def llm_request(self, ref: SocketRef, data: Any) -> dict[str, Any]:
+        return await self.app.chat.request(ref.principal, ref.sid, data)
+
+    # ------------------------------------------------------------------ context
+    @on(Ev.GET_FULL_CONTEXT, model=ContextIn)
+    async def full_context(self, ref: SocketRef, data: ContextIn) -> dict[str, Any]:
+        info = await self.app.messages.full_context(ref.principal, ref.sid, data.room_name)
+        return {**OK, **info}
+
+    @on(Ev.GET_OFFLINE_MESSAGES, model=ContextIn)
+    async def offline(self, ref: SocketRef, data: ContextIn) -> dict[str, Any]:
+        info = await self.app.messages.offline(ref.principal, ref.sid, data.room_name, data.since)
+        return {**OK, **info}
+
+    # ------------------------------------------------------------------ presence in rooms
+    @on(Ev.START_TYPING, model=RoomRefIn)
+    async def start_typing(self, ref: SocketRef, data: RoomRefIn) -> dict[str, Any]:
+        if data.target_room is None:
+            raise bad_request("targetRoom is required.")
+        if not self.app.rooms.is_member(ref.principal.identity, data.target_room):
+            raise forbidden(f"You are not a member of room {data.target_room}.")
+        await self.app.status_board.set(
+            ref.principal.identity, data.target_room, MemberStatus.TYPING
+        )
+        return dict(OK)
+
+    @on(Ev.STOP_TYPING, model=RoomRefIn)
+    async def stop_typing(self, ref: SocketRef, data: RoomRefIn) -> dict[str, Any]:
+        identity = ref.principal.identity
+        if data.target_room is None:
+            await self.app.status_board.idle_everywhere(identity)
+        elif self.app.rooms.is_member(identity, data.target_room):
+            await self.app.status_board.set(identity, data.target_room, MemberStatus.IDLE)
+        return dict(OK)
+
+    @on(Ev.START_PROCESSING, model=RoomRefIn)
+    async def start_processing(self, ref: SocketRef, data: RoomRefIn) -> dict[str, Any]:
+        ext = _extension(ref)
+        request = self.app.streams.resolve(ext, data.request_id)
+        room = data.target_room or (request.room if request else None)
+        if room is not None and room in self.app.rooms.rooms:
+            await self.app.status_board.set(ext, room, MemberStatus.PROCESSING)
+        return dict(OK)
+
+    @on(Ev.STOP_PROCESSING, model=RoomRefIn)
+    async def stop_processing(self, ref: SocketRef, data: RoomRefIn) -> dict[str, Any]:
+        ext = _extension(ref)
+        await self.app.streams.stop(ext)  # ends the current output
+        if data.target_room is not None and data.target_room in self.app.rooms.rooms:
+            await self.app.status_board.set(ext, data.target_room, MemberStatus.IDLE)
+        return dict(OK)
+
+    @on(Ev.ERROR, model=ExtensionErrorIn)
+    async def extension_error(self, ref: SocketRef, data: ExtensionErrorIn) -> dict[str, Any]:
+        ext = _extension(ref)
+        request = self.app.streams.resolve(ext, data.request_id)
+        if request is None:
+            return {**OK, "message": "No request in flight."}
+        text = (
+            data.message if isinstance(data.message, str) and data.message else "Generation failed."
+        )
+        await self.app.responder.notify_error(request, text, data.error)
+        await self.app.streams.fail(ext, request, text)
+        return {**OK, "requestId": request.request_id}
+
+    # ------------------------------------------------------------------ answers
+    @on(Ev.MESSAGE, model=NonStreamIn)
+    async def message(self, ref: SocketRef, data: NonStreamIn) -> dict[str, Any]:
+        if data.data == PING_TEXT:
+            pong = {
+                "type": 0,
+                "data": PONG_TEXT,
+                "source": "server",
+                "requestId": data.request_id,
+                "outputId": str(uuid.uuid4()),
+            }
+            await self.emit(Ev.MESSAGE, pong, to=ref.sid)
+            return {**OK, **pong}
+        ext = _extension(ref)
+        if data.type != StreamType.NON_STREAM or not isinstance(data.data, str):
+            raise bad_request("A non-stream message needs type 0 and a text in data.")
+        output_id = data.output_id if isinstance(data.output_id, str) else str(uuid.uuid4())
+        if not await self.app.streams.message(ext, data.data, data.request_id, output_id):
+            return {**OK, "message": "No request in flight."}
+        return dict(OK)
+
+    @on(Ev.CLIENT_STREAM_START, model=StreamStartIn)
+    async def stream_start(self, ref: SocketRef, data: StreamStartIn) -> None:
+        ext = _extension(ref)
+        _type(data.type, StreamType.STREAM_START)
+        await self.app.streams.start(
+            ext, data.stream_id, data.output_id, data.num_streams, data.request_id
+        )
+
+    async def _data(self, ref: SocketRef, data: StreamDataIn, expected: StreamType) -> None:
+        ext = _extension(ref)
+        _type(data.type, expected)
+        self.app.metrics.stream_chunks.inc()
+        await self.app.streams.data(ext, data.stream_id, data.chunk_index, data.data, data.type)
+
+    @on(Ev.CLIENT_STREAM_DATA_FIRST, model=StreamDataIn)
+    async def stream_first(self, ref: SocketRef, data: StreamDataIn) -> None:
+        await self._data(ref, data, StreamType.STREAM_DATA_FIRST)
+
+    @on(Ev.CLIENT_STREAM_DATA_MIDDLE, model=StreamDataIn)
+    async def stream_middle(self, ref: SocketRef, data: StreamDataIn) -> None:
+        await self._data(ref, data, StreamType.STREAM_DATA_MIDDLE)
+
+    @on(Ev.CLIENT_STREAM_DATA_LAST, model=StreamDataIn)
+    async def stream_last(self, ref: SocketRef, data: StreamDataIn) -> None:
+        await self._data(ref, data, StreamType.STREAM_DATA_LAST)
+
+    @on(Ev.CLIENT_STREAM_DATA_RETRY, model=StreamDataIn)
+    async def stream_retry(self, ref: SocketRef, data: StreamDataIn) -> None:
+        await self._data(ref, data, StreamType.STREAM_DATA_RETRY)
+
+    @on(Ev.CLIENT_STREAM_DATA_FAILED, model=StreamDataIn)
+    async def stream_failed(self, ref: SocketRef, data: StreamDataIn) -> None:
+        ext = _extension(ref)
+        _type(data.type, StreamType.STREAM_DATA_FAILED)
+        await self.app.streams.failed(ext, data.stream_id)
+
+    @on(Ev.CLIENT_STREAM_END, model=StreamEndIn)
+    async def stream_end(self, ref: SocketRef, data: StreamEndIn) -> None:
+        ext = _extension(ref)
+        _type(data.type, StreamType.STREAM_END)
+        await self.app.streams.end(ext, data.stream_id, data.final)

@@ -22,6 +22,7 @@ from newage.protocol.rooms import (
     UnmuteIn,
 )
 from newage.realtime.base import OK, BaseNamespace, on
+from newage.realtime.history_events import HistoryEvents
 
 VALID_MODES = (
     "Invalid mode specified. Valid modes are: Immediate, HostSubmit, MasterOnly, Conversational"
@@ -32,7 +33,7 @@ def ok(**fields: Any) -> dict[str, Any]:
     return {**OK, **fields}
 
 
-class RoomsNamespace(BaseNamespace):
+class RoomsNamespace(HistoryEvents, BaseNamespace):
     @property
     def network_safe(self) -> bool:
         return self.app.live.current.network_safe

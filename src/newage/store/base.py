@@ -138,6 +138,20 @@ class Store(ABC):
     @abstractmethod
     async def put_static_mapping(self, mapping: StaticMapping) -> None: ...
 
+    # --- HostSubmit guest queues ---
+    @abstractmethod
+    async def queue_add(self, room: str, message_id: str) -> None: ...
+
+    @abstractmethod
+    async def queue_take(self, room: str) -> list[StoredMessage]:
+        """Empty the room's queue; return the queued messages, oldest first."""
+
+    @abstractmethod
+    async def queue_clear(self, room: str) -> None: ...
+
+    @abstractmethod
+    async def queue_sizes(self) -> dict[str, int]: ...
+
     # --- chat history ---
     @abstractmethod
     async def append_message(self, room: str, kind: MessageKind, body: dict[str, Any]) -> int:

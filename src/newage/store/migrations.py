@@ -77,4 +77,13 @@ MIGRATIONS: list[str] = [
     CREATE INDEX messages_by_response ON messages(room, response_id)
         WHERE response_id IS NOT NULL;
     """,
+    # 2: HostSubmit guest queues (requests waiting for the master's submission)
+    """
+    CREATE TABLE guest_queue (
+        room       TEXT NOT NULL REFERENCES rooms(name) ON DELETE CASCADE,
+        message_id TEXT NOT NULL,
+        queued_at  INTEGER NOT NULL,
+        PRIMARY KEY (room, message_id)
+    );
+    """,
 ]

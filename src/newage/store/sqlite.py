@@ -326,6 +326,33 @@ class SQLiteStore(Store):
             (mapping.url_path, mapping.target, mapping.created_at),
         )
 
+    # ------------------------------------------------------------------ guest queues
+    async def queue_add(self, room: str, message_id: str) -> None:
+        await self._exec(
+            "INSERT OR IGNORE INTO guest_queue (room, message_id, queued_at) "
+            "VALUES (?, ?, (SELECT COALESCE(MAX(queued_at), 0) + 1 FROM guest_queue))",
+            (room, message_id),
+        )
+
+    async def queue_take(self, room: str) -> list[StoredMessage]:
+        async with self._tx() as w:
+            async with w.execute(
+                "SELECT m.seq, m.room, m.kind, m.body FROM guest_queue q "
+                "JOIN messages m ON m.room = q.room AND m.message_id = q.message_id "
+                "WHERE q.room = ? ORDER BY q.queued_at",
+                (room,),
+            ) as cur:
+                rows = await cur.fetchall()
+            await w.execute("DELETE FROM guest_queue WHERE room = ?", (room,))
+        return [self._msg(r) for r in rows]
+
+    async def queue_clear(self, room: str) -> None:
+        await self._exec("DELETE FROM guest_queue WHERE room = ?", (room,))
+
+    async def queue_sizes(self) -> dict[str, int]:
+        rows = await self._all("SELECT room, COUNT(*) FROM guest_queue GROUP BY room")
+        return {room: int(n) for room, n in rows}
+
     # ------------------------------------------------------------------ history
     @staticmethod
     def _msg(row: Any) -> StoredMessage:

@@ -1,0 +1,245 @@
+"""``LLM_REQUEST`` intake and the room's message request mode (reference 5(d), 6).
+
+Order of the checks: well-formed request, requester may send (no
+extension, not muted), room and membership, no duplicate open id, targets;
+only then is the request recorded (``NEW_MESSAGE``) and dispatched, so a
+refused request leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from newage.domain.history import History, request_text
+from newage.domain.mutes import MuteService
+from newage.domain.ports import Outbox
+from newage.domain.principal import Principal
+from newage.domain.requests import Kind, LlmRequest, RequestTracker, TargetState
+from newage.domain.room_model import Room
+from newage.domain.rooms import RoomService
+from newage.domain.routing import Router, parse_targets
+from newage.domain.status import StatusBoard
+from newage.errors import NewAgeError, bad_request, conflict, forbidden
+from newage.protocol.names import (
+    Ev,
+    MemberStatus,
+    Namespace,
+    RequestMode,
+    RequestStatus,
+    Role,
+)
+from newage.settings import LiveSettings
+from newage.store.base import Store
+
+# Fields a client may not set on its own request message (DECISIONS 9).
+SERVER_FIELDS = frozenset(
+    {
+        "identity",
+        "messageId",
+        "timestamp",
+        "fromClient",
+        "isResponse",
+        "isSystem",
+        "roomName",
+        "responseId",
+        "fromLlm",
+        "isMerged",
+        "mergedFromCount",
+        "originalRequestIds",
+        "clientId",
+    }
+)
+MODERATORS = frozenset({"master", "moderator"})
+MUTED_TEXT = "You are currently muted and cannot send messages."
+
+
+def effective_role(room: Room, principal: Principal, declared: Any) -> str:
+    """The mode vocabulary of reference 3.2.2, derived from the room, not
+    from what the client claims; ``special`` only from moderators."""
+    room_role = room.role(principal.identity)
+    if principal.is_admin or room_role is Role.MASTER:
+        role = "master"
+    elif room_role is Role.MANAGER:
+        role = "moderator"
+    else:
+        role = "guest"
+    if declared == "special" and role in MODERATORS:
+        return "special"
+    return role
+
+
+def merge(messages: list[dict[str, Any]]) -> dict[str, Any]:
+    """HostSubmit: the queued guest messages and the master's, as one request
+    carrying the master's fields (reference 6.4)."""
+    last = messages[-1]
+    texts = [t.strip() for t in (request_text(m) for m in messages) if t.strip()]
+    merged = dict(last)
+    merged["message"] = merged["data"] = "\n\n".join(texts)
+    merged["isMerged"] = True
+    merged["mergedFromCount"] = len(messages)
+    merged["originalRequestIds"] = [m.get("requestId") for m in messages]
+    return merged
+
+
+class ChatService:
+    def __init__(
+        self,
+        store: Store,
+        outbox: Outbox,
+        rooms: RoomService,
+        mutes: MuteService,
+        history: History,
+        router: Router,
+        tracker: RequestTracker,
+        status: StatusBoard,
+        live: LiveSettings,
+    ) -> None:
+        self.store = store
+        self.outbox = outbox
+        self.rooms = rooms
+        self.mutes = mutes
+        self.history = history
+        self.router = router
+        self.tracker = tracker
+        self.status = status
+        self.live = live
+
+    async def request(self, principal: Principal, sid: str, data: Any) -> dict[str, Any]:
+        if not isinstance(data, dict):
+            raise bad_request("Invalid LLM request data.")
+        request_id = data.get("requestId")
+        if not isinstance(request_id, str) or not request_id or len(request_id) > 200:
+            raise bad_request("Invalid LLM request data.")
+        if principal.is_extension:
+            raise forbidden("Extensions cannot send LLM requests.", requestId=request_id)
+        room_name = data.get("targetRoom") or principal.identity
+        if not isinstance(room_name, str):
+            raise bad_request("Invalid LLM request data.", requestId=request_id)
+        if self.mutes.muted(principal.identity, room_name):
+            await self.outbox.emit(
+                Namespace.LLM,
+                Ev.ERROR,
+                {
+                    "message": "You are currently muted and cannot send messages.",
+                    "requestId": request_id,
+                },
+                [sid],
+            )
+            raise forbidden("You are muted.", requestId=request_id)
+        room = self.rooms.rooms.get(room_name)
+        if room is None or not (principal.is_admin or principal.identity in room.members):
+            raise forbidden("Invalid or unauthorized target room.", requestId=request_id)
+        if self.tracker.get_open(request_id) is not None:
+            raise conflict("Duplicate requestId.", requestId=request_id)
+        try:
+            return await self._dispatch(principal, room, request_id, data)
+        except NewAgeError as exc:
+            exc.extra.setdefault("requestId", request_id)
+            raise
+
+    async def _dispatch(
+        self, principal: Principal, room: Room, request_id: str, data: dict[str, Any]
+    ) -> dict[str, Any]:
+        explicit = parse_targets(data.get("target"))
+        role = effective_role(room, principal, data.get("role"))
+        mode = room.mode
+        targets: list[str] = []
+        queued = False
+        kind_of_request: str | None = None
+        note = "Request received."
+        if mode is RequestMode.IMMEDIATE:
+            targets = self.router.choose(room, principal, explicit)
+        elif mode is RequestMode.HOST_SUBMIT:
+            if role in MODERATORS:
+                targets = self.router.choose(room, principal, explicit)
+            else:
+                queued = True
+                note = "Request queued for the room's master (HostSubmit)."
+        elif mode is RequestMode.MASTER_ONLY:
+            if role in MODERATORS:
+                targets = self.router.choose(room, principal, explicit)
+            else:
+                note = "Request recorded but not forwarded (MasterOnly)."
+        elif explicit is not None:  # Conversational "@LLM"
+            targets = self.router.choose(room, principal, explicit)
+            kind_of_request = "DIRECT_REQUEST"
+        else:
+            note = "Message recorded (Conversational)."
+
+        body = {k: v for k, v in data.items() if k not in SERVER_FIELDS}
+        body.update(
+            identity=principal.identity,
+            fromClient=True,
+            requestId=request_id,
+            message=request_text(data),
+            requestType=data.get("requestType") or "newMessage",
+            targetRoom=room.name,
+            mode=mode.value,
+        )
+        body = await self.history.record(room.name, "request", body)
+        request = LlmRequest(
+            request_id, room.name, principal.identity, mode, Kind.USER, body["messageId"]
+        )
+        self.tracker.add(request)
+        if queued:
+            await self.store.queue_add(room.name, body["messageId"])
+        if not targets:
+            request.status = RequestStatus.QUEUED if queued else RequestStatus.NOT_FORWARDED
+            request.finished = request.created
+        else:
+            current = body
+            if mode is RequestMode.HOST_SUBMIT:
+                waiting = [m.body for m in await self.store.queue_take(room.name)]
+                if waiting:
+                    current = merge([*waiting, body])
+            await self.forward(request, room, targets, current, kind_of_request)
+        return {
+            "status": "ok",
+            "success": True,
+            "message": note,
+            "requestId": request_id,
+            "messageId": body["messageId"],
+            "roomName": room.name,
+            "mode": mode.value,
+            "forwarded": bool(targets),
+            "queued": queued,
+            "targets": targets,
+        }
+
+    async def forward(
+        self,
+        request: LlmRequest,
+        room: Room,
+        targets: list[str],
+        current: dict[str, Any] | None,
+        type_: str | None,
+        instruction: str | None = None,
+    ) -> None:
+        limit = self.live.current.extension_context_limit
+        context = [m.body for m in await self.store.latest_messages(room.name, limit)]
+        payload: dict[str, Any] = {
+            "mode": request.mode.value,
+            "requestId": request.request_id,
+            "targetRoom": room.name,
+            "context": context,
+            "requestType": (current or {}).get("requestType") or "newMessage",
+        }
+        if type_:
+            payload["type"] = type_
+        if current is not None:
+            payload["requestingIdentity"] = request.requester
+            payload["currentRequest"] = current
+            payload["message"] = request_text(current)
+        if instruction is not None:
+            payload["instruction"] = instruction
+            payload["message"] = instruction
+        request.status = RequestStatus.PROCESSING
+        for target in targets:
+            request.targets[target] = TargetState.PENDING
+        for target in targets:
+            self.tracker.enqueue(target, request.request_id)
+            await self.router.send(target, payload)
+            await self.status.set(target, room.name, MemberStatus.PROCESSING)
+
+    async def forget_room(self, room: str) -> None:
+        await self.store.queue_clear(room)

@@ -1,0 +1,139 @@
+"""LLM requests in flight: who asked, which extensions answer, in what order.
+
+The extension does not send reliable request ids, so each extension has a
+FIFO of the requests forwarded to it; its head is "the request it is
+answering now" (reference 3.4). Finished requests stay a while (TTL) so a
+late regeneration with an explicit id still finds its room.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from newage.protocol.names import RequestMode, RequestStatus
+
+
+class Kind(StrEnum):
+    USER = "user"
+    THINK = "think"
+
+
+class TargetState(StrEnum):
+    PENDING = "pending"
+    COMPLETED = "completed"
+    FAILED = "failed"
+
+
+@dataclass(slots=True)
+class LlmRequest:
+    request_id: str
+    room: str
+    requester: str | None  # identity; None for think requests
+    mode: RequestMode
+    kind: Kind
+    message_id: str | None
+    targets: dict[str, TargetState] = field(default_factory=dict)
+    status: RequestStatus = RequestStatus.PENDING
+    responses: list[str] = field(default_factory=list)
+    created: float = field(default_factory=time.monotonic)
+    finished: float | None = None
+    reported_processing: bool = False
+
+    @property
+    def open(self) -> bool:
+        return self.finished is None
+
+    def settle(self) -> RequestStatus | None:
+        """Final status once every target answered or failed, else None."""
+        states = self.targets.values()
+        if any(s is TargetState.PENDING for s in states):
+            return None
+        if any(s is TargetState.COMPLETED for s in states):
+            return RequestStatus.COMPLETED
+        return RequestStatus.FAILED
+
+
+class RequestTracker:
+    def __init__(self) -> None:
+        self.requests: dict[str, LlmRequest] = {}
+        self._inflight: dict[str, deque[str]] = {}
+        self._head_since: dict[str, float] = {}  # extension -> when its head became head
+
+    def add(self, request: LlmRequest) -> None:
+        self.requests[request.request_id] = request
+
+    def get(self, request_id: object) -> LlmRequest | None:
+        if not isinstance(request_id, str):
+            return None
+        return self.requests.get(request_id)
+
+    def get_open(self, request_id: object) -> LlmRequest | None:
+        request = self.get(request_id)
+        return request if request is not None and request.open else None
+
+    def enqueue(self, ext: str, request_id: str) -> None:
+        queue = self._inflight.setdefault(ext, deque())
+        if not queue:
+            self._head_since[ext] = time.monotonic()
+        queue.append(request_id)
+
+    def head(self, ext: str) -> LlmRequest | None:
+        queue = self._inflight.get(ext)
+        return self.requests.get(queue[0]) if queue else None
+
+    def head_since(self, ext: str) -> float | None:
+        return self._head_since.get(ext) if self._inflight.get(ext) else None
+
+    def queued(self, ext: str) -> list[LlmRequest]:
+        return [self.requests[r] for r in self._inflight.get(ext, ()) if r in self.requests]
+
+    def in_flight(self, ext: str) -> int:
+        return len(self._inflight.get(ext, ()))
+
+    def extensions(self) -> list[str]:
+        return [ext for ext, queue in self._inflight.items() if queue]
+
+    def target_done(
+        self, request: LlmRequest, ext: str, state: TargetState
+    ) -> RequestStatus | None:
+        """Record one target's outcome; return the request's final status
+        when this was the last outstanding target."""
+        if request.targets.get(ext) is TargetState.PENDING:
+            request.targets[ext] = state
+        queue = self._inflight.get(ext)
+        if queue and request.request_id in queue:
+            was_head = queue[0] == request.request_id
+            queue.remove(request.request_id)
+            if was_head:
+                self._head_since[ext] = time.monotonic()
+            if not queue:
+                del self._inflight[ext]
+                self._head_since.pop(ext, None)
+        final = request.settle()
+        if final is not None and request.open:
+            request.status = final
+            request.finished = time.monotonic()
+            return final
+        return None
+
+    def touch(self, ext: str) -> None:
+        """Activity from the extension counts as progress on its head."""
+        if self._inflight.get(ext):
+            self._head_since[ext] = time.monotonic()
+
+    def open_count(self) -> int:
+        return sum(1 for r in self.requests.values() if r.open)
+
+    def evict(self, ttl: float) -> int:
+        cutoff = time.monotonic() - ttl
+        stale = [
+            rid
+            for rid, r in self.requests.items()
+            if r.finished is not None and r.finished < cutoff
+        ]
+        for rid in stale:
+            del self.requests[rid]
+        return len(stale)

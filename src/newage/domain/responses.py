@@ -1,0 +1,176 @@
+"""Turning an extension's finished (or failed) output into history and news.
+
+One place decides what a response is: it is recorded (``NEW_MESSAGE``),
+announced (``LLM_RESPONSE``), counted against its request (one answer per
+target), and the requester learns the request's status
+(``REQUEST_STATUS_UPDATE`` ``processing``/``completed``/``failed``).
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from newage.clock import iso_now
+from newage.domain.history import History
+from newage.domain.ports import Outbox, identity_addr
+from newage.domain.requests import Kind, LlmRequest, RequestTracker, TargetState
+from newage.domain.status import StatusBoard
+from newage.logs import log
+from newage.protocol.names import Ev, MemberStatus, Namespace, RequestStatus
+
+Observer = Callable[[str, float], None]  # (final status, seconds) -> metrics
+
+
+class Responder:
+    def __init__(
+        self,
+        outbox: Outbox,
+        tracker: RequestTracker,
+        history: History,
+        status: StatusBoard,
+        audience: Callable[[str], list[str]],
+        observe: Observer | None = None,
+    ) -> None:
+        self.outbox = outbox
+        self.tracker = tracker
+        self.history = history
+        self.status = status
+        self.audience = audience  # room -> addresses of its human audience
+        self.observe = observe
+
+    async def to_room(self, room: str, event: str, data: dict[str, Any]) -> None:
+        await self.outbox.emit(
+            Namespace.LLM, event, data, self.audience(room), skip_extensions=True
+        )
+
+    async def report_processing(self, request: LlmRequest) -> None:
+        """The first sign of life of a request (its first chunk or answer)."""
+        if request.reported_processing:
+            return
+        request.reported_processing = True
+        await self._status_update(request, "processing", None)
+
+    async def respond(
+        self,
+        request: LlmRequest,
+        ext: str,
+        text: str,
+        output_id: str,
+        status: RequestStatus,
+        reason: str | None = None,
+        before_news: Callable[[], Awaitable[None]] | None = None,
+    ) -> dict[str, Any] | None:
+        """Record an answer of ``ext`` (partial and marked incomplete when
+        failed) and settle the request for that target. ``before_news``
+        runs once the answer is durable and before anyone hears of it."""
+        message = None
+        failed = status is RequestStatus.FAILED
+        if text or failed:
+            body = {
+                "messageId": str(uuid.uuid4()),
+                "responseId": str(uuid.uuid4()),
+                "requestId": request.request_id,
+                "identity": ext,
+                "data": text,
+                "message": text,
+                "isResponse": True,
+                "fromLlm": True,
+                "fromClient": False,
+                "outputId": output_id,
+                "requester": request.requester,
+                "status": status.value,
+                "incomplete": failed,
+                "timestamp": iso_now(),
+            }
+            if request.kind is Kind.THINK:
+                body["type"] = "THINK_RESPONSE"
+            if reason:
+                body["error"] = reason
+            response_id = str(body["responseId"])
+            await self.history.persist(request.room, "response", body)
+            if before_news is not None:
+                await before_news()
+                before_news = None
+            await self.history.announce(request.room, "response", body)
+            message = body
+            request.responses.append(response_id)
+            await self.to_room(
+                request.room,
+                Ev.LLM_RESPONSE,
+                {
+                    "roomName": request.room,
+                    "requestId": request.request_id,
+                    "responseId": body["responseId"],
+                    "messageId": body["messageId"],
+                    "identity": ext,
+                    "data": text,
+                    "message": text,
+                    "outputId": output_id,
+                    "status": status.value,
+                },
+            )
+        if before_news is not None:
+            await before_news()
+        await self.settle(request, ext, status, reason, message)
+        return message
+
+    async def settle(
+        self,
+        request: LlmRequest,
+        ext: str,
+        status: RequestStatus,
+        reason: str | None,
+        message: dict[str, Any] | None = None,
+    ) -> None:
+        state = TargetState.FAILED if status is RequestStatus.FAILED else TargetState.COMPLETED
+        was_open = request.open
+        final = self.tracker.target_done(request, ext, state)
+        await self.status.set(ext, request.room, MemberStatus.IDLE)
+        if final is None:
+            # a late extra answer to a finished request keeps its status
+            label = "processing" if was_open else request.status.value
+        else:
+            label = final.value
+            if self.observe is not None:
+                self.observe(final.value, time.monotonic() - request.created)
+        await self._status_update(
+            request, label, reason if status is RequestStatus.FAILED else None, message
+        )
+        if status is RequestStatus.FAILED:
+            log.info("request %s failed for %s: %s", request.request_id, ext, reason)
+
+    async def _status_update(
+        self,
+        request: LlmRequest,
+        label: str,
+        reason: str | None,
+        message: dict[str, Any] | None = None,
+    ) -> None:
+        if request.kind is Kind.THINK or request.requester is None:
+            return
+        payload: dict[str, Any] = {
+            "mode": request.mode.value,
+            "roomName": request.room,
+            "requestId": request.request_id,
+            "responseId": message["responseId"] if message else None,
+            "status": label,
+        }
+        if reason:
+            payload["message"] = reason
+        await self.outbox.emit(
+            Namespace.LLM, Ev.REQUEST_STATUS_UPDATE, payload, [identity_addr(request.requester)]
+        )
+
+    async def notify_error(self, request: LlmRequest, message: str, detail: Any) -> None:
+        """An extension's own failure report reaches the requester as ERROR."""
+        if request.requester is None:
+            return
+        await self.outbox.emit(
+            Namespace.LLM,
+            Ev.ERROR,
+            {"message": message, "error": detail, "requestId": request.request_id},
+            [identity_addr(request.requester)],
+        )

@@ -1,0 +1,308 @@
+"""Assembling the extension's token streams into responses (reference 5(d)).
+
+The real extension sends, per generation, one ``outputId``; per token a new
+``streamId`` with ``CLIENT_STREAM_START``, five data sub-chunks and
+``CLIENT_STREAM_END``; and nothing at the end of the generation. So an
+output is finished by: a new ``outputId`` from the same extension,
+``STOP_PROCESSING``, a non-stream ``message`` for the same request,
+``ERROR``, ``CLIENT_STREAM_DATA_FAILED``, ``final: true`` on an END, idle
+time (``streamFinalizeIdleMs``), or the extension's ``/llm`` socket going.
+
+Chunks are relayed as ``SERVER_STREAM_DATA`` in arrival order (events of
+one connection are handled in order); with ``streamCoalesceMs`` > 0 the
+chunks of one output arriving within that window go out as one event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from newage.domain.requests import LlmRequest, RequestTracker, TargetState
+from newage.domain.responses import Responder
+from newage.logs import log
+from newage.protocol.names import Ev, RequestStatus, StreamType
+from newage.settings import LiveSettings
+
+
+@dataclass(slots=True)
+class TokenStream:
+    stream_id: str
+    num: int
+    chunks: dict[int, str] = field(default_factory=dict)
+    ended: bool = False
+
+    def text(self) -> str:
+        return "".join(self.chunks[i] for i in sorted(self.chunks))
+
+
+@dataclass(slots=True)
+class Output:
+    output_id: str
+    ext: str
+    request: LlmRequest | None  # None: unsolicited, swallowed
+    streams: dict[str, TokenStream] = field(default_factory=dict)
+    last_stream: str | None = None
+    last_activity: float = field(default_factory=time.monotonic)
+    seq: int = 0
+    pending: list[tuple[str, int, int, str]] = field(default_factory=list)
+    flush: asyncio.TimerHandle | None = None
+    done: bool = False
+
+    def text(self) -> str:
+        return "".join(s.text() for s in self.streams.values())
+
+
+class StreamService:
+    def __init__(self, tracker: RequestTracker, responder: Responder, live: LiveSettings) -> None:
+        self.tracker = tracker
+        self.responder = responder
+        self.live = live
+        self.current: dict[str, Output] = {}  # extension -> its open output
+        self._streams: dict[tuple[str, str], tuple[Output, TokenStream]] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    @property
+    def active(self) -> int:
+        return len(self.current)
+
+    # ------------------------------------------------------------------ resolution
+    def resolve(self, ext: str, request_id: Any) -> LlmRequest | None:
+        """Explicit id of a request sent to ``ext``, else the oldest request
+        in flight for ``ext`` (the extension's ids are unreliable)."""
+        explicit = self.tracker.get(request_id)
+        if explicit is not None and ext in explicit.targets:
+            # an explicit id may add a late answer (regeneration, multi-target)
+            return explicit
+        return self.tracker.head(ext)
+
+    # ------------------------------------------------------------------ stream events
+    async def start(
+        self, ext: str, stream_id: str, output_id: str, num: int, request_id: Any
+    ) -> None:
+        current = self.current.get(ext)
+        if current is not None and current.output_id != output_id:
+            await self.finish(current, RequestStatus.COMPLETED)
+            current = None
+        if current is None:
+            request = self.resolve(ext, request_id)
+            if request is None:
+                log.warning("unsolicited output %s from %s: dropped", output_id, ext)
+            current = self.current[ext] = Output(output_id, ext, request)
+        stream = TokenStream(stream_id, num)
+        current.streams[stream_id] = stream
+        current.last_stream = stream_id
+        current.last_activity = time.monotonic()
+        self._streams[(ext, stream_id)] = (current, stream)
+        self.tracker.touch(ext)
+
+    async def data(self, ext: str, stream_id: str, index: int, text: str, type_: int) -> None:
+        found = self._streams.get((ext, stream_id))
+        if found is None:
+            log.warning("data for unknown stream %s from %s: ignored", stream_id, ext)
+            return
+        output, stream = found
+        output.last_activity = time.monotonic()
+        self.tracker.touch(ext)
+        if type_ == StreamType.STREAM_DATA_RETRY:
+            already = index in stream.chunks
+            stream.chunks[index] = text
+            if already:
+                return  # the output text is rebuilt from the chunks at the end
+        else:
+            previous = stream.chunks.get(index)
+            if previous == text:
+                return
+            stream.chunks[index] = text
+            if previous is not None:
+                return  # a changed repeat replaces the chunk, like a retry
+        if output.request is None or not text:
+            return
+        await self.responder.report_processing(output.request)
+        if self.live.current.stream_coalesce_ms > 0:
+            output.pending.append((stream_id, index, type_, text))
+            if output.flush is None:
+                loop = asyncio.get_running_loop()
+                output.flush = loop.call_later(
+                    self.live.current.stream_coalesce_ms / 1000, self._spawn_flush, output
+                )
+            return
+        await self._send(output, stream_id, index, type_, text, 1)
+
+    async def end(self, ext: str, stream_id: str, final: bool) -> None:
+        # the stream stays addressable until its output ends: a retry of one
+        # of its chunks may still come
+        found = self._streams.get((ext, stream_id))
+        if found is None:
+            log.warning("end of unknown stream %s from %s: ignored", stream_id, ext)
+            return
+        output, stream = found
+        stream.ended = True
+        output.last_activity = time.monotonic()
+        if final:
+            await self.finish(output, RequestStatus.COMPLETED)
+
+    async def failed(self, ext: str, stream_id: str) -> None:
+        found = self._streams.get((ext, stream_id))
+        if found is not None:
+            await self.finish(
+                found[0], RequestStatus.FAILED, "The extension reported a failed chunk."
+            )
+
+    # ------------------------------------------------------------------ relaying
+    def _spawn_flush(self, output: Output) -> None:
+        task = asyncio.get_running_loop().create_task(self._flush(output))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _flush(self, output: Output) -> None:
+        if output.flush is not None:
+            output.flush.cancel()
+            output.flush = None
+        if not output.pending:
+            return
+        pending, output.pending = output.pending, []
+        stream_id, index, type_, _ = pending[0]
+        text = "".join(p[3] for p in pending)
+        await self._send(output, stream_id, index, type_, text, len(pending))
+
+    async def _send(
+        self, output: Output, stream_id: str, index: int, type_: int, text: str, count: int
+    ) -> None:
+        request = output.request
+        assert request is not None
+        output.seq += 1
+        await self.responder.to_room(
+            request.room,
+            Ev.SERVER_STREAM_DATA,
+            {
+                "requestId": request.request_id,
+                "outputId": output.output_id,
+                "streamId": stream_id,
+                "chunkIndex": index,
+                "type": type_,
+                "data": text,
+                "source": output.ext,
+                "identity": output.ext,
+                "roomName": request.room,
+                "seq": output.seq,
+                "chunks": count,
+            },
+        )
+
+    # ------------------------------------------------------------------ finishing
+    async def finish(
+        self,
+        output: Output,
+        status: RequestStatus,
+        reason: str | None = None,
+        text: str | None = None,
+    ) -> None:
+        if output.done:
+            return
+        output.done = True
+        if self.current.get(output.ext) is output:
+            del self.current[output.ext]
+        for stream_id in output.streams:
+            self._streams.pop((output.ext, stream_id), None)
+        request = output.request
+        if request is None:
+            return
+        await self._flush(output)
+        full = output.text() if text is None else text
+
+        async def stream_end() -> None:
+            if not output.streams:
+                return
+            await self.responder.to_room(
+                request.room,
+                Ev.SERVER_STREAM_END,
+                {
+                    "requestId": request.request_id,
+                    "outputId": output.output_id,
+                    "streamId": output.last_stream,
+                    "source": output.ext,
+                    "identity": output.ext,
+                    "roomName": request.room,
+                    "status": status.value,
+                    "data": full,
+                },
+            )
+
+        await self.responder.respond(
+            request, output.ext, full, output.output_id, status, reason, before_news=stream_end
+        )
+
+    async def message(self, ext: str, text: str, request_id: Any, output_id: str) -> bool:
+        """A complete non-stream answer; supersedes a partial stream of the
+        same request. False when there is nothing to answer."""
+        current = self.current.get(ext)
+        request = self.tracker.get(request_id)
+        if request is None or ext not in request.targets:
+            request = current.request if current and current.request else self.tracker.head(ext)
+        if request is None:
+            log.warning("unsolicited message from %s: dropped", ext)
+            return False
+        await self.responder.report_processing(request)
+        await self.responder.to_room(
+            request.room,
+            Ev.MESSAGE,
+            {
+                "type": 0,
+                "data": text,
+                "source": "server",
+                "requestId": request.request_id,
+                "outputId": output_id,
+                "identity": ext,
+                "roomName": request.room,
+            },
+        )
+        if current is not None and current.request is request:
+            await self.finish(current, RequestStatus.COMPLETED, text=text)
+        else:
+            await self.responder.respond(request, ext, text, output_id, RequestStatus.COMPLETED)
+        return True
+
+    async def stop(self, ext: str) -> None:
+        current = self.current.get(ext)
+        if current is not None:
+            await self.finish(current, RequestStatus.COMPLETED)
+
+    async def fail(self, ext: str, request: LlmRequest | None, reason: str) -> None:
+        """``ext`` will not (fully) answer ``request``: keep what it said,
+        marked incomplete, and tell the requester."""
+        current = self.current.get(ext)
+        if current is not None and (request is None or current.request is request):
+            await self.finish(current, RequestStatus.FAILED, reason)
+            return
+        if request is not None and request.targets.get(ext) is TargetState.PENDING:
+            await self.responder.settle(request, ext, RequestStatus.FAILED, reason)
+
+    async def extension_gone(self, ext: str) -> None:
+        reason = f"Extension {ext} disconnected."
+        await self.fail(ext, None, reason)
+        for request in self.tracker.queued(ext):
+            await self.fail(ext, request, reason)
+
+    async def sweep(self) -> None:
+        """Idle outputs end; requests without progress past the timeout fail."""
+        now = time.monotonic()
+        settings = self.live.current
+        idle = settings.stream_finalize_idle_ms / 1000
+        for output in list(self.current.values()):
+            if now - output.last_activity >= idle:
+                await self.finish(output, RequestStatus.COMPLETED)
+        timeout = settings.request_timeout / 1000
+        for ext in self.tracker.extensions():
+            since = self.tracker.head_since(ext)
+            head = self.tracker.head(ext)
+            if since is not None and head is not None and now - since >= timeout:
+                await self.fail(ext, head, f"Extension {ext} did not answer in time.")
+        self.tracker.evict(settings.completed_request_ttl / 1000)
+
+    def sweep_interval(self) -> float:
+        settings = self.live.current
+        shortest = min(settings.stream_finalize_idle_ms, settings.request_timeout) / 1000
+        return max(0.02, min(0.5, shortest / 4))

@@ -1,0 +1,104 @@
+"""Payload models of ``/llm`` (requests are validated by the chat service,
+which accepts any extra field and passes it through)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import AliasChoices, Field, StringConstraints, model_validator
+
+from newage.protocol.models import Name, Payload
+
+Chunk = Annotated[str, StringConstraints(max_length=1_000_000)]
+Id = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+ROOM = AliasChoices("roomName", "room", "targetRoom")
+
+
+class StreamStartIn(Payload):
+    type: int
+    stream_id: Id = Field(validation_alias="streamId")
+    output_id: Id = Field(validation_alias="outputId")
+    num_streams: int = Field(5, ge=0, le=10_000, validation_alias="numStreams")
+    request_id: Any = Field(None, validation_alias="requestId")
+
+
+class StreamDataIn(Payload):
+    type: int
+    stream_id: Id = Field(validation_alias="streamId")
+    chunk_index: int = Field(ge=0, le=10_000, validation_alias="chunkIndex")
+    data: Chunk = ""
+
+
+class StreamEndIn(Payload):
+    type: int
+    stream_id: Id = Field(validation_alias="streamId")
+    final: bool = False
+
+
+class NonStreamIn(Payload):
+    type: int = 0
+    data: Any = None
+    request_id: Any = Field(None, validation_alias="requestId")
+    output_id: Any = Field(None, validation_alias="outputId")
+
+
+class ExtensionErrorIn(Payload):
+    message: Any = None
+    error: Any = None
+    request_id: Any = Field(None, validation_alias="requestId")
+
+
+class RoomRefIn(Payload):
+    """``{targetRoom}`` (typing, processing); absent means "everywhere"."""
+
+    target_room: Name | None = Field(None, validation_alias=AliasChoices("targetRoom", "roomName"))
+    request_id: Any = Field(None, validation_alias="requestId")
+
+
+class EditIn(Payload):
+    room_name: Any = Field(None, validation_alias=ROOM)
+    message_id: Id | None = Field(None, validation_alias="messageId")
+    response_id: Id | None = Field(None, validation_alias="responseId")
+    updated_fields: Any = Field(
+        None, validation_alias=AliasChoices("updatedFields", "updatedMessage")
+    )
+    from_llm: bool | None = Field(None, validation_alias="fromLlm")
+
+    @model_validator(mode="after")
+    def _text(self) -> EditIn:
+        if isinstance(self.updated_fields, str):
+            self.updated_fields = {"message": self.updated_fields}
+        return self
+
+
+def id_list(value: Any) -> list[str]:
+    if value is None:
+        return []
+    items = value if isinstance(value, list) else [value]
+    return [v for v in items if isinstance(v, str) and v]
+
+
+class DeleteIn(Payload):
+    room_name: Any = Field(None, validation_alias=ROOM)
+    message_ids: Any = Field(None, validation_alias=AliasChoices("messageIds", "messageId"))
+    response_id: Any = Field(None, validation_alias="responseId")
+
+    @property
+    def ids(self) -> list[str]:
+        return id_list(self.message_ids) + id_list(self.response_id)
+
+
+class ClearIn(Payload):
+    room_name: Any = Field(None, validation_alias=ROOM)
+    clear_requests: bool = Field(True, validation_alias="clearRequests")
+    clear_responses: bool = Field(True, validation_alias="clearResponses")
+
+
+class ContextIn(Payload):
+    room_name: Any = Field(None, validation_alias=ROOM)
+    since: Any = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _bare(cls, data: Any) -> Any:
+        return {"roomName": data} if isinstance(data, str) else data

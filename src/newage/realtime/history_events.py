@@ -1,0 +1,51 @@
+"""``EDIT_MESSAGE``, ``DELETE_MESSAGE``, ``CLEAR_MESSAGES``: on ``/llm`` and,
+as the original's documentation lists them, on ``/rooms`` too."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from newage.domain.presence import SocketRef
+from newage.errors import bad_request
+from newage.protocol.llm import ClearIn, DeleteIn, EditIn
+from newage.protocol.names import Ev
+from newage.realtime.base import OK, on
+
+if TYPE_CHECKING:
+    from newage.app import App
+
+
+class HistoryEvents:
+    app: App
+
+    @on(Ev.EDIT_MESSAGE, model=EditIn)
+    async def edit(self, ref: SocketRef, data: EditIn) -> dict[str, Any]:
+        ids = [i for i in (data.message_id, data.response_id) if i]
+        if not ids or not data.room_name or not isinstance(data.updated_fields, dict):
+            raise bad_request("Missing required fields for editing message.")
+        message = await self.app.messages.edit(
+            ref.principal, data.room_name, ids, data.updated_fields, data.from_llm
+        )
+        return {**OK, "message": message}
+
+    @on(Ev.DELETE_MESSAGE, model=DeleteIn)
+    async def delete(self, ref: SocketRef, data: DeleteIn) -> dict[str, Any]:
+        if not data.ids or not data.room_name:
+            raise bad_request("Missing required fields for deleting messages.")
+        removed = await self.app.messages.delete(ref.principal, data.room_name, data.ids)
+        if not removed:
+            return {
+                **OK,
+                "messageIds": [],
+                "message": "No matching messages found to delete or operation failed.",
+            }
+        return {**OK, "messageIds": removed}
+
+    @on(Ev.CLEAR_MESSAGES, model=ClearIn)
+    async def clear(self, ref: SocketRef, data: ClearIn) -> dict[str, Any]:
+        count = await self.app.messages.clear(
+            ref.principal, data.room_name, data.clear_requests, data.clear_responses
+        )
+        if not count:
+            return {**OK, "cleared": 0, "message": "Messages already cleared or operation failed."}
+        return {**OK, "cleared": count}
