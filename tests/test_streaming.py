@@ -318,3 +318,29 @@ async def test_fifty_concurrent_interleaved_streams_keep_their_order(server, pee
         relayed, chunks = stream_text(web, end["requestId"])
         assert relayed == texts[end["requestId"]] == end["data"]
         assert [c["seq"] for c in chunks] == list(range(1, len(chunks) + 1))
+
+
+async def test_malformed_stream_events_get_errors_and_change_nothing(server, peers):
+    """Well-formed stream events take a cheap path; anything else must still
+    get the full path's clear errors (those events carry no ack)."""
+    ext, web = await setup(server, peers)
+    bad = [
+        ("CLIENT_STREAM_START", {"type": 1, "streamId": 5, "outputId": "o"}, "streamId"),
+        ("CLIENT_STREAM_START", {"type": 1, "streamId": "s", "outputId": "o", "numStreams": "x"}, "numStreams"),
+        ("CLIENT_STREAM_DATA_MIDDLE", {"type": 6, "streamId": "s", "chunkIndex": 0, "data": "x"}, "Invalid stream type 6"),
+        ("CLIENT_STREAM_DATA_MIDDLE", {"type": 5, "streamId": "s", "chunkIndex": -1, "data": "x"}, "chunkIndex"),
+        ("CLIENT_STREAM_DATA_MIDDLE", {"type": 5, "streamId": "s", "chunkIndex": 0, "data": 7}, "data"),
+        ("CLIENT_STREAM_DATA_LAST", ["not", "an", "object"], "expected an object"),
+        ("CLIENT_STREAM_END", {"type": 3, "streamId": "s", "final": "yes"}, "final"),
+    ]
+    for event, payload, needle in bad:
+        await ext.peer.emit("/llm", event, payload)
+        error = await ext.peer.next("/llm", "ERROR")
+        assert needle in error["message"] and error["event"] == event, (event, error)
+    # a client's stream events go the same way
+    await web.emit("/llm", "CLIENT_STREAM_START", {"type": 1, "streamId": "s", "outputId": "o"})
+    assert (await web.next("/llm", "ERROR"))["message"] == "Only extensions may send responses."
+    # nothing was relayed, and a real answer still goes through
+    assert web.received("/llm", "SERVER_STREAM_DATA") == []
+    await ext.stream(["fine"], final=True)
+    assert (await web.next("/llm", "SERVER_STREAM_END"))["data"] == "fine"

@@ -89,6 +89,12 @@ class BaseNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
         self.app = app
         self._tasks: set[asyncio.Task[None]] = set()
         self._accepted: dict[str, tuple[AuthResult, bool]] = {}
+        # labelled metric children, looked up once (a labels() call costs
+        # more than the increment itself)
+        metrics = app.metrics
+        self.m_events_in = metrics.events_in.labels(namespace)
+        self.m_handler_seconds = metrics.handler_seconds.labels(namespace)
+        self.m_connections = metrics.connections.labels(namespace)
 
     # ------------------------------------------------------------------ connect
     async def on_connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
@@ -118,7 +124,7 @@ class BaseNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
             raise socketio.exceptions.ConnectionRefusedError(
                 message, {"status": "error", "message": message}
             ) from None
-        self.app.metrics.connections.labels(self.namespace).inc()
+        self.m_connections.inc()
         log.info(
             "%s (%s, %s) connected to %s [%s]",
             p.identity,
@@ -152,7 +158,7 @@ class BaseNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
         ref = self.app.presence.get(sid)
         if ref is None:
             return
-        self.app.metrics.connections.labels(self.namespace).dec()
+        self.m_connections.dec()
         try:
             await self.closed(ref)
         except Exception:
@@ -167,7 +173,7 @@ class BaseNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
     async def receive(
         self, sid: str, eio_sid: str, ack_id: int | None, event: str, args: list[Any]
     ) -> None:
-        self.app.metrics.events_in.labels(self.namespace).inc()
+        self.m_events_in.inc()
         route = self.routes.get(event)
         if (
             route is not None
@@ -225,9 +231,7 @@ class BaseNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
         else:
             return result  # type: ignore[no-any-return]
         finally:
-            self.app.metrics.handler_seconds.labels(self.namespace).observe(
-                time.perf_counter() - started
-            )
+            self.m_handler_seconds.observe(time.perf_counter() - started)
         if not acked:
             await self.emit(Ev.ERROR, {**failure.to_ack(), "event": event}, to=sid)
         return shape(failure, data)

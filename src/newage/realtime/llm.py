@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from newage.domain.presence import SocketRef
 from newage.errors import bad_request, forbidden
@@ -18,6 +18,10 @@ from newage.protocol.llm import (
 )
 from newage.protocol.names import PING_TEXT, PONG_TEXT, Ev, MemberStatus, StreamType
 from newage.realtime.base import OK, BaseNamespace, on
+
+if TYPE_CHECKING:
+    from newage.app import App
+from newage.realtime.fast_stream import FastStreamPath
 from newage.realtime.history_events import HistoryEvents
 
 
@@ -33,6 +37,10 @@ def _type(actual: int, expected: int) -> None:
 
 
 class LlmNamespace(HistoryEvents, BaseNamespace):
+    def __init__(self, namespace: str, app: App) -> None:
+        super().__init__(namespace, app)
+        self.fast = FastStreamPath(self, app)
+
     async def closed(self, ref: SocketRef) -> None:
         self.app.messages.stop_paging(ref.sid)
         await super().closed(ref)

@@ -27,6 +27,7 @@ class SocketOutbox:
         self.sio = sio
         self.presence = presence
         self.metrics = metrics
+        self._out: dict[str, Any] = {}  # namespace -> labelled counter
 
     def encode(self, namespace: str, event: str, data: Any) -> list[Any]:
         pkt = self.sio.packet_class(packet.EVENT, namespace=namespace, data=[event, data])
@@ -69,7 +70,10 @@ class SocketOutbox:
         for eio_sid in targets:
             for pkt in pkts:
                 await send(eio_sid, pkt)
-        self.metrics.events_out.labels(namespace).inc(len(targets))
+        counter = self._out.get(namespace)
+        if counter is None:
+            counter = self._out[namespace] = self.metrics.events_out.labels(namespace)
+        counter.inc(len(targets))
 
     async def enter_room(self, identity: str, room: str) -> None:
         await self._mirror(identity, room, join=True)

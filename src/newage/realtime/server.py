@@ -1,7 +1,7 @@
 """The Socket.IO server: python-socketio configured for this protocol.
 
-Two private hooks of ``AsyncServer`` are overridden (the dependency is pinned
-to a minor version for that reason):
+A few private hooks of ``AsyncServer`` are overridden (the dependency is
+pinned to a minor version for that reason):
 
 * ``_handle_event``: events go to our namespace dispatcher, which validates,
   answers every ack exactly once and runs handlers of one connection in
@@ -10,23 +10,35 @@ to a minor version for that reason):
   run in a task, so they never hold up the connection's other events.
 * ``_handle_connect``: runs the namespace's post-connect step after the
   CONNECT packet is out, so anything sent then reaches a connected client.
+* ``_handle_eio_connect``: new Engine.IO sockets become ``LeanSocket``s.
+* ``_handle_eio_message``: oversized events get a clear error; stream
+  events take the cheap path of ``realtime/fast_stream.py``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 import orjson
 import socketio
+from engineio import async_socket
 from socketio import packet
 
 from newage.errors import ErrorCode, NewAgeError
 from newage.logs import log
 from newage.protocol.names import Ev
+from newage.realtime.engine import LeanSocket
 from newage.settings import Settings
 
 if TYPE_CHECKING:
     from newage.realtime.base import BaseNamespace
+
+
+# a Socket.IO EVENT (Engine.IO already took its "4") without ack id on /llm
+# whose name starts CLIENT_STREAM_
+STREAM_PREFIX = '2/llm,["CLIENT_STREAM_'
+STREAM_JSON_AT = len("2/llm,")
 
 
 class OrjsonJSON:
@@ -64,15 +76,29 @@ class NewAgeServer(socketio.AsyncServer):  # type: ignore[misc]
             engineio_logger=False,
         )
         self.soft_limit = settings.max_payload_bytes
+        # set by the /llm namespace: returns False to fall back to the full path
+        self.stream_fast_path: Callable[[str, str], Awaitable[bool]] | None = None
 
     def ns(self, namespace: str) -> BaseNamespace | None:
         handler = self.namespace_handlers.get(namespace)
         return handler  # type: ignore[no-any-return]
 
+    async def _handle_eio_connect(self, eio_sid: str, environ: Any) -> None:
+        await super()._handle_eio_connect(eio_sid, environ)
+        sock = self.eio.sockets.get(eio_sid)
+        if sock is not None and type(sock) is async_socket.AsyncSocket:
+            sock.__class__ = LeanSocket  # see realtime/engine.py
+
     async def _handle_eio_message(self, eio_sid: str, data: Any) -> None:
-        if isinstance(data, str) and len(data) > self.soft_limit:
-            await self._refuse_large(eio_sid, data)
-            return
+        if isinstance(data, str):
+            if len(data) > self.soft_limit:
+                await self._refuse_large(eio_sid, data)
+                return
+            # Seven of these arrive per token: a well-formed one from an
+            # extension skips socket.io's generic decoding and dispatch.
+            fast = self.stream_fast_path
+            if fast is not None and data.startswith(STREAM_PREFIX) and await fast(eio_sid, data):
+                return
         await super()._handle_eio_message(eio_sid, data)
 
     async def _refuse_large(self, eio_sid: str, data: str) -> None:

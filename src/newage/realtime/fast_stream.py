@@ -1,0 +1,104 @@
+"""The cheap path for the seven inbound events of each streamed token.
+
+Per token the extension sends CLIENT_STREAM_START, five data sub-chunks and
+CLIENT_STREAM_END. For a well-formed event from an authenticated extension
+this path parses the packet once with orjson, checks the few fields the
+stream service reads, and calls it: no socket.io packet objects, no generic
+dispatch, no pydantic model, no per-event latency histogram. Anything else
+(a malformed payload, a non-extension, a failed-chunk report, an ack id)
+returns False and takes the full path, whose models and errors stay the
+reference: this path never accepts what the full path would refuse, and
+never reports anything itself.
+
+Measured (bench/, ``python -m bench.run``): see docs/performance.md.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from newage.domain.principal import ConnMode
+from newage.protocol.names import Ev, StreamType
+from newage.realtime.server import STREAM_JSON_AT
+
+if TYPE_CHECKING:
+    from newage.app import App
+    from newage.realtime.llm import LlmNamespace
+
+MAX_ID = 200
+MAX_INDEX = 10_000
+DATA_TYPES = {
+    Ev.CLIENT_STREAM_DATA_FIRST.value: StreamType.STREAM_DATA_FIRST.value,
+    Ev.CLIENT_STREAM_DATA_MIDDLE.value: StreamType.STREAM_DATA_MIDDLE.value,
+    Ev.CLIENT_STREAM_DATA_LAST.value: StreamType.STREAM_DATA_LAST.value,
+    Ev.CLIENT_STREAM_DATA_RETRY.value: StreamType.STREAM_DATA_RETRY.value,
+}
+
+
+def _id(value: Any) -> bool:
+    return type(value) is str and 0 < len(value) <= MAX_ID
+
+
+def _int(value: Any, low: int, high: int) -> bool:
+    return type(value) is int and low <= value <= high
+
+
+class FastStreamPath:
+    def __init__(self, namespace: LlmNamespace, app: App) -> None:
+        self.namespace = namespace
+        self.app = app
+        self.manager = app.sio.manager
+        self.streams = app.streams
+        self.chunks = app.metrics.stream_chunks
+        self.max_chunk = app.live.current.max_payload_bytes
+        app.sio.stream_fast_path = self.handle
+
+    async def handle(self, eio_sid: str, packet: str) -> bool:
+        try:
+            event, payload = orjson.loads(packet[STREAM_JSON_AT:])
+        except (orjson.JSONDecodeError, ValueError, TypeError):
+            return False
+        if type(payload) is not dict:
+            return False
+        sid = self.manager.sid_from_eio_sid(eio_sid, "/llm")
+        ref = self.app.presence.sockets.get(sid) if sid is not None else None
+        if ref is None or ref.mode is not ConnMode.FULL or not ref.principal.is_extension:
+            return False
+        ext = ref.principal.identity
+        stream_id = payload.get("streamId")
+        if not _id(stream_id):
+            return False
+        assert isinstance(stream_id, str)
+        expected = DATA_TYPES.get(event)
+        if expected is not None:
+            index = payload.get("chunkIndex")
+            text = payload.get("data", "")
+            if payload.get("type") != expected or not _int(index, 0, MAX_INDEX):
+                return False
+            assert isinstance(index, int)
+            if type(text) is not str or len(text) > self.max_chunk:
+                return False
+            self.namespace.m_events_in.inc()
+            self.chunks.inc()
+            await self.streams.data(ext, stream_id, index, text, expected)
+            return True
+        if event == Ev.CLIENT_STREAM_START:
+            output_id = payload.get("outputId")
+            num = payload.get("numStreams", 5)
+            if payload.get("type") != StreamType.STREAM_START or not _id(output_id):
+                return False
+            if not _int(num, 0, MAX_INDEX):
+                return False
+            self.namespace.m_events_in.inc()
+            await self.streams.start(ext, stream_id, str(output_id), num, payload.get("requestId"))
+            return True
+        if event == Ev.CLIENT_STREAM_END:
+            final = payload.get("final", False)
+            if payload.get("type") != StreamType.STREAM_END or type(final) is not bool:
+                return False
+            self.namespace.m_events_in.inc()
+            await self.streams.end(ext, stream_id, final)
+            return True
+        return False
