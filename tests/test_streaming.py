@@ -331,7 +331,7 @@ async def test_malformed_stream_events_get_errors_and_change_nothing(server, pee
         ("CLIENT_STREAM_DATA_MIDDLE", {"type": 5, "streamId": "s", "chunkIndex": -1, "data": "x"}, "chunkIndex"),
         ("CLIENT_STREAM_DATA_MIDDLE", {"type": 5, "streamId": "s", "chunkIndex": 0, "data": 7}, "data"),
         ("CLIENT_STREAM_DATA_LAST", ["not", "an", "object"], "expected an object"),
-        ("CLIENT_STREAM_END", {"type": 3, "streamId": "s", "final": "yes"}, "final"),
+        ("CLIENT_STREAM_END", {"type": 3, "streamId": "s", "final": [1]}, "final"),
     ]
     for event, payload, needle in bad:
         await ext.peer.emit("/llm", event, payload)
