@@ -50,6 +50,9 @@ async def test_metrics_count_connections_and_events(server, peers):
         ("/public/socket.io-client.LICENSE", None),
         ("/", "text/html"),
         ("/index.html", "text/html"),
+        ("/lib/constants.js", "text/javascript"),
+        ("/dist/newage-client.js", "text/javascript"),
+        ("/exampleClient/", "text/html"),
     ],
 )
 async def test_static_files(server, path, mime):

@@ -64,3 +64,12 @@ def test_every_listened_event_is_documented():
     for cls in NAMESPACES.values():
         for event in cls.routes:
             assert event in documented or event in aliases, (cls.__name__, event)
+
+
+def test_browser_constants_module_is_current():
+    from newage.http.static import WEB_ROOT
+    from newage.protocol.jsexport import render
+
+    assert (WEB_ROOT / "lib" / "constants.js").read_text() == render(), (
+        "regenerate: python -m newage.protocol.jsexport > src/newage/web/lib/constants.js"
+    )

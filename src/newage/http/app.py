@@ -73,7 +73,10 @@ def build_http_app(app: App) -> Starlette:
         Route("/index.html", root),
     ]
     routes += [
-        Mount(path, app=SafeStaticFiles(directory=WEB_ROOT / path.strip("/"), html=True))
+        Mount(
+            path,
+            app=SafeStaticFiles(directory=WEB_ROOT / path.strip("/"), html=True, check_dir=False),
+        )
         for path in BUILTIN_MOUNTS
     ]
     return Starlette(
