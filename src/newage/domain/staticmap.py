@@ -13,7 +13,9 @@ from newage.fsutil import is_within
 
 
 def is_hidden(path: str) -> bool:
-    return any(part.startswith(".") for part in path.replace("\\", "/").split("/") if part)
+    """A dotfile or dot-directory anywhere in the path ("." itself is not)."""
+    parts = path.replace("\\", "/").split("/")
+    return any(part.startswith(".") and part != "." for part in parts if part)
 
 
 def resolve_confined(root: Path, relative: str) -> Path | None:
