@@ -220,3 +220,34 @@ async def test_history_survives_a_restart_and_a_returning_client_catches_up(serv
     back = await connect(server, peers, "web")
     ack = await back.call("/llm", "GET_OFFLINE_MESSAGES", {"roomName": "web", "since": seen})
     assert ack["status"] == "ok"
+
+
+async def test_legacy_context_broadcast_is_opt_in(make_server):
+    from tests.helpers.client import Peer
+
+    for enabled in (False, True):
+        server = await make_server(f"legacy-{enabled}", legacyContextBroadcast=enabled)
+        made: list[Peer] = []
+
+        def peers(**kw):
+            made.append(Peer(server.url, **kw))
+            return made[-1]
+
+        try:
+            ext = await fake_extension(server, peers)
+            web = await connect(server, peers, "web")
+            await web.call("/llm", "LLM_REQUEST", {"requestId": "a", "message": "hi"})
+            await ext.next_request()
+            await ext.message("hello")
+            await web.next("/llm", "LLM_RESPONSE")
+            await web.quiet(0.3)
+            pages = web.received("/llm", "UPDATE_CONTEXT_PAGE")
+            if not enabled:
+                assert pages == []
+            else:
+                # once after the request, once after the response (newest wins)
+                last = pages[-1]
+                assert last["isLastPage"] and [m["message"] for m in last["contextPage"]] == ["hi", "hello"]
+        finally:
+            for peer in made:
+                await peer.close()
