@@ -3,7 +3,7 @@
 Domain services talk to clients only through :class:`Outbox`; the realtime
 layer implements it on top of Socket.IO. Addresses are plain strings built by
 the helpers below so that a chat room, an identity and a clientId can never
-collide even when they share a name.
+collide even when they share a name; a bare string is a socket id.
 """
 
 from __future__ import annotations

@@ -22,7 +22,6 @@ class SocketRef:
     namespace: str
     principal: Principal
     mode: ConnMode
-    connected_at: str
 
 
 @dataclass(slots=True)

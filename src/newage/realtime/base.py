@@ -18,9 +18,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import socketio
 from pydantic import BaseModel, ValidationError
 
-from newage.clock import iso_now
 from newage.domain.auth import AuthResult
-from newage.domain.ports import client_addr, identity_addr
 from newage.domain.presence import SocketRef
 from newage.domain.principal import ConnMode
 from newage.errors import ErrorCode, NewAgeError, bad_request
@@ -110,11 +108,8 @@ class BaseNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
             message, data = exc.to_connect_refusal()
             log.info("refused %s on %s: %s", _who(auth), self.namespace, message)
             raise socketio.exceptions.ConnectionRefusedError(message, data) from None
-        ref = SocketRef(sid, self.namespace, result.principal, result.mode, iso_now())
+        ref = SocketRef(sid, self.namespace, result.principal, result.mode)
         p = result.principal
-        await self.enter_room(sid, identity_addr(p.identity))
-        if p.client_id != p.identity:
-            await self.enter_room(sid, client_addr(p.client_id))
         try:
             started = await self.app.sessions.socket_added(ref)
         except Exception:

@@ -15,7 +15,7 @@ from typing import Any
 from engineio import packet as eio_packet
 from socketio import packet
 
-from newage.domain.ports import identity_addr, room_addr
+from newage.domain.ports import room_addr
 from newage.domain.presence import Presence
 from newage.metrics import Metrics
 from newage.protocol.names import ROOM_MIRROR_NAMESPACES
@@ -38,20 +38,47 @@ class SocketOutbox:
     def recipients(
         self, namespace: str, to: Sequence[str] | None, skip_extensions: bool
     ) -> list[str]:
+        """Engine.IO sids of the sockets addressed, each once.
+
+        Chat rooms are Socket.IO rooms; identities and clientIds are looked
+        up in presence instead (a Socket.IO room per identity and namespace
+        would cost a dictionary per socket for nothing).
+        """
         manager = self.sio.manager
         if namespace not in manager.rooms:
             return []
-        room: Any = None if to is None else list(to)
-        if room == []:
-            return []
-        eio_sids = []
-        for sid, eio_sid in manager.get_participants(namespace, room):
+        if to is None:
+            sids: dict[str, str] = dict(manager.get_participants(namespace, None))
+        else:
+            rooms = []
+            sids = {}
+            for addr in to:
+                kind, _, name = addr.partition(":")
+                if kind == "id":
+                    for sid in self.presence.sids(name, namespace):
+                        sids[sid] = ""
+                elif kind == "cid":
+                    for client_ref in self.presence.client_sids(name):
+                        if client_ref.namespace == namespace:
+                            sids[client_ref.sid] = ""
+                elif kind == "room":
+                    rooms.append(addr)
+                else:  # a socket id
+                    sids[addr] = ""
+            if rooms:
+                sids.update(manager.get_participants(namespace, rooms))
+        targets = []
+        for sid, eio_sid in sids.items():
             if skip_extensions:
                 ref = self.presence.get(sid)
                 if ref is not None and ref.principal.is_extension:
                     continue
-            eio_sids.append(eio_sid)
-        return eio_sids
+            if not eio_sid:
+                eio_sid = manager.eio_sid_from_sid(sid, namespace)
+                if eio_sid is None:
+                    continue
+            targets.append(eio_sid)
+        return targets
 
     async def emit(
         self,
@@ -103,7 +130,3 @@ class SocketOutbox:
 
         await self.sio.emit(event, data, to=sid, namespace=namespace, callback=answered)
         return await asyncio.wait_for(future, timeout)
-
-
-def identity_targets(identities: Sequence[str]) -> list[str]:
-    return [identity_addr(i) for i in identities]

@@ -28,7 +28,7 @@ from socketio import packet
 from newage.errors import ErrorCode, NewAgeError
 from newage.logs import log
 from newage.protocol.names import Ev
-from newage.realtime.engine import LeanSocket
+from newage.realtime.engine import LeanSocket, lean_translate_request
 from newage.settings import Settings
 
 if TYPE_CHECKING:
@@ -76,6 +76,8 @@ class NewAgeServer(socketio.AsyncServer):  # type: ignore[misc]
             engineio_logger=False,
         )
         self.soft_limit = settings.max_payload_bytes
+        # our own copy of the driver table: the module's dict is shared
+        self.eio._async = {**self.eio._async, "translate_request": lean_translate_request}
         # set by the /llm namespace: returns False to fall back to the full path
         self.stream_fast_path: Callable[[str, str], Awaitable[bool]] | None = None
 
