@@ -28,7 +28,7 @@ from socketio import packet
 from newage.errors import ErrorCode, NewAgeError
 from newage.logs import log
 from newage.protocol.names import Ev
-from newage.realtime.engine import LeanSocket, lean_translate_request
+from newage.realtime.engine import LeanQueue, LeanSocket, lean_translate_request
 from newage.settings import Settings
 
 if TYPE_CHECKING:
@@ -90,6 +90,7 @@ class NewAgeServer(socketio.AsyncServer):  # type: ignore[misc]
         sock = self.eio.sockets.get(eio_sid)
         if sock is not None and type(sock) is async_socket.AsyncSocket:
             sock.__class__ = LeanSocket  # see realtime/engine.py
+            sock.queue = LeanQueue.taking_over(sock.queue)
 
     async def _handle_eio_message(self, eio_sid: str, data: Any) -> None:
         if isinstance(data, str):
