@@ -229,7 +229,7 @@ async def test_legacy_context_broadcast_is_opt_in(make_server):
         server = await make_server(f"legacy-{enabled}", legacyContextBroadcast=enabled)
         made: list[Peer] = []
 
-        def peers(**kw):
+        def peers(server=server, made=made, **kw):
             made.append(Peer(server.url, **kw))
             return made[-1]
 

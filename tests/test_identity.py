@@ -116,3 +116,19 @@ async def test_extension_availability_follows_its_llm_socket(server, peers):
     await ext.close()
     await ext.quiet(0.2)
     assert server.app.relations.model.extensions == []
+
+
+async def test_client_list_follows_namespaces_of_a_session(server, peers):
+    admin_key = await server.client("admin", ClientKind.MONITOR)
+    watcher = peers()
+    await watcher.open("/clients", auth("admin", admin_key, clientType="monitor"))
+    key = await server.client("web")
+    peer = peers()
+    await peer.open("/", auth("web", key))
+    await watcher.next("/clients", "CONNECTED_CLIENTS_UPDATE", lambda p: any(c["id"] == "web" for c in p["clients"]))
+    await peer.open("/llm", auth("web", key))
+    update = await watcher.next(
+        "/clients", "CONNECTED_CLIENTS_UPDATE",
+        lambda p: any(c["id"] == "web" and c["namespaces"] == ["/", "/llm"] for c in p["clients"]),
+    )
+    assert update["clients"]

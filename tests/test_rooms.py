@@ -386,3 +386,24 @@ async def test_monitors_hear_room_traffic_through_monitor_room(server, peers):
     assert not server.app.rooms.is_member("admin#2", "tavern")
     message = await other.next("/llm", "NEW_MESSAGE", lambda p: p["roomName"] == "tavern")
     assert "joined" in message["message"]["data"]
+
+
+async def test_admins_see_every_rooms_changes(server, peers):
+    watcher = await admin(server, peers, identity="admin#watch")
+    boss = await admin(server, peers, identity="admin#act")
+    web = await connect(server, peers, "web")
+    ok(await boss.call("/rooms", "CREATE_ROOM", "tavern"))
+    created = await watcher.next("/rooms", "ROOM_CREATED")
+    assert created["roomName"] == "tavern" and created["room"]["master"] == "admin#act"
+    ok(await boss.call("/rooms", "ADD_CLIENT_TO_ROOM", {"identity": "web", "roomName": "tavern"}))
+    assert (await watcher.next("/rooms", "MEMBER_JOINED"))["identity"] == "web"
+    ok(await boss.call("/rooms", "SET_ROOM_MESSAGE_REQUEST_MODE", {"roomName": "tavern", "mode": "MasterOnly"}))
+    assert (await watcher.next("/rooms", "ROOM_MODE_CHANGED"))["mode"] == "MasterOnly"
+    ok(await boss.call("/rooms", "MUTE_MEMBER", {"targetIdentity": "web", "roomName": "tavern", "duration": 60}))
+    members = ok(await boss.call("/rooms", "GET_CLIENTS_IN_ROOM", "tavern"))["clients"]
+    web_item = next(m for m in members if m["identity"] == "web")
+    assert web_item["muted"] is True and web_item["mutedUntil"].endswith("Z")
+    assert next(m for m in members if m["identity"] == "admin#act")["muted"] is False
+    ok(await boss.call("/rooms", "DELETE_ROOM", "tavern"))
+    assert (await watcher.next("/rooms", "DELETE_ROOM"))["roomName"] == "tavern"
+    assert web.identity == "web"

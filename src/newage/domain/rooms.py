@@ -107,9 +107,13 @@ class RoomService:
             return sorted(self.rooms)
         return self.rooms_of(principal.identity)
 
-    def members_view(self, room: Room) -> list[dict[str, Any]]:
+    def members_view(
+        self, room: Room, muted: Callable[[str, str], Any] | None = None
+    ) -> list[dict[str, Any]]:
+        """Member items; ``muted(identity, room)`` gives the mute in force."""
         items = []
         for m in room.members.values():
+            mute = muted(m.identity, room.name) if muted is not None else None
             session = self.presence.sessions.get(m.identity)
             p = session.principal if session else None
             items.append(
@@ -123,6 +127,8 @@ class RoomService:
                     "description": p.desc if p else None,
                     "desc": p.desc if p else None,
                     "online": session is not None,
+                    "muted": mute is not None,
+                    "mutedUntil": mute.muted_until if mute is not None else None,
                 }
             )
         return items
@@ -172,6 +178,12 @@ class RoomService:
         if name == actor.identity:
             room.personal_of = actor.identity
         await self._insert(room)
+        await self.outbox.emit(
+            Namespace.ROOMS,
+            Ev.ROOM_CREATED,
+            {"roomName": room.name, "room": room.info()},
+            [room_addr(MONITOR_ROOM)],
+        )
         log.info("%s created room %s", actor.identity, name)
         return room
 
@@ -186,7 +198,12 @@ class RoomService:
         del self.rooms[room.name]
         notice = {"roomName": room.name, "message": f'Room "{room.name}" has been deleted.'}
         former = list(room.members)
-        await self.outbox.emit(Namespace.ROOMS, Ev.DELETE_ROOM, notice, [room_addr(room.name)])
+        await self.outbox.emit(
+            Namespace.ROOMS,
+            Ev.DELETE_ROOM,
+            notice,
+            [room_addr(room.name), room_addr(MONITOR_ROOM)],
+        )
         for identity in former:
             self._of.get(identity, set()).discard(room.name)
             await self.outbox.leave_room(identity, room.name)
@@ -305,7 +322,10 @@ class RoomService:
         room.mode = mode
         payload = {"roomName": room.name, "mode": mode.value, "setter": actor.identity}
         await self.outbox.emit(
-            Namespace.ROOMS, Ev.ROOM_MODE_CHANGED, payload, [room_addr(room.name)]
+            Namespace.ROOMS,
+            Ev.ROOM_MODE_CHANGED,
+            payload,
+            [room_addr(room.name), room_addr(MONITOR_ROOM)],
         )
         for hook in self.on_mode_changed:
             await hook(room, previous)
@@ -313,11 +333,13 @@ class RoomService:
 
     # ------------------------------------------------------------------ notices
     async def _notify(self, room: Room, event: str, payload: dict[str, Any], to: list[str]) -> None:
-        if not to:
-            return
+        """To the named identities on ``/`` and ``/rooms``; admins (in
+        monitor-room) see every room's changes on ``/rooms`` too."""
         addrs = [identity_addr(i) for i in to]
         for namespace in NOTICE_NAMESPACES:
-            await self.outbox.emit(namespace, event, payload, addrs)
+            targets = [*addrs, room_addr(MONITOR_ROOM)] if namespace == Namespace.ROOMS else addrs
+            if targets:
+                await self.outbox.emit(namespace, event, payload, targets)
 
     async def _role_changed(
         self, room: Room, identity: str, role: Role, previous: Role | None

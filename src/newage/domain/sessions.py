@@ -66,7 +66,8 @@ class SessionService:
             and len(self.presence.full_sids(p.identity, Namespace.LLM)) == 1
         ):
             await self.relations.extension_online(p.identity)
-        if started:
+        if ref.mode is ConnMode.FULL and self.presence.is_present(p.identity):
+            # a new session, or a new namespace of one: the list shows both
             await self.broadcast_clients()
         if ref.namespace == Namespace.ROOMS and ref.mode is ConnMode.FULL:
             await self.relations.greet(ref.sid, p)
@@ -89,6 +90,8 @@ class SessionService:
                 await self.relations.client_offline(p.identity)
             for hook in self.session_ended:
                 await hook(p.identity)
+        still_here = ref.mode is ConnMode.FULL and self.presence.is_present(p.identity)
+        if ended is not None or still_here:
             await self.broadcast_clients()
         return ended
 

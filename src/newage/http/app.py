@@ -33,7 +33,14 @@ CLIENT_BUNDLES = {
 
 def build_http_app(app: App) -> Starlette:
     async def healthz(_: Request) -> Response:
-        return JSONResponse({"status": "ok", "version": app.version, "uptimeSeconds": app.uptime()})
+        return JSONResponse(
+            {
+                "status": "ok",
+                "version": app.version,
+                "uptimeSeconds": app.uptime(),
+                "socketIOPath": app.live.current.socket_io_path,
+            }
+        )
 
     async def readyz(_: Request) -> Response:
         if await app.store.ping():

@@ -58,7 +58,8 @@ class RoomsNamespace(HistoryEvents, BaseNamespace):
     @on(Ev.GET_CLIENTS_IN_ROOM, "getClientsInRoom", model=RoomIn)
     async def clients_in_room(self, ref: SocketRef, data: RoomIn) -> dict[str, Any]:
         room = self.app.rooms.get(data.room_name)
-        return ok(roomName=room.name, clients=self.app.rooms.members_view(room), room=room.info())
+        members = self.app.rooms.members_view(room, self.app.mutes.muted)
+        return ok(roomName=room.name, clients=members, room=room.info())
 
     # ------------------------------------------------------------------ members
     @on(Ev.ADD_CLIENT_TO_ROOM, model=MemberIn)
