@@ -2,23 +2,21 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from newage.domain.principal import Principal
-from newage.domain.records import MemberRecord, RoomRecord
+from newage.domain.records import RoomRecord
 from newage.errors import forbidden
-from newage.protocol.names import MONITOR_ROOM, RequestMode, Role
+from newage.protocol.names import MONITOR_ROOM, Role
 
 
 @dataclass(slots=True)
-class Room:
-    name: str
-    mode: RequestMode
-    created_at: str
-    created_by: str | None = None
-    personal_of: str | None = None
-    members: dict[str, MemberRecord] = field(default_factory=dict)  # join order
+class Room(RoomRecord):
+    """A room as the domain uses it: the stored record plus its rules.
+
+    ``members`` keeps join order (dicts are ordered).
+    """
 
     @classmethod
     def from_record(cls, record: RoomRecord) -> Room:
@@ -29,16 +27,6 @@ class Room:
             record.created_by,
             record.personal_of,
             dict(record.members),
-        )
-
-    def to_record(self) -> RoomRecord:
-        return RoomRecord(
-            self.name,
-            self.mode,
-            self.created_at,
-            self.created_by,
-            self.personal_of,
-            dict(self.members),
         )
 
     def role(self, identity: str) -> Role | None:

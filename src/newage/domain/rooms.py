@@ -82,7 +82,7 @@ class RoomService:
             await self._insert(Room(MONITOR_ROOM, self.default_mode(), iso_now()))
 
     async def _insert(self, room: Room) -> None:
-        await self.store.create_room(room.to_record())
+        await self.store.create_room(room)
         self.rooms[room.name] = room
         for identity in room.members:
             self._of.setdefault(identity, set()).add(room.name)
