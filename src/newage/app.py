@@ -146,7 +146,7 @@ class App:
             self.tracker,
             self.history,
             self.status_board,
-            self.audience,
+            self.watchers,
             self._observe_request,
         )
         self.streams = StreamService(self.tracker, self.responder, self.live)
@@ -193,11 +193,16 @@ class App:
     def audience(self, room: str) -> list[str]:
         """Who hears about a room's messages: its members, the extensions
         assigned to it, and (when mirroring) the monitors."""
-        addrs = [room_addr(room)]
-        addrs += [identity_addr(ext) for ext in self.relations.for_room(room)]
+        return self.watchers(room) + [identity_addr(e) for e in self.relations.for_room(room)]
+
+    def watchers(self, room: str) -> list[str]:
+        """Who sees a room's live answers (streams, LLM_RESPONSE): members
+        and monitors. Assigned extensions are not addressed here at all:
+        under Free that is every extension, and looking each one up for
+        every chunk made a relayed token cost O(extensions)."""
         if self.live.current.mirror_to_monitors and room != MONITOR_ROOM:
-            addrs.append(room_addr(MONITOR_ROOM))
-        return addrs
+            return [room_addr(room), room_addr(MONITOR_ROOM)]
+        return [room_addr(room)]
 
     async def _room_deleted(self, room: Room) -> None:
         await self.thinker.forget_room(room)

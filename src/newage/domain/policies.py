@@ -25,7 +25,9 @@ class Assignments:
     ) -> None:
         self.policy = policy
         self.extensions: list[str] = []  # connected, in connection order
-        self.client_rooms: list[str] = []  # connected plain clients, in connection order
+        # connected plain clients in connection order (a dict: O(1) membership
+        # with thousands of clients)
+        self.client_rooms: dict[str, None] = {}
         self.manual: dict[str, list[str]] = {}
         self.current: dict[str, list[str]] = {}
         self._rng = random.Random(seed)
@@ -42,14 +44,54 @@ class Assignments:
         return self.recompute()
 
     def add_client_room(self, room: str) -> dict[str, list[str]]:
-        if room not in self.client_rooms:
-            self.client_rooms.append(room)
-        return self.recompute()
+        """A client arrives: only its own room is computed (the others keep
+        theirs; for Balanced, the lightest extension keeps the balance)."""
+        if room in self.client_rooms:
+            return {}
+        self.client_rooms[room] = None
+        if self.policy in (ConnectionPolicy.FREE, ConnectionPolicy.BROADCAST):
+            exts = list(self.extensions)
+        elif self.policy is ConnectionPolicy.MANUAL:
+            connected = set(self.extensions)
+            exts = [e for e in self.manual.get(room, []) if e in connected]
+        elif not self.extensions:
+            exts = []
+        elif self.policy is ConnectionPolicy.BALANCED:
+            loads = self._loads()
+            order = {ext: i for i, ext in enumerate(self.extensions)}
+            exts = [min(self.extensions, key=lambda e: (loads[e], order[e]))]
+        else:
+            exts = [self._rng.choice(self.extensions)]
+        self.current[room] = exts
+        return {room: exts}
 
     def remove_client_room(self, room: str) -> dict[str, list[str]]:
-        if room in self.client_rooms:
-            self.client_rooms.remove(room)
-        return self.recompute()
+        """A client leaves: nothing changes for the others, except the one
+        move Balanced may need to keep loads within one of each other."""
+        if room not in self.client_rooms:
+            return {}
+        del self.client_rooms[room]
+        self.current.pop(room, None)
+        if self.policy is not ConnectionPolicy.BALANCED or not self.extensions:
+            return {}
+        loads = self._loads()
+        order = {ext: i for i, ext in enumerate(self.extensions)}
+        heavy = max(self.extensions, key=lambda e: (loads[e], -order[e]))
+        light = min(self.extensions, key=lambda e: (loads[e], order[e]))
+        if loads[heavy] - loads[light] <= 1:
+            return {}
+        # the most recently placed room of the heaviest extension moves
+        moved = next(r for r in reversed(self.client_rooms) if self.current.get(r) == [heavy])
+        self.current[moved] = [light]
+        return {moved: [light]}
+
+    def _loads(self) -> dict[str, int]:
+        loads = dict.fromkeys(self.extensions, 0)
+        for exts in self.current.values():
+            for ext in exts:
+                if ext in loads:
+                    loads[ext] += 1
+        return loads
 
     def set_policy(self, policy: ConnectionPolicy) -> dict[str, list[str]]:
         # a policy switch starts from scratch: no stickiness across policies

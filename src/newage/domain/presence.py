@@ -65,12 +65,14 @@ class Presence:
         # identity -> namespace -> sids (all modes), oldest first
         self._by_identity: dict[str, dict[str, list[str]]] = {}
         self._by_client: dict[str, set[str]] = {}
+        self.per_namespace: dict[str, int] = {ns.value: 0 for ns in Namespace}
 
     # ------------------------------------------------------------------ updates
     def add(self, ref: SocketRef) -> Session | None:
         """Register a socket; return the session if this socket started one."""
         p = ref.principal
         self.sockets[ref.sid] = ref
+        self.per_namespace[ref.namespace] = self.per_namespace.get(ref.namespace, 0) + 1
         self._by_identity.setdefault(p.identity, {}).setdefault(ref.namespace, []).append(ref.sid)
         self._by_client.setdefault(p.client_id, set()).add(ref.sid)
         session = self.sessions.get(p.identity)
@@ -96,6 +98,7 @@ class Presence:
         ref = self.sockets.pop(sid, None)
         if ref is None:
             return None, None
+        self.per_namespace[ref.namespace] -= 1
         p = ref.principal
         per_ns = self._by_identity.get(p.identity, {})
         _discard(per_ns, ref.namespace, sid)
@@ -147,10 +150,7 @@ class Presence:
         return names
 
     def count_by_namespace(self) -> dict[str, int]:
-        counts = {ns.value: 0 for ns in Namespace}
-        for ref in self.sockets.values():
-            counts[ref.namespace] = counts.get(ref.namespace, 0) + 1
-        return counts
+        return dict(self.per_namespace)
 
     def client_items(self) -> list[dict[str, Any]]:
         return [s.item() for s in sorted(self.sessions.values(), key=lambda s: s.connected_at)]

@@ -9,6 +9,7 @@ returning client can catch up on its rooms.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -20,6 +21,7 @@ from newage.domain.rooms import RoomService
 from newage.protocol.names import ROOM_MIRROR_NAMESPACES, Ev, Namespace
 
 Hook = Callable[[str], Awaitable[None]]
+BROADCAST_DELAY = 0.05  # seconds; the client list follows changes this closely
 
 
 class SessionService:
@@ -38,6 +40,8 @@ class SessionService:
         self.enter = enter  # (sid, namespace, address) -> join a Socket.IO room
         self.extension_gone: list[Hook] = []
         self.session_ended: list[Hook] = []
+        self._broadcast: asyncio.TimerHandle | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
 
     async def socket_added(self, ref: SocketRef) -> bool:
         """Register an accepted socket; runs before the client hears CONNECT,
@@ -68,7 +72,7 @@ class SessionService:
             await self.relations.extension_online(p.identity)
         if ref.mode is ConnMode.FULL and self.presence.is_present(p.identity):
             # a new session, or a new namespace of one: the list shows both
-            await self.broadcast_clients()
+            self.schedule_broadcast()
         if ref.namespace == Namespace.ROOMS and ref.mode is ConnMode.FULL:
             await self.relations.greet(ref.sid, p)
 
@@ -92,7 +96,7 @@ class SessionService:
                 await hook(p.identity)
         still_here = ref.mode is ConnMode.FULL and self.presence.is_present(p.identity)
         if ended is not None or still_here:
-            await self.broadcast_clients()
+            self.schedule_broadcast()
         return ended
 
     def client_list(self) -> dict[str, Any]:
@@ -102,7 +106,24 @@ class SessionService:
             "nonSillyTavernClients": [i for i in items if i["kind"] != "SillyTavern"],
         }
 
+    def schedule_broadcast(self) -> None:
+        """Send the client list soon. A burst of connects (a restart, a
+        load test) then costs one list per interval, not one per client,
+        each of which would carry every client: quadratic work."""
+        if self._broadcast is not None:
+            return
+        loop = asyncio.get_running_loop()
+        self._broadcast = loop.call_later(BROADCAST_DELAY, self._fire)
+
+    def _fire(self) -> None:
+        self._broadcast = None
+        task = asyncio.get_running_loop().create_task(self.broadcast_clients())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
     async def broadcast_clients(self) -> None:
+        if not self.presence.per_namespace.get(Namespace.CLIENTS):
+            return  # nobody listens: do not build the list
         payload = self.client_list()
         for event in (Ev.UPDATE_CONNECTED_CLIENTS, Ev.CONNECTED_CLIENTS_UPDATE):
             await self.outbox.emit(Namespace.CLIENTS, event, payload)
