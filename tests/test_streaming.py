@@ -8,6 +8,7 @@ import random
 import uuid
 
 from tests.helpers.actors import admin, connect, fake_extension
+from tests.helpers.fake_extension import split5
 
 TOKENS = ["Hello", ", wor", "ld! ", "", "How are you", "?"]
 
@@ -344,3 +345,33 @@ async def test_malformed_stream_events_get_errors_and_change_nothing(server, pee
     assert web.received("/llm", "SERVER_STREAM_DATA") == []
     await ext.stream(["fine"], final=True)
     assert (await web.next("/llm", "SERVER_STREAM_END"))["data"] == "fine"
+
+
+async def test_coalesced_chunks_keep_order_and_text(make_server):
+    from tests.helpers.client import Peer
+
+    server = await make_server(streamCoalesceMs=15)
+    made = []
+
+    def factory(**kw):
+        made.append(Peer(server.url, **kw))
+        return made[-1]
+
+    try:
+        ext, web = await setup(server, factory)
+        tokens = [f"<{n}>" for n in range(60)]
+        output_id = str(uuid.uuid4())
+        for n, token in enumerate(tokens):
+            await ext.token(output_id, token, first=n == 0)
+            if n % 10 == 9:
+                await asyncio.sleep(0.03)  # some windows close between tokens
+        await ext.stop_processing()
+        end = await web.next("/llm", "SERVER_STREAM_END")
+        relayed, chunks = stream_text(web)
+        assert relayed == end["data"] == "".join(tokens)
+        assert [c["seq"] for c in chunks] == list(range(1, len(chunks) + 1))
+        assert sum(c["chunks"] for c in chunks) == sum(1 for t in tokens for p in split5(t) if p)
+        assert len(chunks) < 60  # joined: fewer events than tokens
+    finally:
+        for peer in made:
+            await peer.close()

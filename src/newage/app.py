@@ -303,6 +303,9 @@ class App:
                 log.exception("stream sweep failed")
 
     def refresh_gauges(self) -> None:
+        llm = self.sio.ns(Namespace.LLM)
+        if isinstance(llm, LlmNamespace):
+            llm.fast.flush_metrics()
         self.metrics.sessions.set(len(self.presence.sessions))
         self.metrics.active_streams.set(self.streams.active)
         self.metrics.requests_in_flight.set(self.tracker.open_count())

@@ -37,6 +37,17 @@ class Outbox(Protocol):
         """Send to every socket of ``namespace`` in any address of ``to``
         (each socket once), or to the whole namespace when ``to`` is None."""
 
+    def emit_now(
+        self,
+        namespace: str,
+        event: str,
+        data: Any,
+        to: Sequence[str] | None = None,
+        *,
+        skip_extensions: bool = False,
+    ) -> None:
+        """``emit`` for synchronous callers (timers); same delivery."""
+
     async def enter_room(self, identity: str, room: str) -> None:
         """Mirror a new chat-room membership onto the identity's live sockets."""
 

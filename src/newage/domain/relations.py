@@ -8,6 +8,7 @@ Wraps :class:`~newage.domain.policies.Assignments` (pure) with the store
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from newage.domain.policies import Assignments
@@ -20,6 +21,7 @@ from newage.protocol.names import MONITOR_ROOM, ConnectionPolicy, Ev, Namespace
 from newage.store.base import Store
 
 POLICY_KEY = "connectionPolicy"
+VIEW_DELAY = 0.05  # seconds
 
 
 class RelationService:
@@ -28,6 +30,7 @@ class RelationService:
         self.outbox = outbox
         self.presence = presence
         self.model = Assignments()
+        self._view_update: asyncio.TimerHandle | None = None
 
     async def load(self, default_policy: ConnectionPolicy) -> None:
         stored = await self.store.get_meta(POLICY_KEY)
@@ -137,9 +140,18 @@ class RelationService:
                 {"extensions": extensions},
                 [identity_addr(room)],
             )
-        await self.outbox.emit(
-            Namespace.ROOMS, Ev.ASSIGNMENTS_UPDATED, self.view(), [room_addr(MONITOR_ROOM)]
-        )
+        # the admins' full view is sent once per burst of changes: it lists
+        # every client room, so one per connect would be quadratic
+        if self._view_update is None:
+            loop = asyncio.get_running_loop()
+            self._view_update = loop.call_later(VIEW_DELAY, self._send_view)
+
+    def _send_view(self) -> None:
+        self._view_update = None
+        if self.presence.per_namespace.get(Namespace.ROOMS):
+            self.outbox.emit_now(
+                Namespace.ROOMS, Ev.ASSIGNMENTS_UPDATED, self.view(), [room_addr(MONITOR_ROOM)]
+            )
 
 
 def require_monitor_or_extension(actor: Principal) -> None:

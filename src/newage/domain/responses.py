@@ -41,6 +41,9 @@ class Responder:
         self.audience = audience  # room -> addresses of its human audience
         self.observe = observe
 
+    def to_room_now(self, room: str, event: str, data: dict[str, Any]) -> None:
+        self.outbox.emit_now(Namespace.LLM, event, data, self.audience(room), skip_extensions=True)
+
     async def to_room(self, room: str, event: str, data: dict[str, Any]) -> None:
         await self.outbox.emit(
             Namespace.LLM, event, data, self.audience(room), skip_extensions=True

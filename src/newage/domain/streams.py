@@ -62,7 +62,6 @@ class StreamService:
         self.live = live
         self.current: dict[str, Output] = {}  # extension -> its open output
         self._streams: dict[tuple[str, str], tuple[Output, TokenStream]] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
 
     @property
     def active(self) -> int:
@@ -126,10 +125,10 @@ class StreamService:
             if output.flush is None:
                 loop = asyncio.get_running_loop()
                 output.flush = loop.call_later(
-                    self.live.current.stream_coalesce_ms / 1000, self._spawn_flush, output
+                    self.live.current.stream_coalesce_ms / 1000, self._flush, output
                 )
             return
-        await self._send(output, stream_id, index, type_, text, 1)
+        self._send(output, stream_id, index, type_, text, 1)
 
     async def end(self, ext: str, stream_id: str, final: bool) -> None:
         # the stream stays addressable until its output ends: a retry of one
@@ -152,12 +151,7 @@ class StreamService:
             )
 
     # ------------------------------------------------------------------ relaying
-    def _spawn_flush(self, output: Output) -> None:
-        task = asyncio.get_running_loop().create_task(self._flush(output))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    async def _flush(self, output: Output) -> None:
+    def _flush(self, output: Output) -> None:
         if output.flush is not None:
             output.flush.cancel()
             output.flush = None
@@ -166,15 +160,15 @@ class StreamService:
         pending, output.pending = output.pending, []
         stream_id, index, type_, _ = pending[0]
         text = "".join(p[3] for p in pending)
-        await self._send(output, stream_id, index, type_, text, len(pending))
+        self._send(output, stream_id, index, type_, text, len(pending))
 
-    async def _send(
+    def _send(
         self, output: Output, stream_id: str, index: int, type_: int, text: str, count: int
     ) -> None:
         request = output.request
         assert request is not None
         output.seq += 1
-        await self.responder.to_room(
+        self.responder.to_room_now(
             request.room,
             Ev.SERVER_STREAM_DATA,
             {
@@ -210,7 +204,7 @@ class StreamService:
         request = output.request
         if request is None:
             return
-        await self._flush(output)
+        self._flush(output)
         full = output.text() if text is None else text
 
         async def stream_end() -> None:

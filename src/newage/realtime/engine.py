@@ -36,6 +36,9 @@ from typing import Any
 from engineio import async_socket, exceptions, packet
 
 Receive = Callable[[], Awaitable[dict[str, Any]]]
+# an Engine.IO MESSAGE carrying a Socket.IO EVENT on /llm, no ack id,
+# named CLIENT_STREAM_...
+FAST_FRAME = '42/llm,["CLIENT_STREAM_'
 
 
 class _Payload:
@@ -294,6 +297,7 @@ class LeanSocket(async_socket.AsyncSocket):  # type: ignore[misc]
         writer_task = asyncio.ensure_future(writer())
         self.server.logger.info("%s: Upgrade to websocket successful", self.sid)
 
+        fast = getattr(self.server, "newage_fast_frame", None)
         while True:
             try:
                 p = await websocket_wait()
@@ -301,6 +305,14 @@ class LeanSocket(async_socket.AsyncSocket):  # type: ignore[misc]
                 break
             if p is None:
                 break  # connection closed by client
+            # stream events of an extension skip Engine.IO's packet objects
+            # and the Socket.IO dispatch (realtime/fast_stream.py)
+            if fast is not None and type(p) is str and p.startswith(FAST_FRAME):
+                try:
+                    if await fast(self.sid, p):
+                        continue
+                except Exception:
+                    self.server.logger.exception("fast path failed")
             try:
                 await self.receive(packet.Packet(encoded_packet=p))
             except exceptions.UnknownPacketError:

@@ -89,14 +89,31 @@ class SocketOutbox:
         *,
         skip_extensions: bool = False,
     ) -> None:
+        self.emit_now(namespace, event, data, to, skip_extensions=skip_extensions)
+
+    def emit_now(
+        self,
+        namespace: str,
+        event: str,
+        data: Any,
+        to: Sequence[str] | None = None,
+        *,
+        skip_extensions: bool = False,
+    ) -> None:
+        """``emit`` without awaiting: packets go straight onto each socket's
+        queue (Engine.IO's ``send`` adds only a ping check the service task
+        already makes, and a log call), so timer callbacks can send too."""
         targets = self.recipients(namespace, to, skip_extensions)
         if not targets:
             return
         pkts = self.encode(namespace, event, data)
-        send = self.sio.eio.send_packet
+        sockets = self.sio.eio.sockets
         for eio_sid in targets:
+            sock = sockets.get(eio_sid)
+            if sock is None or sock.closed:
+                continue
             for pkt in pkts:
-                await send(eio_sid, pkt)
+                sock.queue.put_nowait(pkt)
         counter = self._out.get(namespace)
         if counter is None:
             counter = self._out[namespace] = self.metrics.events_out.labels(namespace)

@@ -17,7 +17,6 @@ pinned to a minor version for that reason):
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -35,10 +34,9 @@ if TYPE_CHECKING:
     from newage.realtime.base import BaseNamespace
 
 
-# a Socket.IO EVENT (Engine.IO already took its "4") without ack id on /llm
-# whose name starts CLIENT_STREAM_
-STREAM_PREFIX = '2/llm,["CLIENT_STREAM_'
-STREAM_JSON_AT = len("2/llm,")
+# a websocket frame: Engine.IO MESSAGE "4" + Socket.IO EVENT "2" on /llm
+# without ack id, named CLIENT_STREAM_...; the JSON array starts after it
+STREAM_JSON_AT = len("42/llm,")
 
 
 class OrjsonJSON:
@@ -78,8 +76,10 @@ class NewAgeServer(socketio.AsyncServer):  # type: ignore[misc]
         self.soft_limit = settings.max_payload_bytes
         # our own copy of the driver table: the module's dict is shared
         self.eio._async = {**self.eio._async, "translate_request": lean_translate_request}
-        # set by the /llm namespace: returns False to fall back to the full path
-        self.stream_fast_path: Callable[[str, str], Awaitable[bool]] | None = None
+        # Seven stream events arrive per token: LeanSocket hands well-formed
+        # ones to the /llm namespace's cheap path, which returns False to
+        # send an event down the full path instead.
+        self.eio.newage_fast_frame = None
 
     def ns(self, namespace: str) -> BaseNamespace | None:
         handler = self.namespace_handlers.get(namespace)
@@ -93,15 +93,9 @@ class NewAgeServer(socketio.AsyncServer):  # type: ignore[misc]
             sock.queue = LeanQueue.taking_over(sock.queue)
 
     async def _handle_eio_message(self, eio_sid: str, data: Any) -> None:
-        if isinstance(data, str):
-            if len(data) > self.soft_limit:
-                await self._refuse_large(eio_sid, data)
-                return
-            # Seven of these arrive per token: a well-formed one from an
-            # extension skips socket.io's generic decoding and dispatch.
-            fast = self.stream_fast_path
-            if fast is not None and data.startswith(STREAM_PREFIX) and await fast(eio_sid, data):
-                return
+        if isinstance(data, str) and len(data) > self.soft_limit:
+            await self._refuse_large(eio_sid, data)
+            return
         await super()._handle_eio_message(eio_sid, data)
 
     async def _refuse_large(self, eio_sid: str, data: str) -> None:
