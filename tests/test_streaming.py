@@ -375,3 +375,33 @@ async def test_coalesced_chunks_keep_order_and_text(make_server):
     finally:
         for peer in made:
             await peer.close()
+
+
+async def test_a_stalled_output_that_continues_stays_with_its_request(make_server):
+    from tests.helpers.client import Peer
+
+    server = await make_server(streamFinalizeIdleMs=200)
+    made = []
+
+    def factory(**kw):
+        made.append(Peer(server.url, **kw))
+        return made[-1]
+
+    try:
+        ext, web = await setup(server, factory)
+        await web.call("/llm", "LLM_REQUEST", {"requestId": "r2", "message": "next"})
+        output_id = str(uuid.uuid4())
+        await ext.token(output_id, "first part", first=True)
+        first = await web.next("/llm", "SERVER_STREAM_END", timeout=3)  # ended by idle time
+        assert first["requestId"] == "r1" and first["data"] == "first part"
+        await ext.token(output_id, " and the rest", first=False, final=True)  # the stall ends
+        more = await web.next("/llm", "SERVER_STREAM_END", timeout=3)
+        assert more["requestId"] == "r1" and more["continued"] is True  # not r2
+        assert more["data"] == " and the rest"
+        chunks = [c for c in web.received("/llm", "SERVER_STREAM_DATA") if c["outputId"] == output_id]
+        assert [c["seq"] for c in chunks] == list(range(1, len(chunks) + 1))  # seq goes on
+        await ext.stream(["answer two"], final=True)
+        assert (await web.next("/llm", "SERVER_STREAM_END", timeout=3))["requestId"] == "r2"
+    finally:
+        for peer in made:
+            await peer.close()

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,6 +26,8 @@ from newage.domain.responses import Responder
 from newage.logs import log
 from newage.protocol.names import Ev, RequestStatus, StreamType
 from newage.settings import LiveSettings
+
+ENDED_KEPT = 10_000  # ended outputs remembered for late continuations
 
 
 @dataclass(slots=True)
@@ -50,6 +53,7 @@ class Output:
     pending: list[tuple[str, int, int, str]] = field(default_factory=list)
     flush: asyncio.TimerHandle | None = None
     done: bool = False
+    continued: bool = False  # more of an output that had already ended
 
     def text(self) -> str:
         return "".join(s.text() for s in self.streams.values())
@@ -62,6 +66,8 @@ class StreamService:
         self.live = live
         self.current: dict[str, Output] = {}  # extension -> its open output
         self._streams: dict[tuple[str, str], tuple[Output, TokenStream]] = {}
+        # recently ended outputs: (extension, outputId) -> (request, last seq)
+        self._ended: OrderedDict[tuple[str, str], tuple[LlmRequest, int]] = OrderedDict()
 
     @property
     def active(self) -> int:
@@ -86,10 +92,19 @@ class StreamService:
             await self.finish(current, RequestStatus.COMPLETED)
             current = None
         if current is None:
-            request = self.resolve(ext, request_id)
-            if request is None:
-                log.warning("unsolicited output %s from %s: dropped", output_id, ext)
-            current = self.current[ext] = Output(output_id, ext, request)
+            ended = self._ended.pop((ext, output_id), None)
+            if ended is not None:
+                # More of an output already ended by idle time (the stream
+                # stalled longer than streamFinalizeIdleMs): it still
+                # belongs to its own request, not to the next in the queue.
+                log.warning("output %s of %s continues after its end", output_id, ext)
+                current = Output(output_id, ext, ended[0], seq=ended[1], continued=True)
+            else:
+                request = self.resolve(ext, request_id)
+                if request is None:
+                    log.warning("unsolicited output %s from %s: dropped", output_id, ext)
+                current = Output(output_id, ext, request)
+            self.current[ext] = current
         stream = TokenStream(stream_id, num)
         current.streams[stream_id] = stream
         current.last_stream = stream_id
@@ -205,6 +220,9 @@ class StreamService:
         if request is None:
             return
         self._flush(output)
+        self._ended[(output.ext, output.output_id)] = (request, output.seq)
+        while len(self._ended) > ENDED_KEPT:
+            self._ended.popitem(last=False)
         full = output.text() if text is None else text
 
         async def stream_end() -> None:
@@ -222,6 +240,7 @@ class StreamService:
                     "roomName": request.room,
                     "status": status.value,
                     "data": full,
+                    "continued": output.continued,
                 },
             )
 
