@@ -151,7 +151,7 @@ class App:
         )
         self.streams = StreamService(self.tracker, self.responder, self.live)
         self.messages = MessageService(
-            self.store, self.outbox, self.rooms, self.live, self.audience
+            self.store, self.outbox, self.rooms, self.live, self.audience, self.history
         )
         self.thinker = Thinker(
             self.rooms, self.mutes, self.presence, self.router, self.tracker, self.chat, self.live
@@ -205,6 +205,7 @@ class App:
         return [room_addr(room)]
 
     async def _room_deleted(self, room: Room) -> None:
+        self.history.forget(room.name)
         await self.thinker.forget_room(room)
         self.status_board.forget_room(room.name)
         await self.mutes.forget_room(room.name)

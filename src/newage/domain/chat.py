@@ -216,7 +216,7 @@ class ChatService:
         instruction: str | None = None,
     ) -> None:
         limit = self.live.current.extension_context_limit
-        context = [m.body for m in await self.store.latest_messages(room.name, limit)]
+        context = await self.history.latest(room.name, limit)
         payload: dict[str, Any] = {
             "mode": request.mode.value,
             "requestId": request.request_id,

@@ -7,6 +7,7 @@ so a ``NEW_MESSAGE`` a client saw is never lost to a crash.
 from __future__ import annotations
 
 import uuid
+from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -14,6 +15,8 @@ from newage.clock import iso_now
 from newage.domain.ports import Outbox
 from newage.protocol.names import SYSTEM_IDENTITY, Ev, Namespace
 from newage.store.base import MessageKind, Store
+
+RECENT_ROOMS = 128  # rooms whose latest messages are kept in memory
 
 
 def new_id() -> str:
@@ -47,6 +50,25 @@ class History:
         # extensions, monitors); supplied by the app so history stays small
         self.audience = audience
         self.after_record: list[Callable[[str, str], Awaitable[None]]] = []
+        # room -> its latest messages, for the context sent with a request:
+        # an LLM_REQUEST then costs the same in a room of any size
+        self._recent: OrderedDict[str, deque[dict[str, Any]]] = OrderedDict()
+
+    async def latest(self, room: str, limit: int) -> list[dict[str, Any]]:
+        """The room's newest ``limit`` messages, oldest first."""
+        recent = self._recent.get(room)
+        if recent is None or recent.maxlen != limit:
+            stored = await self.store.latest_messages(room, limit)
+            recent = deque((m.body for m in stored), maxlen=limit)
+            self._recent[room] = recent
+        self._recent.move_to_end(room)
+        while len(self._recent) > RECENT_ROOMS:
+            self._recent.popitem(last=False)
+        return list(recent)
+
+    def forget(self, room: str) -> None:
+        """Edits, deletions and clears change what is recent: read it again."""
+        self._recent.pop(room, None)
 
     async def record(self, room: str, kind: MessageKind, body: dict[str, Any]) -> dict[str, Any]:
         await self.persist(room, kind, body)
@@ -59,6 +81,9 @@ class History:
         body.setdefault("timestamp", iso_now())
         body["roomName"] = room
         await self.store.append_message(room, kind, body)
+        recent = self._recent.get(room)
+        if recent is not None:
+            recent.append(body)
 
     async def announce(self, room: str, kind: MessageKind, body: dict[str, Any]) -> None:
         await self.outbox.emit(

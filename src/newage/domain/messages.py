@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from newage.clock import iso, iso_now, parse_iso
+from newage.domain.history import History
 from newage.domain.ports import Outbox
 from newage.domain.principal import Principal
 from newage.domain.room_model import Room, is_moderator
@@ -61,7 +62,9 @@ class MessageService:
         rooms: RoomService,
         live: LiveSettings,
         audience: Callable[[str], list[str]],
+        history: History,
     ) -> None:
+        self.history = history
         self.store = store
         self.outbox = outbox
         self.rooms = rooms
@@ -78,6 +81,7 @@ class MessageService:
         return room
 
     async def _announce(self, room: str, event: str, data: dict[str, Any]) -> None:
+        self.history.forget(room)  # every announced change altered the history
         await self.outbox.emit(Namespace.LLM, event, data, self.audience(room))
 
     # ------------------------------------------------------------------ edit / delete / clear
