@@ -30,7 +30,7 @@ def stream_text(peer, request_id="r1"):
 
 
 async def test_tokens_are_relayed_in_order_and_finalized_by_idle_time(make_server, peers):
-    server = await make_server(streamFinalizeIdleMs=300)
+    server = await make_server(streamFinalizeIdleMs=300, streamCoalesceMs=0)
     from tests.helpers.client import Peer
 
     made = []
@@ -52,6 +52,10 @@ async def test_tokens_are_relayed_in_order_and_finalized_by_idle_time(make_serve
         )
         assert [c["seq"] for c in chunks] == list(range(1, len(chunks) + 1))
         assert all(c["data"] for c in chunks)  # empty sub-chunks are not relayed
+        # without coalescing: one event per non-empty sub-chunk, as sent
+        sent = [(i, p) for t in TOKENS for i, p in enumerate(split5(t)) if p]
+        assert [(c["chunkIndex"], c["data"]) for c in chunks] == sent
+        assert all(c["chunks"] == 1 for c in chunks)
         assert chunks[0]["type"] == 4 and chunks[0]["source"] == "SillyTavern-1"
         response = await web.next("/llm", "LLM_RESPONSE")
         assert (

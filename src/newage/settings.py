@@ -105,7 +105,7 @@ class Settings(BaseSettings):
     request_timeout: int = setting(120000, "requestTimeout", ge=100)
     function_call_timeout: int = setting(30000, "functionCallTimeout", ge=100)
     stream_finalize_idle_ms: int = setting(5000, "streamFinalizeIdleMs", ge=50)
-    stream_coalesce_ms: int = setting(0, "streamCoalesceMs", ge=0, le=20)
+    stream_coalesce_ms: int = setting(10, "streamCoalesceMs", ge=0, le=20)
     completed_request_ttl: int = setting(600000, "completedRequestTtl", ge=1000)
     mirror_to_monitors: bool = setting(True, "mirrorToMonitors")
     legacy_context_broadcast: bool = setting(False, "legacyContextBroadcast")
