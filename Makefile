@@ -4,6 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.stamp-install
 JS     := tests/js
+REF    := bench/reference
 HOST   ?= 127.0.0.1
 PORT   ?= 4000
 DATA   ?= ./data
@@ -46,8 +47,12 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix src tests bench
 	$(BIN)/ruff format src tests bench
 
-bench: test-deps
+bench: test-deps $(REF)/node_modules/.stamp
 	$(BIN)/python -m bench.run
 
+$(REF)/node_modules/.stamp: $(REF)/package.json $(REF)/package-lock.json
+	cd $(REF) && npm ci --no-audit --no-fund --silent
+	@touch $@
+
 clean:
-	rm -rf $(VENV) $(JS)/node_modules .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(JS)/node_modules $(REF)/node_modules .pytest_cache .mypy_cache .ruff_cache
