@@ -166,8 +166,11 @@ class Authenticator:
         if record is None or not await self._matches(record.hash, key):
             # before refusing, make sure the view is not behind the CLI
             fresh = await self.credentials.fresh_key(client_id)
-            changed = fresh is not None and (record is None or fresh.hash != record.hash)
-            if not (changed and fresh is not None and await self._matches(fresh.hash, key)):
+            if (
+                fresh is None
+                or (record is not None and fresh.hash == record.hash)  # already checked
+                or not await self._matches(fresh.hash, key)
+            ):
                 raise self._fail(peer, "Invalid key.")
         now = time.monotonic()
         if now - self._touched.get(client_id, -_TOUCH_EVERY) >= _TOUCH_EVERY:

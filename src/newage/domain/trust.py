@@ -28,7 +28,8 @@ class TrustService:
         self.store = store
         self.settings_dir = settings_dir
         self.bcrypt_cost = bcrypt_cost
-        self.credentials = credentials
+        # the server passes its shared view; the CLI gets a throwaway one
+        self.credentials = credentials or Credentials(store)
 
     async def import_files(self) -> list[TrustEntry]:
         """Start-up: make the store's trust table mirror the files exactly."""
@@ -36,8 +37,7 @@ class TrustService:
             trustfiles.load_trust_files, self.settings_dir, self.bcrypt_cost
         )
         await self.store.replace_all_trust(entries)
-        if self.credentials is not None:
-            await self.credentials.refresh()
+        await self.credentials.refresh()
         return entries
 
     async def get(self, client_id: str) -> TrustEntry | None:
@@ -82,15 +82,13 @@ class TrustService:
         # file first: if the store write fails the next start-up still agrees
         await asyncio.to_thread(trustfiles.write_trust_file, self.settings_dir, entry)
         await self.store.put_trust(entry)
-        if self.credentials is not None:
-            self.credentials.set_trust(client_id, entry)
+        self.credentials.set_trust(client_id, entry)
         return entry
 
     async def remove(self, client_id: str) -> bool:
         in_file = await asyncio.to_thread(trustfiles.untrust_file, self.settings_dir, client_id)
         in_store = await self.store.delete_trust(client_id)
-        if self.credentials is not None:
-            self.credentials.set_trust(client_id, None)
+        self.credentials.set_trust(client_id, None)
         return in_file or in_store
 
 
@@ -100,7 +98,7 @@ class KeyService:
     ) -> None:
         self.store = store
         self.bcrypt_cost = bcrypt_cost
-        self.credentials = credentials
+        self.credentials = credentials or Credentials(store)
 
     async def create(self, client_id: str) -> tuple[str, KeyRecord]:
         """Generate (or rotate) the client's key; the plaintext is returned once."""
@@ -110,14 +108,12 @@ class KeyService:
         hashed = await asyncio.to_thread(hash_secret, key, self.bcrypt_cost)
         record = KeyRecord(client_id, hashed, fingerprint(key), iso_now())
         await self.store.put_key(record)
-        if self.credentials is not None:
-            self.credentials.set_key(client_id, record)
+        self.credentials.set_key(client_id, record)
         return key, record
 
     async def revoke(self, client_id: str) -> bool:
         existed = await self.store.delete_key(client_id)
-        if self.credentials is not None:
-            self.credentials.set_key(client_id, None)
+        self.credentials.set_key(client_id, None)
         return existed
 
     async def get(self, client_id: str) -> KeyRecord:
