@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -244,10 +245,11 @@ class App:
             if fn.name not in self.registry.functions:
                 self.registry.register(fn)
         await self.store.changed_elsewhere()  # prime the change counter
-        self._tasks.append(asyncio.create_task(self._watch_store(), name="watch-store"))
-        self._tasks.append(asyncio.create_task(self._sweep(), name="sweep"))
-        self._tasks.append(asyncio.create_task(self._sweep_streams(), name="streams"))
-        self._tasks.append(asyncio.create_task(self.thinker.run(), name="thinker"))
+        self._every(lambda: WATCH_INTERVAL, self._store_changed, "store watch")
+        self._every(lambda: SWEEP_INTERVAL, self.mutes.expire, "mute expiry")
+        # idle outputs and silent extensions, at a pace that suits the timeouts
+        self._every(self.streams.sweep_interval, self.streams.sweep, "stream sweep")
+        self._every(self.thinker.interval, self.thinker.tick, "conversational check")
         settings = self.live.current
         log.info(
             "newage %s ready on %s:%s (data %s, networkSafe %s, %d trusted clients)",
@@ -273,35 +275,27 @@ class App:
         self._tasks.clear()
         await self.store.close()
 
-    async def _watch_store(self) -> None:
-        """Notice trust/key edits made by the CLI in another process."""
-        while True:
-            await asyncio.sleep(WATCH_INTERVAL)
-            try:
-                if await self.store.changed_elsewhere():
-                    await self.credentials.refresh()
-                    await self.guard.enforce()
-            except Exception:
-                log.exception("store watch failed")
+    def _every(
+        self, interval: Callable[[], float], work: Callable[[], Awaitable[Any]], what: str
+    ) -> None:
+        """Run ``work`` after every ``interval()`` seconds until shutdown; a
+        failure is logged and the next round still runs."""
 
-    async def _sweep(self) -> None:
-        """Once a second: lift expired mutes (and, later, other timers)."""
-        while True:
-            await asyncio.sleep(SWEEP_INTERVAL)
-            try:
-                await self.mutes.expire()
-            except Exception:
-                log.exception("sweep failed")
+        async def loop() -> None:
+            while True:
+                await asyncio.sleep(interval())
+                try:
+                    await work()
+                except Exception:
+                    log.exception("%s failed", what)
 
-    async def _sweep_streams(self) -> None:
-        """Idle outputs and silent extensions, checked at a pace that suits
-        the configured timeouts."""
-        while True:
-            await asyncio.sleep(self.streams.sweep_interval())
-            try:
-                await self.streams.sweep()
-            except Exception:
-                log.exception("stream sweep failed")
+        self._tasks.append(asyncio.create_task(loop(), name=what))
+
+    async def _store_changed(self) -> None:
+        """Trust/key edits made by the CLI in another process."""
+        if await self.store.changed_elsewhere():
+            await self.credentials.refresh()
+            await self.guard.enforce()
 
     def refresh_gauges(self) -> None:
         llm = self.sio.ns(Namespace.LLM)

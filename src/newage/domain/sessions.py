@@ -41,7 +41,6 @@ class SessionService:
         self.extension_gone: list[Hook] = []
         self.session_ended: list[Hook] = []
         self._broadcast: asyncio.TimerHandle | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
 
     async def socket_added(self, ref: SocketRef) -> bool:
         """Register an accepted socket; runs before the client hears CONNECT,
@@ -113,17 +112,12 @@ class SessionService:
         if self._broadcast is not None:
             return
         loop = asyncio.get_running_loop()
-        self._broadcast = loop.call_later(BROADCAST_DELAY, self._fire)
+        self._broadcast = loop.call_later(BROADCAST_DELAY, self._broadcast_clients)
 
-    def _fire(self) -> None:
+    def _broadcast_clients(self) -> None:
         self._broadcast = None
-        task = asyncio.get_running_loop().create_task(self.broadcast_clients())
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    async def broadcast_clients(self) -> None:
         if not self.presence.per_namespace.get(Namespace.CLIENTS):
             return  # nobody listens: do not build the list
         payload = self.client_list()
         for event in (Ev.UPDATE_CONNECTED_CLIENTS, Ev.CONNECTED_CLIENTS_UPDATE):
-            await self.outbox.emit(Namespace.CLIENTS, event, payload)
+            self.outbox.emit_now(Namespace.CLIENTS, event, payload)

@@ -55,13 +55,8 @@ class Thinker:
         self.timers: dict[str, float] = {}
         self._tasks: set[asyncio.Task[None]] = set()
 
-    async def run(self) -> None:
-        while True:
-            await asyncio.sleep(self.live.current.conversational_check_interval / 1000)
-            try:
-                await self.tick()
-            except Exception:
-                log.exception("conversational check failed")
+    def interval(self) -> float:
+        return self.live.current.conversational_check_interval / 1000
 
     async def tick(self) -> None:
         settings = self.live.current
