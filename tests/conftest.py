@@ -25,8 +25,17 @@ async def make_server(tmp_path: Path) -> AsyncIterator[Callable[..., Awaitable[R
 
 
 @pytest.fixture
-async def server(make_server: Callable[..., Awaitable[RunningServer]]) -> RunningServer:
-    return await make_server()
+def server_settings() -> dict[str, Any]:
+    """Settings of the ``server`` fixture; a test sets its own with
+    ``@pytest.mark.parametrize("server_settings", [{...}])``."""
+    return {}
+
+
+@pytest.fixture
+async def server(
+    make_server: Callable[..., Awaitable[RunningServer]], server_settings: dict[str, Any]
+) -> RunningServer:
+    return await make_server(**server_settings)
 
 
 @pytest.fixture

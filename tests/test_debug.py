@@ -92,24 +92,13 @@ async def test_server_status(server, peers):
     assert status["logLevel"] in {"info", "debug", "warn", "error"}
 
 
-async def test_only_admins_and_extensions_and_only_locally(make_server):
-    server = await make_server()
-    made: list[Peer] = []
-
-    def peers(**kw):
-        made.append(Peer(server.url, **kw))
-        return made[-1]
-
-    try:
-        key = await server.client("alice")
-        with pytest.raises(Refused, match="Unauthorized"):
-            await peers().open("/debug", auth("alice", key))
-        with pytest.raises(Refused, match="loopback"):
-            await debug_peer(server, peers, headers=REMOTE)
-        await debug_peer(server, peers, "SillyTavern-2", ClientKind.SILLYTAVERN)
-    finally:
-        for peer in made:
-            await peer.close()
+async def test_only_admins_and_extensions_and_only_locally(server, peers):
+    key = await server.client("alice")
+    with pytest.raises(Refused, match="Unauthorized"):
+        await peers().open("/debug", auth("alice", key))
+    with pytest.raises(Refused, match="loopback"):
+        await debug_peer(server, peers, headers=REMOTE)
+    await debug_peer(server, peers, "SillyTavern-2", ClientKind.SILLYTAVERN)
 
 
 async def test_events_are_refused_once_network_safe_is_switched_on(make_server):

@@ -671,38 +671,28 @@ async def test_forward_falls_back_to_the_client_id(server, peers):
     assert (await call(web, "f", target="SillyTavern-1#tab"))["success"] is True
 
 
-async def test_forward_timeout_and_late_answer(make_server):
-    server = await make_server(functionCallTimeout=300)
-    made: list[Peer] = []
-
-    def peers(**kw):
-        made.append(Peer(server.url, **kw))
-        return made[-1]
-
+@pytest.mark.parametrize("server_settings", [dict(functionCallTimeout=300)])
+async def test_forward_timeout_and_late_answer(server, peers):
     delay = {"s": 1.0}
 
     async def sleepy(data):
         await asyncio.sleep(delay["s"])
         return hello(data)
 
-    try:
-        await fake_extension(server, peers, sleepy)
-        web = await fc_peer(server, peers, "web", ClientKind.CLIENT)
-        started = time.monotonic()
-        ack = await call(web, "f", target="SillyTavern-1")
-        elapsed = time.monotonic() - started
-        assert ack["error"] == {
-            "message": 'Function call to "SillyTavern-1" timed out.',
-            "code": "timeout",
-        }
-        assert 0.25 < elapsed < 0.9
-        delay["s"] = 0
-        await asyncio.sleep(0.9)  # the late answer arrives and is dropped
-        assert (await call(web, "f", target="SillyTavern-1", rid="r2"))["requestId"] == "r2"
-        assert server.app.functions._waiting == {}
-    finally:
-        for peer in made:
-            await peer.close()
+    await fake_extension(server, peers, sleepy)
+    web = await fc_peer(server, peers, "web", ClientKind.CLIENT)
+    started = time.monotonic()
+    ack = await call(web, "f", target="SillyTavern-1")
+    elapsed = time.monotonic() - started
+    assert ack["error"] == {
+        "message": 'Function call to "SillyTavern-1" timed out.',
+        "code": "timeout",
+    }
+    assert 0.25 < elapsed < 0.9
+    delay["s"] = 0
+    await asyncio.sleep(0.9)  # the late answer arrives and is dropped
+    assert (await call(web, "f", target="SillyTavern-1", rid="r2"))["requestId"] == "r2"
+    assert server.app.functions._waiting == {}
 
 
 async def test_forward_fails_at_once_when_the_target_disconnects(server, peers):

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import time
 
+import pytest
+
 from newage.clock import iso_from_epoch
 from tests.helpers.actors import admin, connect, fake_extension
 
@@ -222,35 +224,24 @@ async def test_history_survives_a_restart_and_a_returning_client_catches_up(serv
     assert ack["status"] == "ok"
 
 
-async def test_legacy_context_broadcast_is_opt_in(make_server):
-    from tests.helpers.client import Peer
-
-    for enabled in (False, True):
-        server = await make_server(f"legacy-{enabled}", legacyContextBroadcast=enabled)
-        made: list[Peer] = []
-
-        def peers(server=server, made=made, **kw):
-            made.append(Peer(server.url, **kw))
-            return made[-1]
-
-        try:
-            ext = await fake_extension(server, peers)
-            web = await connect(server, peers, "web")
-            await web.call("/llm", "LLM_REQUEST", {"requestId": "a", "message": "hi"})
-            await ext.next_request()
-            await ext.message("hello")
-            await web.next("/llm", "LLM_RESPONSE")
-            await web.quiet(0.3)
-            pages = web.received("/llm", "UPDATE_CONTEXT_PAGE")
-            if not enabled:
-                assert pages == []
-            else:
-                # once after the request, once after the response (newest wins)
-                last = pages[-1]
-                assert last["isLastPage"] and [m["message"] for m in last["contextPage"]] == ["hi", "hello"]
-        finally:
-            for peer in made:
-                await peer.close()
+@pytest.mark.parametrize(
+    "server_settings", [{"legacyContextBroadcast": False}, {"legacyContextBroadcast": True}]
+)
+async def test_legacy_context_broadcast_is_opt_in(server, peers, server_settings):
+    ext = await fake_extension(server, peers)
+    web = await connect(server, peers, "web")
+    await web.call("/llm", "LLM_REQUEST", {"requestId": "a", "message": "hi"})
+    await ext.next_request()
+    await ext.message("hello")
+    await web.next("/llm", "LLM_RESPONSE")
+    await web.quiet(0.3)
+    pages = web.received("/llm", "UPDATE_CONTEXT_PAGE")
+    if not server_settings["legacyContextBroadcast"]:
+        assert pages == []
+    else:
+        # once after the request, once after the response (newest wins)
+        last = pages[-1]
+        assert last["isLastPage"] and [m["message"] for m in last["contextPage"]] == ["hi", "hello"]
 
 
 async def test_context_sent_to_the_extension_follows_edits_and_deletes(server, peers):

@@ -305,34 +305,22 @@ async def test_conversational_direct_and_ambient(server, peers):
     ]
 
 
-async def test_context_sent_to_the_extension_is_bounded(make_server, peers):
-    server = await make_server(extensionContextLimit=5)
-    from tests.helpers.client import Peer
-
-    made = []
-
-    def factory(**kw):
-        made.append(Peer(server.url, **kw))
-        return made[-1]
-
-    try:
-        ext = await fake_extension(server, factory)
-        web = await connect(server, factory, "web")
-        for i in range(8):
-            ok(
-                await web.call(
-                    "/llm",
-                    "LLM_REQUEST",
-                    {"requestId": f"r{i}", "message": f"m{i}", "target": "SillyTavern-1"},
-                )
+@pytest.mark.parametrize("server_settings", [dict(extensionContextLimit=5)])
+async def test_context_sent_to_the_extension_is_bounded(server, peers):
+    ext = await fake_extension(server, peers)
+    web = await connect(server, peers, "web")
+    for i in range(8):
+        ok(
+            await web.call(
+                "/llm",
+                "LLM_REQUEST",
+                {"requestId": f"r{i}", "message": f"m{i}", "target": "SillyTavern-1"},
             )
-        last = None
-        for _ in range(8):
-            last = await ext.next_request()
-        assert [m["message"] for m in last["context"]] == ["m3", "m4", "m5", "m6", "m7"]
-    finally:
-        for peer in made:
-            await peer.close()
+        )
+    last = None
+    for _ in range(8):
+        last = await ext.next_request()
+    assert [m["message"] for m in last["context"]] == ["m3", "m4", "m5", "m6", "m7"]
 
 
 @pytest.mark.parametrize("transport", [["polling"], ["websocket"]])

@@ -7,6 +7,8 @@ import asyncio
 import random
 import uuid
 
+import pytest
+
 from tests.helpers.actors import admin, connect, fake_extension
 from tests.helpers.fake_extension import split5
 
@@ -29,55 +31,43 @@ def stream_text(peer, request_id="r1"):
     return "".join(c["data"] for c in chunks), chunks
 
 
-async def test_tokens_are_relayed_in_order_and_finalized_by_idle_time(make_server, peers):
-    server = await make_server(streamFinalizeIdleMs=300, streamCoalesceMs=0)
-    from tests.helpers.client import Peer
-
-    made = []
-
-    def factory(**kw):
-        made.append(Peer(server.url, **kw))
-        return made[-1]
-
-    try:
-        ext, web = await setup(server, factory)
-        output_id = await ext.stream(TOKENS)  # no requestId, like the real extension
-        end = await web.next("/llm", "SERVER_STREAM_END", timeout=3)
-        text, chunks = stream_text(web)
-        assert text == "".join(TOKENS) == end["data"]
-        assert (
-            end["status"] == "completed"
-            and end["outputId"] == output_id
-            and end["requestId"] == "r1"
-        )
-        assert [c["seq"] for c in chunks] == list(range(1, len(chunks) + 1))
-        assert all(c["data"] for c in chunks)  # empty sub-chunks are not relayed
-        # without coalescing: one event per non-empty sub-chunk, as sent
-        sent = [(i, p) for t in TOKENS for i, p in enumerate(split5(t)) if p]
-        assert [(c["chunkIndex"], c["data"]) for c in chunks] == sent
-        assert all(c["chunks"] == 1 for c in chunks)
-        assert chunks[0]["type"] == 4 and chunks[0]["source"] == "SillyTavern-1"
-        response = await web.next("/llm", "LLM_RESPONSE")
-        assert (
-            response["data"] == response["message"] == text
-            and response["identity"] == "SillyTavern-1"
-        )
-        new = await web.next("/llm", "NEW_MESSAGE", lambda p: p["message"].get("isResponse"))
-        recorded = new["message"]
-        assert (
-            recorded["data"] == text
-            and recorded["fromLlm"] is True
-            and recorded["incomplete"] is False
-        )
-        final = await web.next(
-            "/llm", "REQUEST_STATUS_UPDATE", lambda p: p["status"] == "completed"
-        )
-        assert final["responseId"] == recorded["responseId"] and final["roomName"] == "web"
-        statuses = [p["status"] for p in web.received("/llm", "REQUEST_STATUS_UPDATE")]
-        assert statuses == ["processing"]  # the one before completion, once
-    finally:
-        for peer in made:
-            await peer.close()
+@pytest.mark.parametrize("server_settings", [dict(streamFinalizeIdleMs=300, streamCoalesceMs=0)])
+async def test_tokens_are_relayed_in_order_and_finalized_by_idle_time(server, peers):
+    ext, web = await setup(server, peers)
+    output_id = await ext.stream(TOKENS)  # no requestId, like the real extension
+    end = await web.next("/llm", "SERVER_STREAM_END", timeout=3)
+    text, chunks = stream_text(web)
+    assert text == "".join(TOKENS) == end["data"]
+    assert (
+        end["status"] == "completed"
+        and end["outputId"] == output_id
+        and end["requestId"] == "r1"
+    )
+    assert [c["seq"] for c in chunks] == list(range(1, len(chunks) + 1))
+    assert all(c["data"] for c in chunks)  # empty sub-chunks are not relayed
+    # without coalescing: one event per non-empty sub-chunk, as sent
+    sent = [(i, p) for t in TOKENS for i, p in enumerate(split5(t)) if p]
+    assert [(c["chunkIndex"], c["data"]) for c in chunks] == sent
+    assert all(c["chunks"] == 1 for c in chunks)
+    assert chunks[0]["type"] == 4 and chunks[0]["source"] == "SillyTavern-1"
+    response = await web.next("/llm", "LLM_RESPONSE")
+    assert (
+        response["data"] == response["message"] == text
+        and response["identity"] == "SillyTavern-1"
+    )
+    new = await web.next("/llm", "NEW_MESSAGE", lambda p: p["message"].get("isResponse"))
+    recorded = new["message"]
+    assert (
+        recorded["data"] == text
+        and recorded["fromLlm"] is True
+        and recorded["incomplete"] is False
+    )
+    final = await web.next(
+        "/llm", "REQUEST_STATUS_UPDATE", lambda p: p["status"] == "completed"
+    )
+    assert final["responseId"] == recorded["responseId"] and final["roomName"] == "web"
+    statuses = [p["status"] for p in web.received("/llm", "REQUEST_STATUS_UPDATE")]
+    assert statuses == ["processing"]  # the one before completion, once
 
 
 async def test_a_new_output_id_finalizes_the_previous_one(server, peers):
@@ -203,29 +193,17 @@ async def test_disconnect_mid_request_fails_within_seconds_keeping_partial_text(
     assert all("disconnected" in f["message"] for f in failures)
 
 
-async def test_request_timeout(make_server, peers):
-    server = await make_server(requestTimeout=400)
-    from tests.helpers.client import Peer
-
-    made = []
-
-    def factory(**kw):
-        made.append(Peer(server.url, **kw))
-        return made[-1]
-
-    try:
-        ext, web = await setup(server, factory)
-        failed = await web.next(
-            "/llm", "REQUEST_STATUS_UPDATE", lambda p: p["status"] == "failed", timeout=3
-        )
-        assert "did not answer in time" in failed["message"]
-        # a late answer to a timed-out request is dropped, not recorded
-        await ext.message("too late")
-        await web.quiet(0.3)
-        assert web.received("/llm", "LLM_RESPONSE") == []
-    finally:
-        for peer in made:
-            await peer.close()
+@pytest.mark.parametrize("server_settings", [dict(requestTimeout=400)])
+async def test_request_timeout(server, peers):
+    ext, web = await setup(server, peers)
+    failed = await web.next(
+        "/llm", "REQUEST_STATUS_UPDATE", lambda p: p["status"] == "failed", timeout=3
+    )
+    assert "did not answer in time" in failed["message"]
+    # a late answer to a timed-out request is dropped, not recorded
+    await ext.message("too late")
+    await web.quiet(0.3)
+    assert web.received("/llm", "LLM_RESPONSE") == []
 
 
 async def test_multi_target_completes_when_every_target_answered(server, peers):
@@ -351,61 +329,37 @@ async def test_malformed_stream_events_get_errors_and_change_nothing(server, pee
     assert (await web.next("/llm", "SERVER_STREAM_END"))["data"] == "fine"
 
 
-async def test_coalesced_chunks_keep_order_and_text(make_server):
-    from tests.helpers.client import Peer
-
-    server = await make_server(streamCoalesceMs=15)
-    made = []
-
-    def factory(**kw):
-        made.append(Peer(server.url, **kw))
-        return made[-1]
-
-    try:
-        ext, web = await setup(server, factory)
-        tokens = [f"<{n}>" for n in range(60)]
-        output_id = str(uuid.uuid4())
-        for n, token in enumerate(tokens):
-            await ext.token(output_id, token, first=n == 0)
-            if n % 10 == 9:
-                await asyncio.sleep(0.03)  # some windows close between tokens
-        await ext.stop_processing()
-        end = await web.next("/llm", "SERVER_STREAM_END")
-        relayed, chunks = stream_text(web)
-        assert relayed == end["data"] == "".join(tokens)
-        assert [c["seq"] for c in chunks] == list(range(1, len(chunks) + 1))
-        assert sum(c["chunks"] for c in chunks) == sum(1 for t in tokens for p in split5(t) if p)
-        assert len(chunks) < 60  # joined: fewer events than tokens
-    finally:
-        for peer in made:
-            await peer.close()
+@pytest.mark.parametrize("server_settings", [dict(streamCoalesceMs=15)])
+async def test_coalesced_chunks_keep_order_and_text(server, peers):
+    ext, web = await setup(server, peers)
+    tokens = [f"<{n}>" for n in range(60)]
+    output_id = str(uuid.uuid4())
+    for n, token in enumerate(tokens):
+        await ext.token(output_id, token, first=n == 0)
+        if n % 10 == 9:
+            await asyncio.sleep(0.03)  # some windows close between tokens
+    await ext.stop_processing()
+    end = await web.next("/llm", "SERVER_STREAM_END")
+    relayed, chunks = stream_text(web)
+    assert relayed == end["data"] == "".join(tokens)
+    assert [c["seq"] for c in chunks] == list(range(1, len(chunks) + 1))
+    assert sum(c["chunks"] for c in chunks) == sum(1 for t in tokens for p in split5(t) if p)
+    assert len(chunks) < 60  # joined: fewer events than tokens
 
 
-async def test_a_stalled_output_that_continues_stays_with_its_request(make_server):
-    from tests.helpers.client import Peer
-
-    server = await make_server(streamFinalizeIdleMs=200)
-    made = []
-
-    def factory(**kw):
-        made.append(Peer(server.url, **kw))
-        return made[-1]
-
-    try:
-        ext, web = await setup(server, factory)
-        await web.call("/llm", "LLM_REQUEST", {"requestId": "r2", "message": "next"})
-        output_id = str(uuid.uuid4())
-        await ext.token(output_id, "first part", first=True)
-        first = await web.next("/llm", "SERVER_STREAM_END", timeout=3)  # ended by idle time
-        assert first["requestId"] == "r1" and first["data"] == "first part"
-        await ext.token(output_id, " and the rest", first=False, final=True)  # the stall ends
-        more = await web.next("/llm", "SERVER_STREAM_END", timeout=3)
-        assert more["requestId"] == "r1" and more["continued"] is True  # not r2
-        assert more["data"] == " and the rest"
-        chunks = [c for c in web.received("/llm", "SERVER_STREAM_DATA") if c["outputId"] == output_id]
-        assert [c["seq"] for c in chunks] == list(range(1, len(chunks) + 1))  # seq goes on
-        await ext.stream(["answer two"], final=True)
-        assert (await web.next("/llm", "SERVER_STREAM_END", timeout=3))["requestId"] == "r2"
-    finally:
-        for peer in made:
-            await peer.close()
+@pytest.mark.parametrize("server_settings", [dict(streamFinalizeIdleMs=200)])
+async def test_a_stalled_output_that_continues_stays_with_its_request(server, peers):
+    ext, web = await setup(server, peers)
+    await web.call("/llm", "LLM_REQUEST", {"requestId": "r2", "message": "next"})
+    output_id = str(uuid.uuid4())
+    await ext.token(output_id, "first part", first=True)
+    first = await web.next("/llm", "SERVER_STREAM_END", timeout=3)  # ended by idle time
+    assert first["requestId"] == "r1" and first["data"] == "first part"
+    await ext.token(output_id, " and the rest", first=False, final=True)  # the stall ends
+    more = await web.next("/llm", "SERVER_STREAM_END", timeout=3)
+    assert more["requestId"] == "r1" and more["continued"] is True  # not r2
+    assert more["data"] == " and the rest"
+    chunks = [c for c in web.received("/llm", "SERVER_STREAM_DATA") if c["outputId"] == output_id]
+    assert [c["seq"] for c in chunks] == list(range(1, len(chunks) + 1))  # seq goes on
+    await ext.stream(["answer two"], final=True)
+    assert (await web.next("/llm", "SERVER_STREAM_END", timeout=3))["requestId"] == "r2"
