@@ -363,3 +363,21 @@ async def test_a_stalled_output_that_continues_stays_with_its_request(server, pe
     assert [c["seq"] for c in chunks] == list(range(1, len(chunks) + 1))  # seq goes on
     await ext.stream(["answer two"], final=True)
     assert (await web.next("/llm", "SERVER_STREAM_END", timeout=3))["requestId"] == "r2"
+
+
+@pytest.mark.parametrize("server_settings", [{"maxPayloadBytes": 3_000_000}])
+async def test_the_cheap_path_keeps_the_models_limits_under_a_larger_payload_limit(
+    server, peers
+):
+    """A larger ``maxPayloadBytes`` lets a frame through, but a chunk over the
+    model's bound must still be refused, as the full path refuses it."""
+    ext, web = await setup(server, peers)
+    output_id = str(uuid.uuid4())
+    await ext.peer.emit(
+        "/llm", "CLIENT_STREAM_START", {"type": 1, "streamId": "s", "outputId": output_id}
+    )
+    huge = {"type": 5, "streamId": "s", "chunkIndex": 1, "data": "x" * 1_000_001}
+    await ext.peer.emit("/llm", "CLIENT_STREAM_DATA_MIDDLE", huge)
+    error = await ext.peer.next("/llm", "ERROR")
+    assert "data" in error["message"] and error["event"] == "CLIENT_STREAM_DATA_MIDDLE"
+    assert web.received("/llm", "SERVER_STREAM_DATA") == []

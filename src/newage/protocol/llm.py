@@ -9,8 +9,13 @@ from pydantic import AliasChoices, Field, StringConstraints, model_validator
 
 from newage.protocol.models import Name, Payload
 
-Chunk = Annotated[str, StringConstraints(max_length=1_000_000)]
-Id = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+# bounds of the stream events, shared with realtime/fast_stream.py (which
+# must never accept what these models refuse)
+CHUNK_MAX = 1_000_000
+ID_MAX = 200
+INDEX_MAX = 10_000
+Chunk = Annotated[str, StringConstraints(max_length=CHUNK_MAX)]
+Id = Annotated[str, StringConstraints(min_length=1, max_length=ID_MAX)]
 ROOM = AliasChoices("roomName", "room", "targetRoom")
 
 
@@ -18,14 +23,14 @@ class StreamStartIn(Payload):
     type: int
     stream_id: Id = Field(validation_alias="streamId")
     output_id: Id = Field(validation_alias="outputId")
-    num_streams: int = Field(5, ge=0, le=10_000, validation_alias="numStreams")
+    num_streams: int = Field(5, ge=0, le=INDEX_MAX, validation_alias="numStreams")
     request_id: Any = Field(None, validation_alias="requestId")
 
 
 class StreamDataIn(Payload):
     type: int
     stream_id: Id = Field(validation_alias="streamId")
-    chunk_index: int = Field(ge=0, le=10_000, validation_alias="chunkIndex")
+    chunk_index: int = Field(ge=0, le=INDEX_MAX, validation_alias="chunkIndex")
     data: Chunk = ""
 
 

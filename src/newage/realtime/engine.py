@@ -36,9 +36,10 @@ from typing import Any
 from engineio import async_socket, exceptions, packet
 
 Receive = Callable[[], Awaitable[dict[str, Any]]]
-# an Engine.IO MESSAGE carrying a Socket.IO EVENT on /llm, no ack id,
-# named CLIENT_STREAM_...
-FAST_FRAME = '42/llm,["CLIENT_STREAM_'
+# an Engine.IO MESSAGE ("4") carrying a Socket.IO EVENT ("2") on /llm
+# without ack id; the event's JSON array follows
+STREAM_FRAME_HEAD = "42/llm,"
+FAST_FRAME = STREAM_FRAME_HEAD + '["CLIENT_STREAM_'
 
 
 class _Payload:

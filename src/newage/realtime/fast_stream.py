@@ -20,15 +20,15 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from newage.domain.principal import ConnMode
+from newage.protocol.llm import CHUNK_MAX, ID_MAX, INDEX_MAX
 from newage.protocol.names import Ev, StreamType
-from newage.realtime.server import STREAM_JSON_AT
+from newage.realtime.engine import STREAM_FRAME_HEAD
 
 if TYPE_CHECKING:
     from newage.app import App
     from newage.realtime.llm import LlmNamespace
 
-MAX_ID = 200
-MAX_INDEX = 10_000
+JSON_AT = len(STREAM_FRAME_HEAD)
 DATA_TYPES = {
     Ev.CLIENT_STREAM_DATA_FIRST.value: StreamType.STREAM_DATA_FIRST.value,
     Ev.CLIENT_STREAM_DATA_MIDDLE.value: StreamType.STREAM_DATA_MIDDLE.value,
@@ -38,7 +38,7 @@ DATA_TYPES = {
 
 
 def _id(value: Any) -> bool:
-    return type(value) is str and 0 < len(value) <= MAX_ID
+    return type(value) is str and 0 < len(value) <= ID_MAX
 
 
 def _int(value: Any, low: int, high: int) -> bool:
@@ -52,8 +52,7 @@ class FastStreamPath:
         self.manager = app.sio.manager
         self.streams = app.streams
         self.chunks = app.metrics.stream_chunks
-        self.max_chunk = app.live.current.max_payload_bytes
-        self.soft_limit = app.live.current.max_payload_bytes
+        self.soft_limit = app.sio.soft_limit
         app.sio.eio.newage_fast_frame = self.handle
         # plain counters, added to the Prometheus ones when scraped (a
         # Prometheus counter takes a lock on every increment)
@@ -72,7 +71,7 @@ class FastStreamPath:
         if len(frame) > self.soft_limit:
             return False  # the full path answers with a clear error
         try:
-            event, payload = orjson.loads(frame[STREAM_JSON_AT:])
+            event, payload = orjson.loads(frame[JSON_AT:])
         except (orjson.JSONDecodeError, ValueError, TypeError):
             return False
         if type(payload) is not dict:
@@ -90,10 +89,10 @@ class FastStreamPath:
         if expected is not None:
             index = payload.get("chunkIndex")
             text = payload.get("data", "")
-            if payload.get("type") != expected or not _int(index, 0, MAX_INDEX):
+            if payload.get("type") != expected or not _int(index, 0, INDEX_MAX):
                 return False
             assert isinstance(index, int)
-            if type(text) is not str or len(text) > self.max_chunk:
+            if type(text) is not str or len(text) > CHUNK_MAX:
                 return False
             self.events += 1
             self.chunk_count += 1
@@ -104,7 +103,7 @@ class FastStreamPath:
             num = payload.get("numStreams", 5)
             if payload.get("type") != StreamType.STREAM_START or not _id(output_id):
                 return False
-            if not _int(num, 0, MAX_INDEX):
+            if not _int(num, 0, INDEX_MAX):
                 return False
             self.events += 1
             await self.streams.start(ext, stream_id, str(output_id), num, payload.get("requestId"))

@@ -34,11 +34,6 @@ if TYPE_CHECKING:
     from newage.realtime.base import BaseNamespace
 
 
-# a websocket frame: Engine.IO MESSAGE "4" + Socket.IO EVENT "2" on /llm
-# without ack id, named CLIENT_STREAM_...; the JSON array starts after it
-STREAM_JSON_AT = len("42/llm,")
-
-
 class OrjsonJSON:
     """The ``json=`` hook: orjson returns bytes, Socket.IO wants text."""
 
