@@ -19,7 +19,8 @@ from newage.domain.room_model import Room
 from newage.domain.rooms import RoomService
 from newage.domain.routing import Router, parse_targets
 from newage.domain.status import StatusBoard
-from newage.errors import NewAgeError, bad_request, conflict, forbidden
+from newage.errors import NewAgeError, conflict, forbidden
+from newage.protocol.llm import LlmRequestIn
 from newage.protocol.names import (
     Ev,
     MemberStatus,
@@ -104,26 +105,14 @@ class ChatService:
         self.status = status
         self.live = live
 
-    async def request(self, principal: Principal, sid: str, data: Any) -> dict[str, Any]:
-        if not isinstance(data, dict):
-            raise bad_request("Invalid LLM request data.")
-        request_id = data.get("requestId")
-        if not isinstance(request_id, str) or not request_id or len(request_id) > 200:
-            raise bad_request("Invalid LLM request data.")
+    async def request(self, principal: Principal, sid: str, data: LlmRequestIn) -> dict[str, Any]:
+        request_id = data.request_id
         if principal.is_extension:
             raise forbidden("Extensions cannot send LLM requests.", requestId=request_id)
-        room_name = data.get("targetRoom") or principal.identity
-        if not isinstance(room_name, str):
-            raise bad_request("Invalid LLM request data.", requestId=request_id)
+        room_name = data.target_room or principal.identity
         if self.mutes.muted(principal.identity, room_name):
             await self.outbox.emit(
-                Namespace.LLM,
-                Ev.ERROR,
-                {
-                    "message": "You are currently muted and cannot send messages.",
-                    "requestId": request_id,
-                },
-                [sid],
+                Namespace.LLM, Ev.ERROR, {"message": MUTED_TEXT, "requestId": request_id}, [sid]
             )
             raise forbidden("You are muted.", requestId=request_id)
         room = self.rooms.rooms.get(room_name)
@@ -132,16 +121,18 @@ class ChatService:
         if self.tracker.get_open(request_id) is not None:
             raise conflict("Duplicate requestId.", requestId=request_id)
         try:
-            return await self._dispatch(principal, room, request_id, data)
+            return await self._dispatch(principal, room, data)
         except NewAgeError as exc:
             exc.extra.setdefault("requestId", request_id)
             raise
 
     async def _dispatch(
-        self, principal: Principal, room: Room, request_id: str, data: dict[str, Any]
+        self, principal: Principal, room: Room, incoming: LlmRequestIn
     ) -> dict[str, Any]:
-        explicit = parse_targets(data.get("target"))
-        role = effective_role(room, principal, data.get("role"))
+        request_id = incoming.request_id
+        data = incoming.fields()
+        explicit = parse_targets(incoming.target)
+        role = effective_role(room, principal, incoming.role)
         mode = room.mode
         targets: list[str] = []
         queued = False

@@ -1,5 +1,4 @@
-"""Payload models of ``/llm`` (requests are validated by the chat service,
-which accepts any extra field and passes it through)."""
+"""Payload models of ``/llm``."""
 
 from __future__ import annotations
 
@@ -17,6 +16,21 @@ INDEX_MAX = 10_000
 Chunk = Annotated[str, StringConstraints(max_length=CHUNK_MAX)]
 Id = Annotated[str, StringConstraints(min_length=1, max_length=ID_MAX)]
 ROOM = AliasChoices("roomName", "room", "targetRoom")
+
+
+class LlmRequestIn(Payload):
+    """``LLM_REQUEST``: the fields the server reads are typed here; every
+    other field is the client's own and is recorded as sent. ``target``
+    (a name or a list of names) is checked by routing, after the room."""
+
+    request_id: Id = Field(alias="requestId")
+    target_room: str | None = Field(None, alias="targetRoom")
+    target: Any = None
+    role: Any = None
+
+    def fields(self) -> dict[str, Any]:
+        """The request as the client sent it: wire names, extra fields included."""
+        return self.model_dump(by_alias=True, exclude_unset=True)
 
 
 class StreamStartIn(Payload):

@@ -47,6 +47,8 @@ class Route:
     # in arrival order (only for events that wait on another client)
     detached: bool | Callable[[list[Any]], bool]
     error_shape: ErrorShape
+    # the message of a payload the model refuses, where the wire fixes one
+    invalid: str | None = None
 
 
 def on(
@@ -56,10 +58,11 @@ def on(
     modes: tuple[ConnMode, ...] = (ConnMode.FULL,),
     detached: bool | Callable[[list[Any]], bool] = False,
     error_shape: ErrorShape = _ack_error,
+    invalid: str | None = None,
 ) -> Callable[[Handler], Handler]:
     def mark(fn: Handler) -> Handler:
         fn.__newage_routes__ = [  # type: ignore[attr-defined]
-            Route(name, fn, model, frozenset(modes), detached, error_shape)
+            Route(name, fn, model, frozenset(modes), detached, error_shape, invalid)
             for name in (event, *aliases)
         ]
         return fn
@@ -214,7 +217,7 @@ class BaseNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
                 try:
                     payload = route.model.model_validate({} if data is None else data)
                 except ValidationError as exc:
-                    raise bad_request(validation_message(event, exc)) from None
+                    raise bad_request(route.invalid or validation_message(event, exc)) from None
             result = await route.handler(self, ref, payload)
             if result is None:
                 result = dict(OK)

@@ -10,6 +10,7 @@ from newage.errors import bad_request, forbidden
 from newage.protocol.llm import (
     ContextIn,
     ExtensionErrorIn,
+    LlmRequestIn,
     NonStreamIn,
     RoomRefIn,
     StreamDataIn,
@@ -46,8 +47,8 @@ class LlmNamespace(HistoryEvents, BaseNamespace):
         await super().closed(ref)
 
     # ------------------------------------------------------------------ requests
-    @on(Ev.LLM_REQUEST)
-    async def llm_request(self, ref: SocketRef, data: Any) -> dict[str, Any]:
+    @on(Ev.LLM_REQUEST, model=LlmRequestIn, invalid="Invalid LLM request data.")
+    async def llm_request(self, ref: SocketRef, data: LlmRequestIn) -> dict[str, Any]:
         return await self.app.chat.request(ref.principal, ref.sid, data)
 
     # ------------------------------------------------------------------ context
