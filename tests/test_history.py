@@ -202,6 +202,14 @@ async def test_catch_up_since_a_timestamp(server, peers):
     batch = await web.next("/llm", "OFFLINE_MESSAGES")
     assert [m["messageId"] for m in batch["messages"]] == [f"m{i}" for i in range(900, 1200)]
     assert batch["hasMore"] is False and batch["since"] == since
+    # a longer absence comes in batches of 500, in order
+    since = messages[99].body["timestamp"]
+    ack = await web.call("/llm", "GET_OFFLINE_MESSAGES", {"roomName": "web", "since": since})
+    assert ack["totalMessages"] == 1100
+    batches = [await web.next("/llm", "OFFLINE_MESSAGES") for _ in range(3)]
+    assert [b["hasMore"] for b in batches] == [True, True, False]
+    ids = [m["messageId"] for b in batches for m in b["messages"]]
+    assert ids == [f"m{i}" for i in range(100, 1200)]
     bad = await web.call("/llm", "GET_OFFLINE_MESSAGES", {"roomName": "web", "since": "yesterday"})
     assert bad["status"] == "error"
 
@@ -209,11 +217,11 @@ async def test_catch_up_since_a_timestamp(server, peers):
 async def test_history_survives_a_restart_and_a_returning_client_catches_up(server, peers):
     ext = await fake_extension(server, peers)
     web = await connect(server, peers, "web")
+    seen = iso_from_epoch(time.time() - 0.001)
     await web.call("/llm", "LLM_REQUEST", {"requestId": "a", "message": "before"})
     await ext.next_request()
     await ext.stream(["an", "swer"], final=True)
     await web.next("/llm", "LLM_RESPONSE")
-    seen = iso_from_epoch(time.time() - 0.001)
     await web.close()
     before = [m.body for m in await server.app.store.page_messages("web", 0, 100)]
     await server.restart()
@@ -221,7 +229,9 @@ async def test_history_survives_a_restart_and_a_returning_client_catches_up(serv
     assert after == before and [m["message"] for m in after] == ["before", "answer"]
     back = await connect(server, peers, "web")
     ack = await back.call("/llm", "GET_OFFLINE_MESSAGES", {"roomName": "web", "since": seen})
-    assert ack["status"] == "ok"
+    assert ack["status"] == "ok" and ack["totalMessages"] == 2
+    batch = await back.next("/llm", "OFFLINE_MESSAGES")
+    assert [m["messageId"] for m in batch["messages"]] == [m["messageId"] for m in after]
 
 
 @pytest.mark.parametrize(

@@ -85,8 +85,10 @@ async def test_history_paging_order_and_deletion(store):
         "m23",
         "m24",
     ]
-    since = await store.messages_since("r", "2026-01-01T00:00:20.000Z", 100)
+    since = await store.messages_since("r", "2026-01-01T00:00:20.000Z", 0, 100)
     assert [m.body["messageId"] for m in since] == ["m21", "m22", "m23", "m24"]
+    rest = await store.messages_since("r", "2026-01-01T00:00:20.000Z", since[1].seq, 100)
+    assert [m.body["messageId"] for m in rest] == ["m23", "m24"]
     removed = await store.delete_messages("r", ["m1", "p5", "nope"])
     assert removed == ["m1", "m5"]
     assert await store.count_messages("r") == 23

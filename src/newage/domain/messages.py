@@ -23,7 +23,7 @@ from newage.errors import bad_request, forbidden, not_found
 from newage.logs import log
 from newage.protocol.names import Ev, Namespace
 from newage.settings import LiveSettings
-from newage.store.base import MessageKind, Store, StoredMessage
+from newage.store.base import MessageKind, Store
 
 # Fields nobody may change by editing.
 FROZEN = frozenset(
@@ -221,8 +221,6 @@ class MessageService:
                     {"roomName": room, "updateId": update_id, "context": keep},
                     [address],
                 )
-        except asyncio.CancelledError:
-            raise
         except Exception:
             log.exception("paging %s to %s failed", room, address)
 
@@ -237,9 +235,14 @@ class MessageService:
             since_iso = iso(parse_iso(str(since)))
         except ValueError:
             raise bad_request("since must be an ISO-8601 timestamp.") from None
-        messages = await self.store.messages_since(room.name, since_iso, 1_000_000)
-        for start in range(0, max(len(messages), 1), OFFLINE_BATCH):
-            batch = messages[start : start + OFFLINE_BATCH]
+        # read and send a batch at a time: a long absence must not load the
+        # whole history at once
+        total = after = 0
+        more = True
+        while more:
+            batch = await self.store.messages_since(room.name, since_iso, after, OFFLINE_BATCH + 1)
+            more = len(batch) > OFFLINE_BATCH
+            batch = batch[:OFFLINE_BATCH]
             await self.outbox.emit(
                 Namespace.LLM,
                 Ev.OFFLINE_MESSAGES,
@@ -247,16 +250,15 @@ class MessageService:
                     "roomName": room.name,
                     "since": since_iso,
                     "messages": [m.body for m in batch],
-                    "hasMore": start + OFFLINE_BATCH < len(messages),
+                    "hasMore": more,
                 },
                 [sid],
             )
-        return {"roomName": room.name, "since": since_iso, "totalMessages": len(messages)}
+            total += len(batch)
+            after = batch[-1].seq if batch else after
+        return {"roomName": room.name, "since": since_iso, "totalMessages": total}
 
     def stop_paging(self, sid: str) -> None:
         for key in [k for k in self._pagers if k[0] == sid]:
             self._pagers.pop(key).cancel()
 
-
-def bodies(messages: list[StoredMessage]) -> list[dict[str, Any]]:
-    return [m.body for m in messages]

@@ -149,9 +149,6 @@ class Store(ABC):
     @abstractmethod
     async def queue_clear(self, room: str) -> None: ...
 
-    @abstractmethod
-    async def queue_sizes(self) -> dict[str, int]: ...
-
     # --- chat history ---
     @abstractmethod
     async def append_message(self, room: str, kind: MessageKind, body: dict[str, Any]) -> int:
@@ -183,5 +180,8 @@ class Store(ABC):
         """The newest ``limit`` messages, oldest first."""
 
     @abstractmethod
-    async def messages_since(self, room: str, since: str, limit: int) -> list[StoredMessage]:
-        """Messages with a timestamp after ``since`` (ISO), oldest first."""
+    async def messages_since(
+        self, room: str, since: str, after_seq: int, limit: int
+    ) -> list[StoredMessage]:
+        """Messages with a timestamp after ``since`` (ISO) and a sequence
+        number after ``after_seq`` (a paging cursor), oldest first."""

@@ -349,10 +349,6 @@ class SQLiteStore(Store):
     async def queue_clear(self, room: str) -> None:
         await self._exec("DELETE FROM guest_queue WHERE room = ?", (room,))
 
-    async def queue_sizes(self) -> dict[str, int]:
-        rows = await self._all("SELECT room, COUNT(*) FROM guest_queue GROUP BY room")
-        return {room: int(n) for room, n in rows}
-
     # ------------------------------------------------------------------ history
     @staticmethod
     def _msg(row: Any) -> StoredMessage:
@@ -440,11 +436,13 @@ class SQLiteStore(Store):
         )
         return [self._msg(r) for r in reversed(rows)]
 
-    async def messages_since(self, room: str, since: str, limit: int) -> list[StoredMessage]:
+    async def messages_since(
+        self, room: str, since: str, after_seq: int, limit: int
+    ) -> list[StoredMessage]:
         rows = await self._all(
-            "SELECT seq, room, kind, body FROM messages WHERE room = ? AND ts > ? "
+            "SELECT seq, room, kind, body FROM messages WHERE room = ? AND ts > ? AND seq > ? "
             "ORDER BY seq LIMIT ?",
-            (room, since, limit),
+            (room, since, after_seq, limit),
         )
         return [self._msg(r) for r in rows]
 
