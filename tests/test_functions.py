@@ -13,7 +13,7 @@ import httpx
 import pytest
 from pydantic import BaseModel, Field
 
-from newage.domain.builtin_functions import BUILTIN_MOUNTS, check_url_path
+from newage.domain.builtin_functions import check_url_path
 from newage.domain.functions import (
     FunctionRegistry,
     ServerFunction,
@@ -21,7 +21,6 @@ from newage.domain.functions import (
     server_function,
 )
 from newage.errors import forbidden
-from newage.http.static import BUILTIN_MOUNTS as HTTP_MOUNTS
 from newage.protocol.names import ClientKind
 from tests.helpers.client import Peer, auth
 
@@ -332,10 +331,6 @@ async def test_bootstrap_socket_reads_only_the_two_legacy_paths(server, peers):
 
 
 # ---------------------------------------------------------------- addStaticResources
-def test_reserved_mounts_match_the_http_layer():
-    assert BUILTIN_MOUNTS == HTTP_MOUNTS
-
-
 def test_url_path_rules():
     assert check_url_path("/site/", "/socket.io") == "/site"
     assert check_url_path("/a/b.html", "/sio") == "/a/b.html"

@@ -162,7 +162,7 @@ class App:
         self.rooms.on_mode_changed.append(self._mode_changed)
         self.history.after_record.append(self._legacy_context)
 
-        self.files = FileArea(data.files_dir, settings.restricted_files)
+        self.files = FileArea(data.files_dir, lambda: self.live.current.restricted_files)
         self.static_mappings = StaticMappings(data.files_dir)
         self.registry = FunctionRegistry()
         register_file_functions(

@@ -23,7 +23,7 @@ from newage.domain.functions import (
 )
 from newage.domain.principal import ConnMode, require_sensitive
 from newage.domain.records import StaticMapping
-from newage.domain.staticmap import StaticMappings
+from newage.domain.staticmap import BUILTIN_MOUNTS, StaticMappings
 from newage.errors import ErrorCode, NewAgeError, bad_request, forbidden, unauthenticated
 from newage.settings import LiveSettings
 from newage.store.base import Store
@@ -33,11 +33,8 @@ BOOTSTRAP_FUNCTIONS = frozenset({"readJsonFromFile"})
 # the function's result, as the original does
 DENIED = frozenset({ErrorCode.FORBIDDEN, ErrorCode.UNAUTHENTICATED})
 
-# URL paths the server answers itself. The packaged mounts repeat
-# newage.http.static.BUILTIN_MOUNTS (the domain does not import the HTTP
-# layer; a test keeps the two equal). The Socket.IO path is added per call.
+# URL paths the server answers itself; the Socket.IO path is added per call.
 RESERVED_URLS = ("/", "/index.html")
-BUILTIN_MOUNTS = ("/lib", "/dist", "/exampleClient", "/public")
 RESERVED_PREFIXES = (*BUILTIN_MOUNTS, "/healthz", "/readyz", "/metrics")
 MAX_RESOURCES = 100
 MAX_URL_CHARS = 512
@@ -139,7 +136,6 @@ def register_file_functions(
         if ctx.mode is not ConnMode.FULL:
             raise unauthenticated("Key required.")
         require_sensitive(ctx.principal, live.current.network_safe, allow_extension=False)
-        area.restricted = live.current.restricted_files
         try:
             return {"success": True, "result": area.read_json(path)}
         except NewAgeError as exc:
@@ -158,7 +154,6 @@ def register_file_functions(
                 # the original returns the error as a string here
                 return {"success": False, "error": exc.message}
         require_sensitive(ctx.principal, live.current.network_safe, allow_extension=False)
-        area.restricted = live.current.restricted_files
         try:
             area.save_json(path, json_data)
         except NewAgeError as exc:
@@ -167,7 +162,6 @@ def register_file_functions(
 
     async def add_static_resources(ctx: CallContext, *resources: Any) -> dict[str, Any]:
         merged = _resources(resources)
-        area.restricted = live.current.restricted_files
         return await static.add(ctx, merged, live.current.socket_io_path)
 
     registry.register(ServerFunction("readJsonFromFile", read_json_from_file))

@@ -10,6 +10,7 @@ and the HTTP layer never serves them either.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -29,9 +30,10 @@ def _problem(relative: str, exc: OSError) -> NewAgeError:
 
 
 class FileArea:
-    def __init__(self, root: Path, restricted: list[str] | None = None) -> None:
+    def __init__(self, root: Path, restricted: Callable[[], Sequence[str]] = tuple) -> None:
         self.root = root
-        self.restricted = restricted or []
+        # read at every check: the setting may change while the server runs
+        self.restricted = restricted
 
     def resolve(self, relative: str) -> Path:
         """Confine a normalized client path to the area; raise if it escapes."""
@@ -48,7 +50,7 @@ class FileArea:
             raise _problem(relative, exc) from None
         if not is_within(target, root) or target == root:
             raise forbidden(OUTSIDE)
-        for item in self.restricted:
+        for item in self.restricted():
             blocked = (root / item).resolve()
             if target == blocked or is_within(target, blocked):
                 raise forbidden(RESTRICTED)

@@ -24,6 +24,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from newage.domain.files import RESTRICTED
 from newage.domain.principal import ConnMode, Principal, require_sensitive
 from newage.errors import (
     ErrorCode,
@@ -223,7 +224,7 @@ class LegacySettingsFiles:
             return {"success": True, "result": {key: current[key] for key in PUBLIC_FIELDS}}
         own = f"{SETTINGS_PREFIX}{ctx.principal.client_id}-settings.json"
         if path != own:
-            raise forbidden("Access denied: File is restricted.")
+            raise forbidden(RESTRICTED)
         entry = await self.store.get_trust(ctx.principal.client_id)
         if entry is None:
             raise not_found("No settings for this client.")
@@ -239,7 +240,7 @@ class LegacySettingsFiles:
 
     async def write(self, ctx: CallContext, path: str, data: Any) -> dict[str, Any]:
         if path != SERVER_SETTINGS_PATH:
-            raise forbidden("Access denied: File is restricted.")
+            raise forbidden(RESTRICTED)
         require_sensitive(ctx.principal, self.live.current.network_safe, allow_extension=True)
         if not isinstance(data, dict):
             raise bad_request("jsonData must be an object.")

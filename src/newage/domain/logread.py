@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
-from newage.logs import LOG_FILES
+from newage.logs import ENTRY_RE, LOG_FILES
 
 LEVELS = ("error", "warn", "info", "debug")
 LEVEL_OPTIONS = ("all", *LEVELS)
@@ -40,7 +40,7 @@ HEAD_BYTES = 64
 # ENTRY_RE, as bytes and anchored on the newline before the entry: the
 # literal first character lets the regex engine jump between newlines
 # instead of trying every byte.
-_AFTER_NL = re.compile(rb"\n\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2} - (error|warn|info|debug) - ")
+_AFTER_NL = re.compile(b"\n" + ENTRY_RE.pattern.removeprefix("^").encode())
 
 
 @dataclass(slots=True)

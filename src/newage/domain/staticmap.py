@@ -11,6 +11,10 @@ from pathlib import Path
 
 from newage.fsutil import is_within
 
+# The server's own static folders (web/lib, web/dist, ...), mounted by the
+# HTTP layer; a mapping may not shadow them.
+BUILTIN_MOUNTS = ("/lib", "/dist", "/exampleClient", "/public")
+
 
 def is_hidden(path: str) -> bool:
     """A dotfile or dot-directory anywhere in the path ("." itself is not)."""

@@ -18,8 +18,9 @@ from starlette.responses import FileResponse, JSONResponse, PlainTextResponse, R
 from starlette.routing import Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from newage.domain.staticmap import BUILTIN_MOUNTS
 from newage.errors import NewAgeError
-from newage.http.static import BUILTIN_MOUNTS, WEB_ROOT, SafeStaticFiles, mapped_response
+from newage.http.static import WEB_ROOT, SafeStaticFiles, mapped_response
 
 if TYPE_CHECKING:
     from newage.app import App

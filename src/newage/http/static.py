@@ -24,7 +24,6 @@ mimetypes.add_type("text/javascript", ".mjs")
 mimetypes.add_type("application/json", ".map")
 
 WEB_ROOT = Path(__file__).resolve().parent.parent / "web"
-BUILTIN_MOUNTS = ("/lib", "/dist", "/exampleClient", "/public")
 
 
 class SafeStaticFiles(StaticFiles):
