@@ -175,7 +175,7 @@ class App:
         self.functions = FunctionService(
             self.registry, self.presence, self.outbox, self.live, BOOTSTRAP_FUNCTIONS
         )
-        self.debug = DebugService(self.live, data.logs_dir, self.status)
+        self.debug = DebugService(self.live, data.logs_dir, self.status, self.outbox)
 
         for namespace, cls in NAMESPACES.items():
             self.sio.register_namespace(cls(namespace.value, self))

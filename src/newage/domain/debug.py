@@ -20,8 +20,11 @@ from typing import Any
 
 from newage import logs
 from newage.domain.logread import LEVEL_OPTIONS, LogReader
+from newage.domain.ports import Outbox
+from newage.domain.principal import Principal, require_sensitive
 from newage.errors import ErrorCode, NewAgeError, bad_request, not_found
 from newage.logs import LOG_FILES
+from newage.protocol.names import Ev, Namespace
 from newage.settings import LiveSettings, Settings, SettingsError
 
 DEFAULT_PAGE_SIZE = 10
@@ -74,10 +77,19 @@ def memory() -> dict[str, int]:
 
 
 class DebugService:
+    """Every operation is for admins and extensions, and only over loopback
+    while ``networkSafe`` is on; checked per call because the setting may
+    have been switched on since the socket connected."""
+
     def __init__(
-        self, live: LiveSettings, logs_dir: Path, status: Callable[[], dict[str, Any]]
+        self,
+        live: LiveSettings,
+        logs_dir: Path,
+        status: Callable[[], dict[str, Any]],
+        outbox: Outbox,
     ) -> None:
         self.live = live
+        self.outbox = outbox
         self.logs_dir = logs_dir
         self.status = status  # the app's live counters (connections, rooms, ...)
         self.created_at = time.time()
@@ -92,8 +104,13 @@ class DebugService:
         if self.level_for(previous) != self.level_for(current):
             logs.set_level(self.level_for(current))
 
-    async def toggle(self) -> bool:
-        """Flip debugMode, switch the live log level, persist; return the new value."""
+    def _gate(self, actor: Principal) -> None:
+        require_sensitive(actor, self.live.current.network_safe, allow_extension=True)
+
+    async def toggle(self, actor: Principal) -> bool:
+        """Flip debugMode, switch the live log level, persist, tell every
+        ``/debug`` socket; return the new value."""
+        self._gate(actor)
         value = not self.live.current.debug_mode
         try:
             # the settings listener above switches the log level
@@ -105,9 +122,11 @@ class DebugService:
                 ErrorCode.UNAVAILABLE, f"Cannot save settings: {exc.strerror}"
             ) from None
         logs.set_level(self.level_for(self.live.current))
+        await self.outbox.emit(Namespace.DEBUG, Ev.DEBUG_MODE_CHANGED, {"debugMode": value})
         return value
 
-    def server_status(self) -> dict[str, Any]:
+    def server_status(self, actor: Principal) -> dict[str, Any]:
+        self._gate(actor)
         counters = self.status()
         settings = self.live.current
         uptime = counters.get("uptimeSeconds")
@@ -127,9 +146,10 @@ class DebugService:
         }
 
     async def read_log(
-        self, filename: Any, level: Any, page: Any, page_size: Any
+        self, actor: Principal, filename: Any, level: Any, page: Any, page_size: Any
     ) -> dict[str, Any]:
         """One page of a log file; validation order and messages of reference 5(h)."""
+        self._gate(actor)
         if filename not in LOG_FILES:
             raise bad_request("Invalid filename")
         if level is None:

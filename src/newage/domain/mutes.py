@@ -146,6 +146,6 @@ def _payload(record: MuteRecord) -> dict[str, Any]:
         "identity": record.identity,
         "mutedBy": record.muted_by,
         "mutedUntil": record.muted_until,
-        "duration": record.duration if record.duration is not None else "permanent",
+        "duration": record.duration_label,
         "roomName": record.room,
     }

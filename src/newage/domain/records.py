@@ -74,6 +74,11 @@ class MuteRecord:
     room: str | None = None
     duration: int | None = None  # seconds; None = permanent
 
+    @property
+    def duration_label(self) -> int | str:
+        """The wire's ``duration``: seconds, or ``'permanent'``."""
+        return self.duration if self.duration is not None else "permanent"
+
 
 @dataclass(slots=True)
 class StaticMapping:

@@ -104,6 +104,15 @@ class RelationService:
     def for_room(self, room: str) -> list[str]:
         return self.model.for_room(room)
 
+    def assignments_for(self, principal: Principal, room: str | None) -> tuple[str, list[str]]:
+        """``GET_ASSIGNMENTS_FOR_ROOM``: the room asked about (the caller's own
+        client room by default) and its extensions."""
+        name = room or principal.identity
+        # the documented client example asks with its clientId
+        if name == principal.client_id and name not in self.model.client_rooms:
+            name = principal.identity
+        return name, self.model.for_room(name)
+
     def for_requester(self, room: str, requester: Principal) -> list[str]:
         """Extensions a request into ``room`` by ``requester`` may use:
         every connected one for admins and under Free/Broadcast, otherwise

@@ -26,7 +26,15 @@ from newage.domain.room_model import (
 )
 from newage.errors import bad_request, conflict, forbidden, not_found
 from newage.logs import log
-from newage.protocol.names import MONITOR_ROOM, Ev, MemberStatus, Namespace, RequestMode, Role
+from newage.protocol.names import (
+    MONITOR_ROOM,
+    Ev,
+    MemberStatus,
+    Namespace,
+    RequestMode,
+    Role,
+    parse_mode,
+)
 from newage.settings import LiveSettings
 from newage.store.base import Store
 
@@ -66,10 +74,12 @@ class RoomService:
     def default_mode(self) -> RequestMode:
         return self.live.current.default_room_message_request_mode
 
-    async def set_default_mode(self, mode: RequestMode, actor: Principal) -> None:
+    async def set_default_mode(self, value: Any, actor: Principal) -> RequestMode:
         """The mode new rooms get; a settings change (admins, DECISIONS 5)."""
+        mode = _mode(value)
         require_admin(actor, self.live.current.network_safe)
         self.live.apply({"defaultRoomMessageRequestMode": mode.value})
+        return mode
 
     # ------------------------------------------------------------------ loading
     async def load(self) -> None:
@@ -309,8 +319,13 @@ class RoomService:
             await self._role_changed(room, d.identity, d.role, Role.MASTER)
         return room
 
-    async def set_mode(self, name: Any, mode: RequestMode, actor: Principal) -> tuple[Room, bool]:
-        room = self.get(name)
+    async def set_mode(self, name: Any, value: Any, actor: Principal) -> tuple[Room, bool]:
+        """Set a room's mode (a name or an alias); returns the room and
+        whether the mode changed."""
+        mode = _mode(value)
+        if not isinstance(name, str) or name not in self.rooms:
+            raise not_found(f"Room {name} not found.")
+        room = self.rooms[name]
         if not (actor.is_admin or room.role(actor.identity) in (Role.MASTER, Role.MANAGER)):
             raise forbidden(
                 "Permission denied. Only room master/manager or admin can set the mode."
@@ -362,3 +377,13 @@ def _role(value: Any) -> Role:
         return Role(value)
     except ValueError:
         raise bad_request("Invalid role") from None
+
+
+def _mode(value: Any) -> RequestMode:
+    mode = parse_mode(value)
+    if mode is None:
+        raise bad_request(
+            "Invalid mode specified. Valid modes are: "
+            + ", ".join(m.value for m in RequestMode)
+        )
+    return mode

@@ -6,8 +6,8 @@ from typing import Any
 
 from newage.domain.presence import SocketRef
 from newage.domain.relations import require_monitor_or_extension
-from newage.errors import bad_request, not_found
-from newage.protocol.names import Ev, parse_mode
+from newage.errors import bad_request
+from newage.protocol.names import Ev
 from newage.protocol.rooms import (
     AssignIn,
     MemberIn,
@@ -23,10 +23,6 @@ from newage.protocol.rooms import (
 )
 from newage.realtime.base import OK, BaseNamespace, on
 from newage.realtime.history_events import HistoryEvents
-
-VALID_MODES = (
-    "Invalid mode specified. Valid modes are: Immediate, HostSubmit, MasterOnly, Conversational"
-)
 
 
 def ok(**fields: Any) -> dict[str, Any]:
@@ -87,12 +83,11 @@ class RoomsNamespace(HistoryEvents, BaseNamespace):
         record = await self.app.mutes.mute(
             data.target, data.room_name, data.duration, ref.principal
         )
-        duration = record.duration if record.duration is not None else "permanent"
         return ok(
             identity=record.identity,
             roomName=record.room,
             mutedUntil=record.muted_until,
-            duration=duration,
+            duration=record.duration_label,
         )
 
     @on(Ev.UNMUTE_MEMBER, model=UnmuteIn)
@@ -115,19 +110,11 @@ class RoomsNamespace(HistoryEvents, BaseNamespace):
     async def set_mode(self, ref: SocketRef, data: ModeIn) -> dict[str, Any]:
         if data.room_name:
             return await self._set_mode(ref, data.room_name, data.mode)
-        mode = parse_mode(data.mode)
-        if mode is None:
-            raise bad_request(VALID_MODES)
-        await self.app.rooms.set_default_mode(mode, ref.principal)
+        mode = await self.app.rooms.set_default_mode(data.mode, ref.principal)
         return ok(mode=mode.value, default=True)
 
     async def _set_mode(self, ref: SocketRef, room_name: Any, value: Any) -> dict[str, Any]:
-        mode = parse_mode(value)
-        if mode is None:
-            raise bad_request(VALID_MODES)
-        if not isinstance(room_name, str) or room_name not in self.app.rooms.rooms:
-            raise not_found(f"Room {room_name} not found.")
-        room, changed = await self.app.rooms.set_mode(room_name, mode, ref.principal)
+        room, changed = await self.app.rooms.set_mode(room_name, value, ref.principal)
         return ok(roomName=room.name, mode=room.mode.value, changed=changed)
 
     # ------------------------------------------------------------------ policies
@@ -158,13 +145,8 @@ class RoomsNamespace(HistoryEvents, BaseNamespace):
 
     @on(Ev.GET_ASSIGNMENTS_FOR_ROOM, model=OptionalRoomIn)
     async def assignments_for_room(self, ref: SocketRef, data: OptionalRoomIn) -> dict[str, Any]:
-        p = ref.principal
-        room = data.room_name or p.identity
-        relations = self.app.relations
-        # the documented client example asks with its clientId
-        if room == p.client_id and room not in relations.model.client_rooms:
-            room = p.identity
-        return ok(roomName=room, assignments=relations.for_room(room))
+        room, assignments = self.app.relations.assignments_for(ref.principal, data.room_name)
+        return ok(roomName=room, assignments=assignments)
 
     @on(Ev.GET_CONNECTED_EXTENSIONS)
     async def connected_extensions(self, ref: SocketRef, _: Any) -> dict[str, Any]:
