@@ -11,17 +11,25 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Protocol
 
+IDENTITY, CLIENT, ROOM = "id", "cid", "room"  # address kinds
+
 
 def identity_addr(identity: str) -> str:
-    return f"id:{identity}"
+    return f"{IDENTITY}:{identity}"
 
 
 def client_addr(client_id: str) -> str:
-    return f"cid:{client_id}"
+    return f"{CLIENT}:{client_id}"
 
 
 def room_addr(room: str) -> str:
-    return f"room:{room}"
+    return f"{ROOM}:{room}"
+
+
+def split_addr(addr: str) -> tuple[str, str]:
+    """``(kind, name)`` of an address; a socket id has no kind (``""``)."""
+    kind, sep, name = addr.partition(":")
+    return (kind, name) if sep else ("", addr)
 
 
 class Outbox(Protocol):

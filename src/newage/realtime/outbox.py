@@ -15,7 +15,7 @@ from typing import Any
 from engineio import packet as eio_packet
 from socketio import packet
 
-from newage.domain.ports import room_addr
+from newage.domain.ports import CLIENT, IDENTITY, ROOM, room_addr, split_addr
 from newage.domain.presence import Presence
 from newage.metrics import Metrics
 from newage.protocol.names import ROOM_MIRROR_NAMESPACES
@@ -53,15 +53,15 @@ class SocketOutbox:
             rooms = []
             sids = {}
             for addr in to:
-                kind, _, name = addr.partition(":")
-                if kind == "id":
+                kind, name = split_addr(addr)
+                if kind == IDENTITY:
                     for sid in self.presence.sids(name, namespace):
                         sids[sid] = ""
-                elif kind == "cid":
+                elif kind == CLIENT:
                     for client_ref in self.presence.client_sids(name):
                         if client_ref.namespace == namespace:
                             sids[client_ref.sid] = ""
-                elif kind == "room":
+                elif kind == ROOM:
                     rooms.append(addr)
                 else:  # a socket id
                     sids[addr] = ""
