@@ -81,9 +81,10 @@ class Thinker:
             return None
         if any(r.room == room.name for r in self.tracker.queued(ext)):
             return None  # already answering in this room
-        if not await self.rooms.store.count_messages(room.name):
-            return None
         settings = self.live.current
+        # the context the think is sent with (read now, kept for forward)
+        if not await self.chat.history.latest(room.name, settings.extension_context_limit):
+            return None
         instruction = settings.conversational_instruction
         if trigger == "post_unmute":
             instruction = settings.post_unmute_instruction or (POST_UNMUTE + instruction)
