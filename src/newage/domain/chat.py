@@ -111,7 +111,7 @@ class ChatService:
             raise forbidden("Extensions cannot send LLM requests.", requestId=request_id)
         room_name = data.target_room or principal.identity
         if self.mutes.muted(principal.identity, room_name):
-            await self.outbox.emit(
+            self.outbox.emit(
                 Namespace.LLM, Ev.ERROR, {"message": MUTED_TEXT, "requestId": request_id}, [sid]
             )
             raise forbidden("You are muted.", requestId=request_id)

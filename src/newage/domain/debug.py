@@ -122,7 +122,7 @@ class DebugService:
                 ErrorCode.UNAVAILABLE, f"Cannot save settings: {exc.strerror}"
             ) from None
         logs.set_level(self.level_for(self.live.current))
-        await self.outbox.emit(Namespace.DEBUG, Ev.DEBUG_MODE_CHANGED, {"debugMode": value})
+        self.outbox.emit(Namespace.DEBUG, Ev.DEBUG_MODE_CHANGED, {"debugMode": value})
         return value
 
     def server_status(self, actor: Principal) -> dict[str, Any]:

@@ -86,7 +86,7 @@ class History:
             recent.append(body)
 
     async def announce(self, room: str, kind: MessageKind, body: dict[str, Any]) -> None:
-        await self.outbox.emit(
+        self.outbox.emit(
             Namespace.LLM, Ev.NEW_MESSAGE, {"roomName": room, "message": body}, self.audience(room)
         )
         for hook in self.after_record:

@@ -82,7 +82,7 @@ class MessageService:
 
     async def _announce(self, room: str, event: str, data: dict[str, Any]) -> None:
         self.history.forget(room)  # every announced change altered the history
-        await self.outbox.emit(Namespace.LLM, event, data, self.audience(room))
+        self.outbox.emit(Namespace.LLM, event, data, self.audience(room))
 
     # ------------------------------------------------------------------ edit / delete / clear
     async def edit(
@@ -197,7 +197,7 @@ class MessageService:
                 if keep is not None:
                     keep += page
                 last = number == pages or len(batch) < size
-                await self.outbox.emit(
+                self.outbox.emit(
                     Namespace.LLM,
                     Ev.UPDATE_CONTEXT_PAGE,
                     {
@@ -215,7 +215,7 @@ class MessageService:
                 if delay:
                     await asyncio.sleep(delay)
             if keep is not None and settings.emit_update_context:
-                await self.outbox.emit(
+                self.outbox.emit(
                     Namespace.LLM,
                     Ev.UPDATE_CONTEXT,
                     {"roomName": room, "updateId": update_id, "context": keep},
@@ -243,7 +243,7 @@ class MessageService:
             batch = await self.store.messages_since(room.name, since_iso, after, OFFLINE_BATCH + 1)
             more = len(batch) > OFFLINE_BATCH
             batch = batch[:OFFLINE_BATCH]
-            await self.outbox.emit(
+            self.outbox.emit(
                 Namespace.LLM,
                 Ev.OFFLINE_MESSAGES,
                 {

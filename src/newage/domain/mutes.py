@@ -93,7 +93,7 @@ class MuteService:
         self.mutes[_key(target, room)] = record
         payload = _payload(record)
         for namespace in NOTICE_NAMESPACES:
-            await self.outbox.emit(namespace, Ev.MEMBER_MUTED, payload, [identity_addr(target)])
+            self.outbox.emit(namespace, Ev.MEMBER_MUTED, payload, [identity_addr(target)])
         if room is not None:
             await self.status.set(target, room, MemberStatus.MUTED)
             if seconds is None:
@@ -119,7 +119,7 @@ class MuteService:
         del self.mutes[_key(target, room)]
         payload = {"identity": target, "unmutedBy": by, "roomName": room}
         for namespace in NOTICE_NAMESPACES:
-            await self.outbox.emit(namespace, Ev.MEMBER_UNMUTED, payload, [identity_addr(target)])
+            self.outbox.emit(namespace, Ev.MEMBER_UNMUTED, payload, [identity_addr(target)])
         if room is not None and room in self.rooms.rooms:
             await self.status.set(target, room, MemberStatus.IDLE)
             await self.history.system(room, f"[System] {target} has been unmuted by {by}.")

@@ -33,7 +33,7 @@ def split_addr(addr: str) -> tuple[str, str]:
 
 
 class Outbox(Protocol):
-    async def emit(
+    def emit(
         self,
         namespace: str,
         event: str,
@@ -43,18 +43,11 @@ class Outbox(Protocol):
         skip_extensions: bool = False,
     ) -> None:
         """Send to every socket of ``namespace`` in any address of ``to``
-        (each socket once), or to the whole namespace when ``to`` is None."""
+        (each socket once), or to the whole namespace when ``to`` is None.
 
-    def emit_now(
-        self,
-        namespace: str,
-        event: str,
-        data: Any,
-        to: Sequence[str] | None = None,
-        *,
-        skip_extensions: bool = False,
-    ) -> None:
-        """``emit`` for synchronous callers (timers); same delivery."""
+        Synchronous: the packets are queued before it returns, so what a
+        handler emits goes out before its ack, in call order, and timer
+        callbacks can send too."""
 
     async def enter_room(self, identity: str, room: str) -> None:
         """Mirror a new chat-room membership onto the identity's live sockets."""

@@ -59,10 +59,10 @@ class RelationService:
         room's extensions (when it already is one; otherwise the session
         start pushes them) or, for admins, the whole view."""
         if principal.is_admin:
-            await self.outbox.emit(Namespace.ROOMS, Ev.ASSIGNMENTS_UPDATED, self.view(), [sid])
+            self.outbox.emit(Namespace.ROOMS, Ev.ASSIGNMENTS_UPDATED, self.view(), [sid])
         elif principal.identity in self.model.client_rooms:
             exts = self.model.for_room(principal.identity)
-            await self.outbox.emit(
+            self.outbox.emit(
                 Namespace.ROOMS, Ev.AVAILABLE_EXTENSIONS, {"extensions": exts}, [sid]
             )
 
@@ -143,7 +143,7 @@ class RelationService:
 
     async def _publish(self, changed: dict[str, list[str]]) -> None:
         for room, extensions in changed.items():
-            await self.outbox.emit(
+            self.outbox.emit(
                 Namespace.ROOMS,
                 Ev.AVAILABLE_EXTENSIONS,
                 {"extensions": extensions},
@@ -158,7 +158,7 @@ class RelationService:
     def _send_view(self) -> None:
         self._view_update = None
         if self.presence.per_namespace.get(Namespace.ROOMS):
-            self.outbox.emit_now(
+            self.outbox.emit(
                 Namespace.ROOMS, Ev.ASSIGNMENTS_UPDATED, self.view(), [room_addr(MONITOR_ROOM)]
             )
 

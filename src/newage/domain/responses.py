@@ -41,13 +41,8 @@ class Responder:
         self.audience = audience  # room -> addresses of its human audience
         self.observe = observe
 
-    def to_room_now(self, room: str, event: str, data: dict[str, Any]) -> None:
-        self.outbox.emit_now(Namespace.LLM, event, data, self.audience(room), skip_extensions=True)
-
-    async def to_room(self, room: str, event: str, data: dict[str, Any]) -> None:
-        await self.outbox.emit(
-            Namespace.LLM, event, data, self.audience(room), skip_extensions=True
-        )
+    def to_room(self, room: str, event: str, data: dict[str, Any]) -> None:
+        self.outbox.emit(Namespace.LLM, event, data, self.audience(room), skip_extensions=True)
 
     async def report_processing(self, request: LlmRequest) -> None:
         """The first sign of life of a request (its first chunk or answer)."""
@@ -100,7 +95,7 @@ class Responder:
             await self.history.announce(request.room, "response", body)
             message = body
             request.responses.append(response_id)
-            await self.to_room(
+            self.to_room(
                 request.room,
                 Ev.LLM_RESPONSE,
                 {
@@ -163,7 +158,7 @@ class Responder:
         }
         if reason:
             payload["message"] = reason
-        await self.outbox.emit(
+        self.outbox.emit(
             Namespace.LLM, Ev.REQUEST_STATUS_UPDATE, payload, [identity_addr(request.requester)]
         )
 
@@ -171,7 +166,7 @@ class Responder:
         """An extension's own failure report reaches the requester as ERROR."""
         if request.requester is None:
             return
-        await self.outbox.emit(
+        self.outbox.emit(
             Namespace.LLM,
             Ev.ERROR,
             {"message": message, "error": detail, "requestId": request.request_id},

@@ -188,7 +188,7 @@ class RoomService:
         if name == actor.identity:
             room.personal_of = actor.identity
         await self._insert(room)
-        await self.outbox.emit(
+        self.outbox.emit(
             Namespace.ROOMS,
             Ev.ROOM_CREATED,
             {"roomName": room.name, "room": room.info()},
@@ -208,7 +208,7 @@ class RoomService:
         del self.rooms[room.name]
         notice = {"roomName": room.name, "message": f'Room "{room.name}" has been deleted.'}
         former = list(room.members)
-        await self.outbox.emit(
+        self.outbox.emit(
             Namespace.ROOMS,
             Ev.DELETE_ROOM,
             notice,
@@ -293,7 +293,7 @@ class RoomService:
                 "roomName": room.name,
             }
             for namespace in NOTICE_NAMESPACES:
-                await self.outbox.emit(namespace, Ev.WARNING, warning, [identity_addr(identity)])
+                self.outbox.emit(namespace, Ev.WARNING, warning, [identity_addr(identity)])
         if self.on_member_status is not None:
             await self.on_member_status(identity, room.name, MemberStatus.IDLE)
         return room
@@ -336,7 +336,7 @@ class RoomService:
         await self.store.set_room_mode(room.name, mode)
         room.mode = mode
         payload = {"roomName": room.name, "mode": mode.value, "setter": actor.identity}
-        await self.outbox.emit(
+        self.outbox.emit(
             Namespace.ROOMS,
             Ev.ROOM_MODE_CHANGED,
             payload,
@@ -354,7 +354,7 @@ class RoomService:
         for namespace in NOTICE_NAMESPACES:
             targets = [*addrs, room_addr(MONITOR_ROOM)] if namespace == Namespace.ROOMS else addrs
             if targets:
-                await self.outbox.emit(namespace, event, payload, targets)
+                self.outbox.emit(namespace, event, payload, targets)
 
     async def _role_changed(
         self, room: Room, identity: str, role: Role, previous: Role | None

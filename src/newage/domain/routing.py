@@ -87,6 +87,6 @@ class Router:
         return [min(allowed, key=lambda e: (self.tracker.in_flight(e), allowed.index(e)))]
 
     async def send(self, target: str, payload: dict[str, Any]) -> None:
-        await self.outbox.emit(
+        self.outbox.emit(
             Namespace.LLM, Ev.LLM_REQUEST, {**payload, "target": target}, [identity_addr(target)]
         )

@@ -120,4 +120,4 @@ class SessionService:
             return  # nobody listens: do not build the list
         payload = self.client_list()
         for event in (Ev.UPDATE_CONNECTED_CLIENTS, Ev.CONNECTED_CLIENTS_UPDATE):
-            self.outbox.emit_now(Namespace.CLIENTS, event, payload)
+            self.outbox.emit(Namespace.CLIENTS, event, payload)

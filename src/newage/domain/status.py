@@ -34,7 +34,7 @@ class StatusBoard:
             "status": status.value,
             "timestamp": iso_now(),
         }
-        await self.outbox.emit(
+        self.outbox.emit(
             Namespace.LLM,
             Ev.MEMBER_STATUS_UPDATE,
             payload,

@@ -183,7 +183,7 @@ class StreamService:
         request = output.request
         assert request is not None
         output.seq += 1
-        self.responder.to_room_now(
+        self.responder.to_room(
             request.room,
             Ev.SERVER_STREAM_DATA,
             {
@@ -228,7 +228,7 @@ class StreamService:
         async def stream_end() -> None:
             if not output.streams:
                 return
-            await self.responder.to_room(
+            self.responder.to_room(
                 request.room,
                 Ev.SERVER_STREAM_END,
                 {
@@ -259,7 +259,7 @@ class StreamService:
             log.warning("unsolicited message from %s: dropped", ext)
             return False
         await self.responder.report_processing(request)
-        await self.responder.to_room(
+        self.responder.to_room(
             request.room,
             Ev.MESSAGE,
             {

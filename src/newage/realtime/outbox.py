@@ -80,7 +80,7 @@ class SocketOutbox:
             targets.append(eio_sid)
         return targets
 
-    async def emit(
+    def emit(
         self,
         namespace: str,
         event: str,
@@ -89,20 +89,8 @@ class SocketOutbox:
         *,
         skip_extensions: bool = False,
     ) -> None:
-        self.emit_now(namespace, event, data, to, skip_extensions=skip_extensions)
-
-    def emit_now(
-        self,
-        namespace: str,
-        event: str,
-        data: Any,
-        to: Sequence[str] | None = None,
-        *,
-        skip_extensions: bool = False,
-    ) -> None:
-        """``emit`` without awaiting: packets go straight onto each socket's
-        queue (Engine.IO's ``send`` adds only a ping check the service task
-        already makes, and a log call), so timer callbacks can send too."""
+        # straight onto each socket's queue: Engine.IO's own ``send`` adds
+        # only a ping check the service task already makes, and a log call
         targets = self.recipients(namespace, to, skip_extensions)
         if not targets:
             return
