@@ -47,12 +47,10 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix src tests bench
 	$(BIN)/ruff format src tests bench
 
-bench: test-deps $(REF)/node_modules/.stamp
+# bench.run itself runs `npm ci` in bench/reference when needed (so does a
+# bare `python -m bench.run`); it needs neither Chromium nor tests/js.
+bench: $(STAMP)
 	$(BIN)/python -m bench.run
-
-$(REF)/node_modules/.stamp: $(REF)/package.json $(REF)/package-lock.json
-	cd $(REF) && npm ci --no-audit --no-fund --silent
-	@touch $@
 
 clean:
 	rm -rf $(VENV) $(JS)/node_modules $(REF)/node_modules .pytest_cache .mypy_cache .ruff_cache

@@ -1,5 +1,9 @@
 """Shared benchmark plumbing: servers in their own processes (newage and the
-Node reference relay), the Node load generator, CPU and RSS accounting."""
+Node reference relay), the Node load generator, CPU accounting, medians.
+
+newage is started with the test-suite's helpers (tests/helpers/proc.py), so
+``bench`` runs as ``python -m bench.run`` from the repository root.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +11,8 @@ import json
 import os
 import platform
 import shutil
-import socket
+import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -18,18 +21,13 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from tests.helpers.proc import ServerProcess, free_port, run_cli
+from tests.helpers.server import write_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
-NEWAGE = str(Path(sys.executable).parent / "newage")
 REFERENCE = ROOT / "bench" / "reference"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def cpu_seconds(pid: int) -> float:
@@ -38,17 +36,11 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
-def rss_bytes(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) * 1024
-    return 0
-
-
-def run_cli(data: Path, *args: str) -> str:
-    out = subprocess.run(
-        [NEWAGE, *args, "--data-dir", str(data)], capture_output=True, text=True, check=True
-    )
+def cli(data: Path, *args: str) -> str:
+    """``newage ARGS --data-dir DATA``: its stdout; raises when it fails."""
+    out = run_cli(*args, "--data-dir", str(data))
+    if out.returncode:
+        raise RuntimeError(f"newage {' '.join(args)} exited {out.returncode}: {out.stderr}")
     return out.stdout.strip()
 
 
@@ -58,46 +50,41 @@ def newage_server(
     *,
     template: Path | None = None,
     prepare: Callable[[Path], None] | None = None,
-    **env: str,
 ) -> Iterator[tuple[str, int, Path]]:
     """Yield (url, pid, data dir) of a fresh ``newage serve`` process.
 
     ``template``: a data directory to copy (trust and keys made once) instead
-    of ``newage init``; ``prepare(data)`` runs before the server starts.
+    of ``newage init``; ``settings`` are merged into its settings file;
+    ``prepare(data)`` runs before the server starts.
     """
     data = Path(tempfile.mkdtemp(prefix="newage-bench-"))
-    port = free_port()
     if template is not None:
         shutil.copytree(template, data, dirs_exist_ok=True)
     else:
-        run_cli(data, "init")
+        cli(data, "init")
     if settings:
-        path = data / "settings" / "server_settings.json"
-        current = json.loads(path.read_text())
-        current.update(settings)
-        path.write_text(json.dumps(current))
+        write_settings(data, settings)
     if prepare is not None:
         prepare(data)
-    proc = subprocess.Popen(
-        [NEWAGE, "serve", "--data-dir", str(data), "--port", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env={**os.environ, **env},
-    )
-    url = f"http://127.0.0.1:{port}"
+    # a busy server must not block on a pipe nobody reads
+    server = ServerProcess(data, stdout=subprocess.DEVNULL)
     try:
-        wait_http(url + "/healthz", proc)
-        yield url, proc.pid, data
+        server.start()
+        assert server.proc is not None
+        yield server.url, server.proc.pid, data
     finally:
-        stop(proc)
+        # a server still working off a backlog may not stop in time
+        server.stop(timeout=5)
         shutil.rmtree(data, ignore_errors=True)
 
 
 def ensure_node_modules() -> None:
-    """``npm ci`` in bench/reference once (``make bench`` does it too)."""
+    """``npm ci`` in bench/reference when node_modules is missing or older than
+    package.json / package-lock.json (both ``make bench`` and a bare
+    ``python -m bench.run`` get here)."""
     stamp = REFERENCE / "node_modules" / ".stamp"
-    lock = REFERENCE / "package-lock.json"
-    if stamp.exists() and stamp.stat().st_mtime >= lock.stat().st_mtime:
+    inputs = [REFERENCE / "package.json", REFERENCE / "package-lock.json"]
+    if stamp.exists() and all(stamp.stat().st_mtime >= p.stat().st_mtime for p in inputs):
         return
     subprocess.run(["npm", "ci", "--no-audit", "--no-fund", "--silent"], cwd=REFERENCE, check=True)
     stamp.touch()
@@ -123,8 +110,7 @@ def reference_server(key: str) -> Iterator[tuple[str, int]]:
 
 
 def stop(proc: subprocess.Popen[Any], grace: float = 5) -> None:
-    """SIGTERM, then SIGKILL after ``grace`` seconds (a server still working
-    off a backlog may not stop in time)."""
+    """SIGTERM, then SIGKILL after ``grace`` seconds."""
     proc.terminate()
     try:
         proc.wait(grace)
@@ -163,6 +149,29 @@ def wait_http(url: str, proc: subprocess.Popen[Any], timeout: float = 30) -> Non
     raise RuntimeError(f"{url} did not come up")
 
 
+def medians(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per key, recursively: the median of the numbers (missing and ``None``
+    values left out; ``None`` when there is none), any() of booleans; lists
+    (``problems``) are joined."""
+    out: dict[str, Any] = {}
+    for key in dict.fromkeys(k for r in runs for k in r):
+        values: list[Any] = [r[key] for r in runs if r.get(key) is not None]
+        if not values:
+            out[key] = None
+        elif all(isinstance(v, bool) for v in values):
+            out[key] = any(values)
+        elif all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+            m = float(statistics.median(values))
+            out[key] = int(m) if m.is_integer() and all(isinstance(v, int) for v in values) else m
+        elif all(isinstance(v, dict) for v in values):
+            out[key] = medians(values)
+        elif all(isinstance(v, list) for v in values):
+            out[key] = [x for v in values for x in v][:10]
+        else:
+            out[key] = values[0]
+    return out
+
+
 def machine() -> dict[str, Any]:
     return {
         "python": platform.python_version(),
@@ -178,9 +187,3 @@ def save(name: str, result: dict[str, Any], directory: Path = RESULTS) -> Path:
     path = directory / f"{name}.json"
     path.write_text(json.dumps({"machine": machine(), **result}, indent=2) + "\n")
     return path
-
-
-def median(values: list[float]) -> float:
-    ordered = sorted(values)
-    mid = len(ordered) // 2
-    return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2

@@ -9,9 +9,12 @@ library overhead) from their own process. Two measurements:
   connect, every time (what a reconnecting client costs).
 
 ``python -m bench.run --only connect`` runs this against newage and the
-reference relay (scenario 5); standalone, against newage only:
+reference relay (scenario 5); standalone, against newage only (default
+settings), writing connect_rate.json into ``--results`` (a new temporary
+directory unless given):
 
-Usage: python -m bench.connect_rate [--seconds S] [--concurrency C]
+Usage: python -m bench.connect_rate [--seconds S] [--concurrency C] [--runs N]
+                                    [--results DIR]
 """
 
 from __future__ import annotations
@@ -19,12 +22,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import tempfile
 import time
+from pathlib import Path
 from typing import Any
 
 import websockets
 
-from bench.common import cpu_seconds, median, newage_server, run_cli, save
+from bench.common import cli, cpu_seconds, medians, newage_server, save
 
 
 async def namespace_loop(ws_url: str, auth: dict[str, Any], nsp: str, stop: float) -> int:
@@ -90,27 +95,22 @@ def measure_all(
     concurrency: int,
     runs: int,
     kinds: tuple[str, ...] = ("namespace", "full"),
-) -> dict[str, Any]:
-    """Every kind and namespace, ``runs`` times each: medians and the runs.
+) -> list[dict[str, Any]]:
+    """Every kind and namespace, ``runs`` times each (a kind's runs one after
+    the other): per run, ``{kind_namespace: {connects_per_second, ...}}``.
 
     ``namespace`` cannot be measured against the Node socket.io server: it
     handles a DISCONNECT in a later tick and drops the whole connection when
     the next CONNECT to that namespace overtakes it ("invalid state").
     """
-    results: dict[str, Any] = {}
+    per_run: list[dict[str, Any]] = [{} for _ in range(runs)]
     for kind, nsp in KINDS:
         if kind not in kinds:
             continue
-        per_run = [
-            asyncio.run(measure(kind, url, pid, auth, nsp, seconds, concurrency))
-            for _ in range(runs)
-        ]
-        results[f"{kind}{nsp.replace('/', '_')}"] = {
-            "connects_per_second": median([r["connects_per_second"] for r in per_run]),
-            "server_cpu_ms_per_connect": median([r["server_cpu_ms_per_connect"] for r in per_run]),
-            "runs": per_run,
-        }
-    return results
+        for run in per_run:
+            measured = asyncio.run(measure(kind, url, pid, auth, nsp, seconds, concurrency))
+            run[f"{kind}{nsp.replace('/', '_')}"] = measured
+    return per_run
 
 
 def main() -> None:
@@ -118,19 +118,21 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=5)
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--results", type=Path, help="where connect_rate.json goes (a temp dir)")
     args = parser.parse_args()
-    results: dict[str, Any] = {
-        "seconds": args.seconds,
-        "concurrency": args.concurrency,
-        "runs": args.runs,
-    }
     with newage_server() as (url, pid, data):
-        run_cli(data, "trust", "add", "bench")
-        key = run_cli(data, "keys", "create", "bench")
+        cli(data, "trust", "add", "bench")
+        key = cli(data, "keys", "create", "bench")
         auth = {"clientId": "bench", "key": key}
-        results.update(measure_all(url, pid, auth, args.seconds, args.concurrency, args.runs))
-    path = save("connect_rate", results)
-    print(json.dumps(results, indent=2))
+        runs = measure_all(url, pid, auth, args.seconds, args.concurrency, args.runs)
+    results: dict[str, Any] = {
+        "params": {"seconds": args.seconds, "concurrency": args.concurrency, "runs": args.runs},
+        "median": medians(runs),
+        "runs": runs,
+    }
+    directory = args.results or Path(tempfile.mkdtemp(prefix="newage-connect-rate-"))
+    path = save("connect_rate", results, directory)
+    print(json.dumps(results["median"], indent=2))
     print(f"saved {path}")
 
 

@@ -1,7 +1,7 @@
 """Top functions of a py-spy raw profile (collapsed stacks).
 
     python -m bench.run --only relay --profile /tmp/prof   # writes relay-ours_c0.txt, ...
-    python -m bench.profile_top /tmp/prof/relay-ours_c0.txt [--top 25] [--idle]
+    python -m bench.profile_top /tmp/prof/relay-ours_c0.txt [...] [--top 25]
 
 Prints, per function (``name (file)``), the share of busy samples where it
 is the leaf (self) and where it is anywhere on the stack (total; the entry

@@ -66,8 +66,10 @@ function machineBusy() {
   return (f[0] + f[1] + f[2] + f[5] + f[6] + f[7]) / cfg.clkTck;
 }
 
-function otherCpu(busy0, serverUsed, selfUsed, seconds) {
-  return round((machineBusy() - busy0 - serverUsed - selfUsed) / seconds, 2);
+// Read busy1 together with the server's and our own CPU at the end of the
+// window, before any checking: the checking is ours, not another process's.
+function otherCpu(busy0, busy1, serverUsed, selfUsed, seconds) {
+  return round((busy1 - busy0 - serverUsed - selfUsed) / seconds, 2);
 }
 
 function selfCpu(since) {
@@ -75,15 +77,25 @@ function selfCpu(since) {
   return (u.user + u.system) / 1e6;
 }
 
+// Nearest-rank percentile of sorted values.
 function pct(sorted, p) {
   if (!sorted.length) return null;
   return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(p * sorted.length) - 1))];
 }
 
+// Median of sorted values: the mean of the two middle ones for an even count.
+function median(sorted) {
+  const n = sorted.length;
+  if (!n) return null;
+  return n % 2 ? sorted[(n - 1) / 2] : (sorted[n / 2 - 1] + sorted[n / 2]) / 2;
+}
+
+const sortedOf = (values) => Float64Array.from(values).sort();
+
 function latencyStats(samplesUs) {
-  const s = Float64Array.from(samplesUs).sort();
+  const s = sortedOf(samplesUs);
   const ms = (v) => (v === null ? null : Math.round(v / 10) / 100);
-  return { latency_p50_ms: ms(pct(s, 0.5)), latency_p99_ms: ms(pct(s, 0.99)), latency_max_ms: ms(pct(s, 1)) };
+  return { latency_p50_ms: ms(median(s)), latency_p99_ms: ms(pct(s, 0.99)), latency_max_ms: ms(pct(s, 1)) };
 }
 
 // Waits until the server is (nearly) idle: a previous run's backlog must not
@@ -391,6 +403,7 @@ function streamRun({ ext, extId, requester, receivers, room, tokens, window, tim
     let delivered = 0;
     let t0 = 0, t1 = 0, cpu0 = 0, cpu1 = 0, self0 = null, selfUsed = 0, busy0 = 0, other = null;
     let finished = false;
+    let timedOut = false;
 
     const recv = receivers.map(() => new Receiver((n) => n));
     const offs = receivers.map((socket, idx) => {
@@ -423,7 +436,8 @@ function streamRun({ ext, extId, requester, receivers, room, tokens, window, tim
       t1 = nowUs();
       cpu1 = serverCpu();
       selfUsed = selfCpu(self0);
-      other = otherCpu(busy0, cpu1 - cpu0, selfUsed, (t1 - t0) / 1e6);
+      const busy1 = machineBusy();
+      other = otherCpu(busy0, busy1, cpu1 - cpu0, selfUsed, (t1 - t0) / 1e6);
       ext.emit("STOP_PROCESSING", {});
     }
     function complete() {
@@ -451,13 +465,14 @@ function streamRun({ ext, extId, requester, receivers, room, tokens, window, tim
         chunks_per_event: round(recv.reduce((a, r) => a + r.chunks, 0) / Math.max(events, 1), 2),
         ...latencyStats(lat),
         delivered, lost: sum("lost"), reordered: sum("reordered"),
-        text_mismatch: sum("textMismatch"), ended: sum("ended"),
+        text_mismatch: sum("textMismatch"), ended: sum("ended"), timed_out: timedOut,
         ...problems(v),
       });
     }
 
     const timer = setTimeout(() => {
       log(`run timed out: sent ${sent}, delivered ${delivered}/${tokens}`);
+      timedOut = true;
       complete();
     }, timeoutMs);
     const onRequest = (req) => {
@@ -553,10 +568,13 @@ async function concurrency() {
     await Promise.all(st.map((s) => ack(s.client, "LLM_REQUEST", { requestId: s.requestId, message: "bench", target: s.extId })));
     await withTimeout(Promise.all(forwarded), 30000, "forwarded requests");
 
-    const T0 = nowUs() + 50000;
+    // the measured window starts when the counters are read; the first
+    // tokens are due 50 ms later (T0)
     const cpu0 = serverCpu();
     const self0 = process.cpuUsage();
     const busy0 = machineBusy();
+    const tStart = nowUs();
+    const T0 = tStart + 50000;
     let remaining = S;
     await new Promise((resolve) => {
       const tick = setInterval(() => {
@@ -583,13 +601,15 @@ async function concurrency() {
     const tDone = nowUs();
     const cpu1 = serverCpu();
     const selfUsed = selfCpu(self0);
+    const busy1 = machineBusy();
+    const windowS = (tDone - tStart) / 1e6;
     for (const off of offs) off();
     const v = st.map((s) => s.recv.verdict(perStream, s.expected.join("")));
     const sum = (k) => v.reduce((a, x) => a + x[k], 0);
     const delivered = st.reduce((a, s) => a + s.recv.tokens, 0);
     const lastArrival = Math.max(...st.map((s) => s.lastArrival));
     const sendSeconds = (tSent - T0) / 1e6;
-    const lagSorted = Float64Array.from(lag).sort();
+    const lagSorted = sortedOf(lag);
     const result = {
       streams: S, rate: P.rate, seconds: P.seconds, sent: perStream * S, delivered,
       ...latencyStats(lat),
@@ -602,9 +622,9 @@ async function concurrency() {
       generator_lag_p99_ms: round(pct(lagSorted, 0.99) / 1000, 2),
       generator_lag_max_ms: round(pct(lagSorted, 1) / 1000, 2),
       server_cpu_us_per_token: round(((cpu1 - cpu0) * 1e6) / Math.max(delivered, 1), 1),
-      server_cpu_util: round((cpu1 - cpu0) / ((tDone - T0) / 1e6), 2),
-      loadgen_cpu_util: round(selfUsed / ((tDone - T0) / 1e6), 2),
-      other_cpu_util: otherCpu(busy0, cpu1 - cpu0, selfUsed, (tDone - T0) / 1e6),
+      server_cpu_util: round((cpu1 - cpu0) / windowS, 2),
+      loadgen_cpu_util: round(selfUsed / windowS, 2),
+      other_cpu_util: otherCpu(busy0, busy1, cpu1 - cpu0, selfUsed, windowS),
     };
     console.log(JSON.stringify({ run, ...result }));
     results.push(result);
@@ -656,9 +676,12 @@ async function idle() {
 // GET_FULL_CONTEXT of P.room (prepared with P.messages messages): ack, first
 // page, last page. Then P.requests LLM_REQUESTs into P.requestRoom (as many
 // messages), as many into P.contextRoom (P.contextRoomMessages messages: a
-// full context) and into P.emptyRoom (rotating which goes first), answered by
-// the extension with a non-stream message: latency to the extension, round
-// trip, and server CPU per request (schedstat, ns resolution).
+// full context) and as many into empty rooms (rotating which goes first),
+// answered by the extension with a non-stream message: latency to the
+// extension, round trip, and server CPU per request (schedstat, ns
+// resolution). Every request into an empty room goes to a room of its own,
+// prepared empty (`${P.emptyRoom}-${n}`), so nothing is cleared while
+// measuring.
 async function history() {
   const extId = `${cfg.creds.ext.clientId}-0`;
   const ext = await open(extAuth(extId));
@@ -703,18 +726,26 @@ async function history() {
     };
   }
 
-  // One request at a time, to REQUEST_STATUS_UPDATE `completed` (the last
-  // event of a request); the empty room is cleared before each request,
-  // outside the measured window.
-  async function requests(room, count, clear = false) {
+  const EMPTY = "empty";
+  const emptyRooms = P.warmup + cfg.runs * P.requests; // prepared by bench/run.py
+  let nextEmpty = 0;
+  const roomFor = (kind) => {
+    if (kind !== EMPTY) return kind;
+    if (nextEmpty >= emptyRooms) throw new Error(`only ${emptyRooms} empty rooms prepared`);
+    return `${P.emptyRoom}-${nextEmpty++}`;
+  };
+
+  // One request at a time, the same in every room: the CPU window runs from
+  // before the request to P.pauseMs after the requester's
+  // REQUEST_STATUS_UPDATE `completed` (the last event of a request), so the
+  // request's trailing work is its own and the next request starts on an
+  // idle server; the round trip ends at `completed`.
+  async function requests(kind, count) {
     const toExt = [];
     const total = [];
     let cpu = 0;
     for (let i = 0; i < count; i++) {
-      if (clear) {
-        await ack(llm, "CLEAR_MESSAGES", { roomName: room });
-        await sleep(5);
-      }
+      const room = roomFor(kind);
       const requestId = randomUUID();
       const done = new Promise((resolve) => {
         const off = listen(llm, {
@@ -728,39 +759,35 @@ async function history() {
       await ack(llm, "LLM_REQUEST", { requestId, message: `question ${i}`, target: extId, targetRoom: room });
       await withTimeout(done, 30000, "REQUEST_STATUS_UPDATE");
       const t1 = nowUs();
+      await sleep(P.pauseMs);
       cpu += serverCpuPrecise() - cpu0;
       toExt.push(forwardedAt.get(requestId) - t0);
       total.push(t1 - t0);
     }
-    const med = (a) => round(pct(Float64Array.from(a).sort(), 0.5) / 1000, 2);
+    const med = (a) => round(median(sortedOf(a)) / 1000, 2);
     return { requests: count, to_extension_ms: med(toExt), round_trip_ms: med(total),
              server_cpu_ms_per_request: round((cpu * 1000) / count, 3) };
   }
 
+  // The ratios between the rooms are computed by bench/run.py from the
+  // medians over the runs.
   const results = [];
-  await requests(P.emptyRoom, 5, true); // warm-up
-  const rooms = [P.requestRoom, P.contextRoom, P.emptyRoom];
+  const kinds = [P.requestRoom, P.contextRoom, EMPTY];
+  for (const kind of kinds) await requests(kind, P.warmup); // warm-up
   for (let run = 0; run < cfg.runs; run++) {
     const ctx = [];
     for (let k = 0; k < P.contextRepeats; k++) ctx.push(await fullContext(P.room));
     const req = {};
-    for (let k = 0; k < rooms.length; k++) {
-      const room = rooms[(run + k) % rooms.length];
-      req[room] = await requests(room, P.requests, room === P.emptyRoom);
+    for (let k = 0; k < kinds.length; k++) {
+      const kind = kinds[(run + k) % kinds.length];
+      req[kind] = await requests(kind, P.requests);
     }
-    const big = req[P.requestRoom];
-    const mid = req[P.contextRoom];
-    const empty = req[P.emptyRoom];
-    const median = (k) => pct(ctx.map((c) => c[k]).sort((a, b) => a - b), 0.5);
+    const ctxMedian = (k) => round(median(sortedOf(ctx.map((c) => c[k]))), 2);
     const result = {
       messages: ctx[0].total_messages, pages: ctx[0].pages, context_messages_received: ctx[0].messages,
-      ack_ms: median("ack_ms"), first_page_ms: median("first_page_ms"), all_pages_ms: median("all_pages_ms"),
-      context_server_cpu_ms: median("server_cpu_ms"),
-      request_big: big, request_100: mid, request_empty: empty,
-      request_cpu_ratio: round(big.server_cpu_ms_per_request / empty.server_cpu_ms_per_request, 2),
-      request_cpu_ratio_vs_100: round(big.server_cpu_ms_per_request / mid.server_cpu_ms_per_request, 2),
-      request_latency_ratio: round(big.round_trip_ms / empty.round_trip_ms, 2),
-      request_latency_ratio_vs_100: round(big.round_trip_ms / mid.round_trip_ms, 2),
+      ack_ms: ctxMedian("ack_ms"), first_page_ms: ctxMedian("first_page_ms"), all_pages_ms: ctxMedian("all_pages_ms"),
+      context_server_cpu_ms: ctxMedian("server_cpu_ms"),
+      request_big: req[P.requestRoom], request_100: req[P.contextRoom], request_empty: req[EMPTY],
       forwarded_context_max: Math.max(...contextSizes),
     };
     console.log(JSON.stringify({ run, ...result }));

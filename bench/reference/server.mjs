@@ -7,17 +7,21 @@
 //   a room named after its identity (auth.identity, else clientId); an
 //   extension declares clientType 'SillyTavern'.
 // * JOIN_ROOM {roomName} (ack) joins a further room (fan-out).
-// * LLM_REQUEST {requestId, message, target?, targetRoom?} from a client
-//   (ack) is forwarded as LLM_REQUEST to the target extension (the first
-//   connected one without a target) and queued for it.
-// * From the extension, CLIENT_STREAM_START / _DATA_* / _END as the real
-//   extension sends them: each non-empty data chunk goes to the requester's
-//   room (targetRoom, default its identity) as one SERVER_STREAM_DATA
-//   {requestId, outputId, streamId, chunkIndex, type, data, source, identity,
-//   roomName, seq, chunks: 1}; STOP_PROCESSING, `final: true` on an END, or a
-//   new outputId end the output with SERVER_STREAM_END {..., status, data:
-//   the whole text}. A non-stream `message` is relayed as `message` and
-//   LLM_RESPONSE.
+// * LLM_REQUEST {requestId, message, target, targetRoom?} from a client
+//   (ack) is forwarded as LLM_REQUEST to the target extension and queued for
+//   it.
+// * From the extension, CLIENT_STREAM_START / _DATA_FIRST / _MIDDLE / _LAST /
+//   _END as the real extension sends them: each non-empty data chunk goes to
+//   the requester's room (targetRoom, default its identity) as one
+//   SERVER_STREAM_DATA {requestId, outputId, streamId, chunkIndex, type, data,
+//   source, identity, roomName, seq, chunks: 1}; STOP_PROCESSING, `final:
+//   true` on an END, or a new outputId end the output with SERVER_STREAM_END
+//   {..., status, data: the whole text}. (The load generator ends outputs
+//   with STOP_PROCESSING; `final` and a new outputId complete the relay
+//   semantics docs/performance.md describes.)
+//
+// Only what bench/reference/loadgen.mjs and bench/connect_rate.py send is
+// handled: the reference does not take part in the history scenario.
 //
 // Usage: PORT=4100 BENCH_KEY=k node server.mjs   (prints "ready <port>")
 import { createServer } from "node:http";
@@ -71,7 +75,7 @@ for (const name of ["/", "/rooms"]) {
 // ------------------------------------------------------------------ /llm
 const llm = io.of("/llm");
 llm.use(auth);
-const extensions = new Map(); // identity -> number of /llm sockets (in connection order)
+const extensions = new Map(); // identity -> number of its /llm sockets
 const queues = new Map(); // extension -> [request] in flight, oldest first
 const current = new Map(); // extension -> its open output
 const streams = new Map(); // extension + "\0" + streamId -> output
@@ -125,8 +129,7 @@ llm.on("connection", (socket) => {
   socket.on("LLM_REQUEST", (data, ack) => {
     if (!data || typeof data.requestId !== "string" || !data.requestId) return fail(ack, "Invalid LLM request data.");
     const room = typeof data.targetRoom === "string" && data.targetRoom ? data.targetRoom : identity;
-    let ext = Array.isArray(data.target) ? data.target[0] : data.target;
-    if (ext === undefined) ext = extensions.keys().next().value;
+    const ext = Array.isArray(data.target) ? data.target[0] : data.target;
     if (!extensions.has(ext)) return fail(ack, `Target extension ${ext} is not connected.`);
     const request = { requestId: data.requestId, room, ext, requester: identity };
     if (!queues.has(ext)) queues.set(ext, []);
@@ -175,7 +178,6 @@ function extensionEvents(socket, ext) {
   socket.on("CLIENT_STREAM_DATA_FIRST", relay);
   socket.on("CLIENT_STREAM_DATA_MIDDLE", relay);
   socket.on("CLIENT_STREAM_DATA_LAST", relay);
-  socket.on("CLIENT_STREAM_DATA_RETRY", relay);
 
   socket.on("CLIENT_STREAM_END", (data) => {
     const output = streams.get(ext + "\0" + data.streamId);
@@ -184,22 +186,6 @@ function extensionEvents(socket, ext) {
   socket.on("STOP_PROCESSING", (data, ack) => {
     const output = current.get(ext);
     if (output) finish(output);
-    if (typeof ack === "function") ack({ status: "ok", success: true });
-  });
-  socket.on("message", (data, ack) => {
-    const request = resolve(ext, data && data.requestId);
-    if (request && data && typeof data.data === "string") {
-      const outputId = data.outputId || null;
-      llm.to(request.room).emit("message", {
-        type: 0, data: data.data, source: "server", requestId: request.requestId, outputId,
-        identity: ext, roomName: request.room,
-      });
-      llm.to(request.room).emit("LLM_RESPONSE", {
-        roomName: request.room, requestId: request.requestId, identity: ext, data: data.data,
-        message: data.data, outputId, status: "completed",
-      });
-      done(request);
-    }
     if (typeof ack === "function") ack({ status: "ok", success: true });
   });
 }

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import IO
 
 import httpx
 
@@ -38,12 +39,21 @@ async def arun_cli(
 
 
 class ServerProcess:
+    """``newage serve`` on a free port. Its output is captured (``stop()``
+    returns it) unless ``stdout`` says otherwise: a busy server writing into
+    a pipe nobody reads would block, so the benchmark passes DEVNULL."""
+
     def __init__(
-        self, data_dir: Path, port: int | None = None, env: dict[str, str] | None = None
+        self,
+        data_dir: Path,
+        port: int | None = None,
+        env: dict[str, str] | None = None,
+        stdout: int | IO[str] | None = subprocess.PIPE,
     ) -> None:
         self.data_dir = data_dir
         self.port = port or free_port()
         self.env = {**os.environ, **(env or {})}
+        self.stdout = stdout
         self.proc: subprocess.Popen[str] | None = None
 
     @property
@@ -54,7 +64,7 @@ class ServerProcess:
         self.proc = subprocess.Popen(
             [NEWAGE, "serve", "--data-dir", str(self.data_dir), "--port", str(self.port), *extra],
             env=self.env,
-            stdout=subprocess.PIPE,
+            stdout=self.stdout,
             stderr=subprocess.STDOUT,
             text=True,
         )
@@ -72,12 +82,13 @@ class ServerProcess:
             time.sleep(0.1)
         raise RuntimeError("server did not come up")
 
-    def stop(self) -> str:
+    def stop(self, timeout: float = 15) -> str:
+        """SIGTERM, then SIGKILL after ``timeout`` seconds; the output, if captured."""
         if self.proc is None:
             return ""
         self.proc.terminate()
         try:
-            out, _ = self.proc.communicate(timeout=15)
+            out, _ = self.proc.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:
             self.proc.kill()
             out, _ = self.proc.communicate()

@@ -21,6 +21,15 @@ from newage.realtime.server import hard_payload_limit
 TEST_SETTINGS: dict[str, Any] = {"bcryptCost": 4, "contextSendDelay": 0, "authFailureLimit": 1000}
 
 
+def write_settings(data_dir: Path, changes: dict[str, Any]) -> None:
+    """Merge ``changes`` (file keys) into the data directory's settings file."""
+    path = data_dir / "settings" / "server_settings.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    current = json.loads(path.read_text()) if path.exists() else {}
+    current.update(changes)
+    path.write_text(json.dumps(current, indent=2))
+
+
 @dataclass
 class RunningServer:
     data_dir: Path
@@ -36,11 +45,7 @@ class RunningServer:
         return f"http://127.0.0.1:{self.port}"
 
     def write_settings(self, changes: dict[str, Any]) -> None:
-        path = self.data_dir / "settings" / "server_settings.json"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        current = json.loads(path.read_text()) if path.exists() else {}
-        current.update(changes)
-        path.write_text(json.dumps(current, indent=2))
+        write_settings(self.data_dir, changes)
 
     async def start(self) -> RunningServer:
         data, settings = prepare_data_dir(self.data_dir)
@@ -66,7 +71,7 @@ class RunningServer:
         )
         self._server = uvicorn.Server(config)
         # the test runner owns the signals
-        self._server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign]
+        self._server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign,assignment]
         self._task = asyncio.create_task(self._server.serve(sockets=[sock]))
         for _ in range(500):
             if self._server.started:
