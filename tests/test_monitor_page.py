@@ -73,6 +73,7 @@ async def _tab(browser: Browser, srv: RunningServer, viewport: dict[str, int] | 
     key = srv.keys["admin"]
     assert not tab.errors, tab.errors
     assert not tab.dialogs, tab.dialogs
+    assert not tab.failed, tab.failed  # every module, stylesheet and call was found
     # the key never travels in a URL and is never logged
     assert not [u for u in tab.urls if key in u]
     assert not [m for m in tab.console if key in m]
@@ -105,8 +106,13 @@ async def eventually(check: Callable[[], bool], timeout: float = 5) -> None:
 # ---------------------------------------------------------------------- login
 async def test_login_errors_session_storage_and_logout(tab: Tab, srv: RunningServer):
     page = tab.page
-    await page.goto(srv.url + "/")
+    response = await page.goto(srv.url + "/")
+    assert response is not None
+    # never shown in a frame (the page's <meta> CSP cannot say so)
+    assert response.headers["content-security-policy"] == "frame-ancestors 'none'"
     await expect(page.locator("#login")).to_be_visible()
+    # the page's modules load the generated wire constants from /lib
+    assert any(u.endswith("/lib/constants.js") for u in tab.urls), tab.urls
     await tab.shot("login")
 
     await page.fill("#login-client", "admin")
@@ -177,6 +183,8 @@ async def test_dashboard_shows_extensions_and_clients_live(tab: Tab, srv: Runnin
     web_row = tab.row("#dash-clients", "identity", "web-dash")
     await expect(web_row).to_contain_text("A web app")
     await expect(web_row).to_contain_text("web-app")
+    # /rooms connects after the session started: pushed too (no re-fetch)
+    await expect(web_row.locator("code.ns")).to_have_text(["/", "/llm", "/rooms"])
     await expect(page.locator("#dash-requests")).to_have_text("0")
     await expect(page.locator("#view-dashboard")).to_contain_text("/llm")
     await tab.shot("dashboard")
@@ -314,6 +322,78 @@ async def test_rooms_members_roles_mutes_and_mode(tab: Tab, srv: RunningServer, 
     assert "team-a" not in rooms.rooms
 
 
+async def test_member_list_shows_mutes_made_elsewhere(tab: Tab, srv: RunningServer, peers):
+    """Mutes come from GET_CLIENTS_IN_ROOM, so one made before the page
+    loaded or by another admin shows (with its time), and a permanent one
+    shows without a time."""
+    await connect(srv, peers, "web-muted", desc="muted member")
+    other = await connect(srv, peers, "admin-other", ClientKind.MONITOR, namespaces=("/rooms",))
+    ack = await other.call("/rooms", "CREATE_ROOM", {"roomName": "team-m"})
+    assert ack["status"] == "ok", ack
+    ack = await other.call(
+        "/rooms", "ADD_CLIENT_TO_ROOM", {"identity": "web-muted", "roomName": "team-m"}
+    )
+    assert ack["status"] == "ok", ack
+    target = {"targetIdentity": "web-muted", "roomName": "team-m"}
+    ack = await other.call("/rooms", "MUTE_MEMBER", target)  # permanent, before the page loads
+    assert ack["status"] == "ok" and ack["mutedUntil"].startswith("9999-"), ack
+
+    await login(tab, srv)
+    page = tab.page
+    await tab.view("rooms")
+    await tab.row("#room-list", "room", "team-m").click()
+    member = tab.row("#member-table", "identity", "web-muted")
+    muted = member.locator(".badge.danger")
+    await expect(muted).to_have_text("muted")  # permanent: no "until 23:59:59"
+    await expect(member.get_by_role("button", name="Unmute")).to_be_visible()
+
+    # another admin's changes arrive over the wire (a system message of the room)
+    quick = 3000  # well before the 15 s full refresh
+    await other.call("/rooms", "UNMUTE_MEMBER", target)
+    await expect(muted).to_have_count(0, timeout=quick)
+    await expect(member.get_by_role("button", name="Mute")).to_be_visible()
+    await other.call("/rooms", "MUTE_MEMBER", {**target, "duration": 600})
+    await expect(muted).to_have_text(re.compile(r"^muted until \d\d:\d\d:\d\d$"), timeout=quick)
+    until = srv.app.mutes.muted("web-muted", "team-m").muted_until  # type: ignore[union-attr]
+    shown = await page.evaluate("(iso) => new Date(iso).toTimeString().slice(0, 8)", until)
+    await expect(muted).to_have_text(f"muted until {shown}")
+
+    # the page's own permanent mute: the list is read again, no time shown
+    await member.get_by_role("button", name="Unmute").click()
+    await expect(muted).to_have_count(0)
+    await page.select_option("#mute-unit", "0")
+    await member.get_by_role("button", name="Mute").click()
+    await expect(muted).to_have_text("muted")
+    record = srv.app.mutes.muted("web-muted", "team-m")  # type: ignore[union-attr]
+    assert record is not None and record.duration is None
+
+
+async def test_room_created_elsewhere_appears_at_once(tab: Tab, srv: RunningServer, peers):
+    """ROOM_CREATED (to monitor-room) puts the room in the list before the
+    next status poll could notice the count change."""
+    sent: list[str] = []
+    tab.page.on(
+        "websocket",
+        lambda ws: ws.on(
+            "framesent", lambda data: sent.append(data if isinstance(data, str) else "")
+        ),
+    )
+    polls = lambda: sum("SERVER_STATUS" in f for f in sent)  # noqa: E731
+    ext = await connect(
+        srv, peers, "SillyTavern-maker", ClientKind.SILLYTAVERN, namespaces=("/rooms",)
+    )
+    await login(tab, srv)
+    await tab.view("rooms")
+    before = polls()
+    await eventually(lambda: polls() > before)  # just polled: the next poll is 3 s away
+    await asyncio.sleep(0.2)
+    polled = polls()
+    ack = await ext.call("/rooms", "CREATE_ROOM", {"roomName": "made-elsewhere"})
+    assert ack["status"] == "ok", ack
+    await expect(tab.row("#room-list", "room", "made-elsewhere")).to_have_count(1, timeout=2000)
+    assert polls() == polled, "the room appeared only after a status poll"
+
+
 # ---------------------------------------------------------------------- policy
 async def test_policy_switch_and_manual_assignment(tab: Tab, srv: RunningServer, peers):
     await fake_extension(srv, peers, "SillyTavern-pol")
@@ -408,6 +488,25 @@ async def test_history_is_paged_and_other_rooms_are_live(tab: Tab, srv: RunningS
     await srv.app.history.system("web-hist", "seen from all rooms")  # type: ignore[union-attr]
     await expect(log).to_contain_text("seen from all rooms")
     await expect(log).to_contain_text("#web-hist")
+
+
+async def test_a_failed_request_shows_one_error_toast(tab: Tab, srv: RunningServer, peers):
+    ext = await fake_extension(srv, peers, "SillyTavern-fails")
+    await login(tab, srv)
+    page = tab.page
+    await tab.view("traffic")
+    await page.select_option("#traffic-extension", "SillyTavern-fails")
+    await page.fill("#traffic-input", "please fail")
+    await page.click("#traffic-send")
+    request = await ext.next_request()
+    await ext.error("the model is down")  # the request in flight
+    asked = page.locator(f'#traffic-messages article[data-request-id="{request["requestId"]}"]')
+    await expect(asked.locator(".req-status")).to_have_text("failed")
+    toasts = page.locator("#toasts .toast.error")
+    await expect(toasts).to_have_count(1)
+    await expect(toasts).to_contain_text("the model is down")
+    await asyncio.sleep(0.5)  # nothing else comes after
+    await expect(toasts).to_have_count(1)
 
 
 # ---------------------------------------------------------------------- logs and debug
@@ -547,3 +646,36 @@ async def test_narrow_window(narrow_tab: Tab, srv: RunningServer, peers):
         await tab.view(name)
         await no_page_overflow()
         await tab.shot(f"narrow-{name}")
+
+
+# ---------------------------------------------------------------------- example client
+async def test_example_client_hears_extensions_sent_at_connect(tab: Tab, srv: RunningServer, peers):
+    await fake_extension(srv, peers, "SillyTavern-example")
+    key = await srv.client("web-example")
+    page = tab.page
+    await page.goto(srv.url + "/exampleClient/")
+    await page.fill('#login input[name="clientId"]', "web-example")
+    await page.fill('#login input[name="key"]', key)
+    await page.click("#login button")
+    await expect(page.locator("#status")).to_have_text("Connected.")
+    # AVAILABLE_EXTENSIONS is sent once, when /rooms connects
+    await expect(page.locator("body")).to_contain_text("Extensions: SillyTavern-example")
+    assert key not in page.url
+
+    # a refused namespace rejects connect() and closes what it opened
+    sockets = srv.app.presence.identity_sids  # type: ignore[union-attr]
+    await page.evaluate("() => location.reload()")
+    await page.wait_for_load_state()
+    await eventually(lambda: not sockets("web-example"))
+    message = await page.evaluate(
+        """async (key) => {
+          const { connect } = await import('/dist/newage-client.js');
+          try {
+            await connect({ clientId: 'web-example', key }, { namespaces: ['/', '/llm', '/debug'] });
+            return 'connected';
+          } catch (err) { return err.message; }
+        }""",
+        key,
+    )
+    assert message.startswith("/debug"), message
+    await eventually(lambda: not sockets("web-example"))

@@ -36,6 +36,7 @@ class Tab:
     console: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     urls: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)  # responses >= 400 (a missing module...)
 
     async def login(self, client_id: str, key: str) -> None:
         page = self.page
@@ -93,4 +94,11 @@ async def open_tab(browser: Browser, base: str, viewport: dict[str, int] | None 
     page.on("pageerror", lambda e: tab.errors.append(str(e)))
     page.on("request", lambda r: tab.urls.append(r.url))
     page.on("websocket", lambda ws: tab.urls.append(ws.url))
+
+    def on_response(response: Any) -> None:
+        if response.status >= 400:
+            tab.failed.append(f"{response.status} {response.url}")
+
+    page.on("response", on_response)
+    page.on("requestfailed", lambda r: tab.failed.append(f"failed {r.url}"))
     return tab

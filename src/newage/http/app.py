@@ -53,7 +53,13 @@ def build_http_app(app: App) -> Starlette:
         return Response(generate_latest(app.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     async def root(_: Request) -> Response:
-        return FileResponse(WEB_ROOT / "monitor" / "index.html")
+        # The page's own policy is a <meta> CSP, where frame-ancestors is
+        # ignored; both policies are enforced, so this header only adds
+        # "never in a frame" (clickjacking) and need not repeat the meta.
+        return FileResponse(
+            WEB_ROOT / "monitor" / "index.html",
+            headers={"Content-Security-Policy": "frame-ancestors 'none'"},
+        )
 
     async def not_found(request: Request, _: Exception) -> Response:
         mapped = mapped_response(app.static_mappings, request.url.path)

@@ -4,8 +4,10 @@
 // never logged.
 
 import { Manager } from '/public/socket.io.esm.min.js';
+import { CLIENT_KIND, NAMESPACES } from '/lib/constants.js';
 
-export const NAMESPACES = ['/debug', '/clients', '/rooms', '/llm'];
+const { DEBUG, CLIENTS, ROOMS, LLM } = NAMESPACES;
+const PAGE_NAMESPACES = [DEBUG, CLIENTS, ROOMS, LLM];
 const CONNECT_TIMEOUT = 10000;
 const ACK_TIMEOUT = 15000;
 
@@ -45,7 +47,7 @@ export class Connection extends EventTarget {
   #key;
 
   #auth() {
-    return { clientType: 'monitor', clientId: this.clientId, key: this.#key, desc: 'newage monitor page' };
+    return { clientType: CLIENT_KIND.MONITOR, clientId: this.clientId, key: this.#key, desc: 'newage monitor page' };
   }
 
   #setState(state, detail = {}) {
@@ -67,8 +69,8 @@ export class Connection extends EventTarget {
     this.manager.on('reconnect', () => this.#setState('connected'));
     this.manager.on('error', () => { if (this.state === 'connected') this.#setState('reconnecting'); });
     try {
-      await this.#openNamespace('/debug');
-      await Promise.all(NAMESPACES.filter((n) => n !== '/debug').map((n) => this.#openNamespace(n)));
+      await this.#openNamespace(DEBUG);
+      await Promise.all(PAGE_NAMESPACES.filter((n) => n !== DEBUG).map((n) => this.#openNamespace(n)));
     } catch (err) {
       this.close();
       throw err;
@@ -127,10 +129,6 @@ export class Connection extends EventTarget {
     if (this.sockets[ns]) this.sockets[ns].on(event, handler);
   }
 
-  emit(ns, event, data) {
-    this.sockets[ns].emit(event, data === undefined ? {} : data);
-  }
-
   /** Emit with an ack; resolves the ack, rejects with the server's message. */
   call(ns, event, data, { timeout = ACK_TIMEOUT } = {}) {
     const socket = this.sockets[ns];
@@ -143,7 +141,7 @@ export class Connection extends EventTarget {
           reject(new AckError(`No answer from the server to ${event}.`, 'timeout'));
         } else if (ack && typeof ack === 'object' && !Array.isArray(ack)
           && (ack.status === 'error' || ack.success === false)) {
-          reject(new AckError(ack.message || (ack.error && ack.error.message), ack.code, ack));
+          reject(new AckError(ack.message, ack.code, ack));
         } else {
           resolve(ack);
         }

@@ -74,8 +74,9 @@ export function badge(label, kind = '') {
   return h('span', { class: ['badge', kind] }, label);
 }
 
-export function field(label, control, hint) {
-  return h('label', { class: 'field' }, h('span', { class: 'field-label' }, label), control,
+/** A labelled control: field('Role', select, {class: 'grow', hint}); control may be an array. */
+export function field(label, control, { hint, class: cls } = {}) {
+  return h('label', { class: ['field', cls] }, h('span', { class: 'field-label' }, label), control,
     hint ? h('span', { class: 'hint' }, hint) : null);
 }
 

@@ -1,9 +1,10 @@
 // Entry point: login, navigation, live data loaders, views.
 
+import { MSG_TYPE } from '/lib/constants.js';
 import { Connection } from './conn.js';
-import { $, coalesce, debounce, text } from './dom.js';
+import { $, coalesce, fill, h, text } from './dom.js';
 import * as store from './store.js';
-import { fail, toast } from './ui.js';
+import { attempt, toast } from './ui.js';
 import dashboard from './views/dashboard.js';
 import clients from './views/clients.js';
 import rooms from './views/rooms.js';
@@ -89,7 +90,6 @@ function signOut() {
 
 // ------------------------------------------------------------------ live data
 const ctx = {
-  get conn() { return conn; },
   me: null,
   call: (ns, event, data, opts) => (conn ? conn.call(ns, event, data, opts) : Promise.reject(new Error('Not connected.'))),
   refresh: {},
@@ -97,7 +97,7 @@ const ctx = {
 
 async function loadStatus() {
   try {
-    const ack = await ctx.call('/debug', 'SERVER_STATUS');
+    const ack = await ctx.call('/debug', MSG_TYPE.SERVER_STATUS);
     const status = { ...ack.serverStatus, fetchedAt: performance.now() };
     const previous = store.get('status');
     store.set('status', status);
@@ -108,68 +108,42 @@ async function loadStatus() {
   }
 }
 
-async function loadClients() {
-  try {
-    const ack = await ctx.call('/clients', 'GET_CLIENT_LIST');
-    store.set('clients', ack.clients || []);
-  } catch (err) {
-    fail('Client list', err);
-  }
-}
+const loadClients = () => attempt('Client list', async () => {
+  const ack = await ctx.call('/clients', MSG_TYPE.GET_CLIENT_LIST);
+  store.set('clients', ack.clients || []);
+});
 
-async function loadRooms() {
-  try {
-    const ack = await ctx.call('/rooms', 'GET_ROOMS');
-    store.set('rooms', ack.roomDetails || []);
-  } catch (err) {
-    fail('Rooms', err);
-  }
-}
+const loadRooms = () => attempt('Rooms', async () => {
+  const ack = await ctx.call('/rooms', MSG_TYPE.GET_ROOMS);
+  store.set('rooms', ack.roomDetails || []);
+});
 
 const statusSoon = coalesce(loadStatus, 200);
-const clientsLater = debounce(loadClients, 1000);
 ctx.refresh.status = loadStatus;
-ctx.refresh.clients = loadClients;
 ctx.refresh.rooms = coalesce(loadRooms, 150);
 ctx.refresh.roomsNow = loadRooms;
 
 /** Pushed events that keep the shared state live (registered before connecting). */
 function wire(c) {
-  const clientsPush = (payload) => {
+  // the server pushes the whole list on every namespace connect and disconnect
+  // of a present identity (the same payload also goes out as UPDATE_CONNECTED_CLIENTS)
+  c.on('/clients', MSG_TYPE.CONNECTED_CLIENTS_UPDATE, (payload) => {
     store.set('clients', (payload && payload.clients) || []);
-    // counters move with sessions; a session's later namespaces are not pushed
-    statusSoon();
-    clientsLater();
-  };
-  c.on('/clients', 'UPDATE_CONNECTED_CLIENTS', clientsPush);
-  c.on('/clients', 'CONNECTED_CLIENTS_UPDATE', clientsPush);
-  c.on('/rooms', 'ASSIGNMENTS_UPDATED', (payload) => {
+    statusSoon(); // the session and socket counters move with it
+  });
+  c.on('/rooms', MSG_TYPE.ASSIGNMENTS_UPDATED, (payload) => {
     store.set('assignments', payload);
     statusSoon();
   });
-  c.on('/debug', 'DEBUG_MODE_CHANGED', (payload) => store.set('debugMode', !!(payload && payload.debugMode)));
-  for (const event of ['MEMBER_JOINED', 'MEMBER_LEFT', 'MEMBER_ROLE_CHANGED', 'ROOM_MODE_CHANGED', 'DELETE_ROOM']) {
-    c.on('/rooms', event, () => ctx.refresh.rooms());
-  }
-  c.on('/rooms', 'WARNING', (payload) => toast((payload && payload.message) || 'Warning from the server', 'warn'));
-  for (const ns of ['/rooms', '/clients', '/debug']) {
-    c.on(ns, 'ERROR', (payload) => toast((payload && payload.message) || 'Server error', 'error'));
-  }
-  // mute bookkeeping (the member list has no mute field): room mutes are
-  // announced to monitor-room as member status
-  c.on('/llm', 'MEMBER_STATUS_UPDATE', (p) => {
-    if (!p || !p.identity) return;
-    const key = store.muteKey(p.identity, p.roomName);
-    if (p.status === 'muted') {
-      if (!store.mutes.has(key)) store.mutes.set(key, { mutedUntil: null });
-      store.set('mutes', store.mutes);
-    } else if (p.status === 'idle' && store.mutes.has(key)) {
-      store.mutes.delete(key);
-      store.set('mutes', store.mutes);
-    }
-  });
-  // joins and leaves in any room arrive as system messages (monitors hear every room)
-  c.on('/llm', 'NEW_MESSAGE', (p) => {
+  c.on('/debug', MSG_TYPE.DEBUG_MODE_CHANGED, (payload) => store.set('debugMode', !!(payload && payload.debugMode)));
+  const roomEvents = [MSG_TYPE.ROOM_CREATED, MSG_TYPE.MEMBER_JOINED, MSG_TYPE.MEMBER_LEFT,
+    MSG_TYPE.MEMBER_ROLE_CHANGED, MSG_TYPE.ROOM_MODE_CHANGED, MSG_TYPE.DELETE_ROOM];
+  for (const event of roomEvents) c.on('/rooms', event, () => ctx.refresh.rooms());
+  c.on('/rooms', MSG_TYPE.WARNING, (payload) => toast((payload && payload.message) || 'Warning from the server', 'warn'));
+  // joins, leaves, mutes and unmutes in a room arrive as its system messages
+  // (every room's, while the server mirrors rooms to monitors: mirrorToMonitors);
+  // the rooms reload, and with them the open room's member list
+  c.on('/llm', MSG_TYPE.NEW_MESSAGE, (p) => {
     if (p && p.message && p.message.isSystem) ctx.refresh.rooms();
   });
   c.addEventListener('state', (e) => showState(e.detail));
@@ -196,11 +170,7 @@ function showState({ state, message }) {
     const why = state === 'refused'
       ? `The server refused the connection: ${message}`
       : 'The server closed this connection (key revoked, trust withdrawn or disconnected by an admin).';
-    const again = document.createElement('button');
-    again.type = 'button';
-    again.textContent = 'Sign in again';
-    again.addEventListener('click', signOut);
-    banner.replaceChildren(document.createTextNode(`${why} `), again);
+    fill(banner, `${why} `, h('button', { type: 'button', on: { click: signOut } }, 'Sign in again'));
     banner.hidden = false;
   } else if (state === 'connected') {
     banner.hidden = true;
@@ -218,7 +188,7 @@ function route() {
   for (const view of VIEWS) {
     const active = view.id === name;
     view.section.hidden = !active;
-    if (active && view.onShow) view.onShow();
+    if (active) view.section.onShow?.();
   }
   for (const link of document.querySelectorAll('#nav a')) {
     if (link.dataset.view === name) link.setAttribute('aria-current', 'page');

@@ -1,12 +1,13 @@
 // Small derived views of the shared state.
 
 import * as store from './store.js';
-import { badge } from './dom.js';
+import { badge, clock } from './dom.js';
+import * as wire from '/lib/constants.js';
 
-export const MONITOR_ROOM = 'monitor-room';
-export const ROLES = ['master', 'manager', 'guest'];
-export const MODES = ['Immediate', 'HostSubmit', 'MasterOnly', 'Conversational'];
-export const POLICIES = ['Free', 'Manual', 'Balanced', 'Broadcast', 'Random'];
+export { MONITOR_ROOM } from '/lib/constants.js';
+export const ROLES = Object.values(wire.ROLES);
+export const MODES = Object.values(wire.MODES);
+export const POLICIES = Object.values(wire.POLICIES);
 
 /** Rooms an identity belongs to, its own personal room left out. */
 export function roomsOf(identity) {
@@ -17,10 +18,12 @@ export function roomsOf(identity) {
     .map((r) => r.name);
 }
 
+export const isExtension = (item) => item.kind === wire.CLIENT_KIND.SILLYTAVERN;
+
 export function kindBadge(item) {
   const kind = item.kind || item.clientType;
-  if (kind === 'SillyTavern') return badge('extension', 'accent');
-  if (kind === 'monitor') return badge('admin', 'warn');
+  if (kind === wire.CLIENT_KIND.SILLYTAVERN) return badge('extension', 'accent');
+  if (kind === wire.CLIENT_KIND.MONITOR) return badge('admin', 'warn');
   return badge('client', '');
 }
 
@@ -29,8 +32,11 @@ export function describe(item) {
   return d === null || d === undefined || d === '' ? '–' : String(d);
 }
 
-export function isMuted(identity, room) {
-  return store.mutes.has(store.muteKey(identity, room)) || store.mutes.has(store.muteKey(identity, null));
+/** A room member's mute as the server reports it (GET_CLIENTS_IN_ROOM): null when not muted. */
+export function muteLabel(member) {
+  if (!member.muted) return null;
+  const until = member.mutedUntil;
+  return until && until !== wire.FOREVER ? `muted until ${clock(until)}` : 'muted';
 }
 
 /** Text of a history message, whatever shape it came in. */

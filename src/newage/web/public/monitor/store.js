@@ -22,7 +22,3 @@ export function watch(key, fn, { now = true } = {}) {
   if (now && values.has(key)) fn(values.get(key));
   return () => listeners.get(key).delete(fn);
 }
-
-/** Mutes seen since the page loaded: `${identity}\u0000${room}` -> {mutedUntil, duration}. */
-export const mutes = new Map();
-export const muteKey = (identity, room) => `${identity}\u0000${room ?? ''}`;

@@ -28,6 +28,18 @@ export async function attempt(what, fn) {
   }
 }
 
+/** Run a form's action, its error shown in `errEl` (hidden first); returns its result or undefined. */
+export async function attemptInline(errEl, fn) {
+  errEl.hidden = true;
+  try {
+    return await fn();
+  } catch (err) {
+    text(errEl, err && err.message ? err.message : err);
+    errEl.hidden = false;
+    return undefined;
+  }
+}
+
 /** A modal yes/no. Resolves true when confirmed. */
 export function confirmAction(title, message, okLabel = 'Confirm') {
   const dialog = $('#confirm-dialog');

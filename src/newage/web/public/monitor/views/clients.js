@@ -1,12 +1,22 @@
 // Clients: connected sessions (disconnect), trust list (add, remove), keys
 // (generate: shown once with a copy button; revoke).
 
-import { badge, debounce, fill, h, select, table, time } from '../dom.js';
+import { CLIENT_KIND, MSG_TYPE } from '/lib/constants.js';
+import { badge, debounce, field, fill, h, select, table, time } from '../dom.js';
 import * as store from '../store.js';
 import { describe, kindBadge } from '../model.js';
-import { attempt, confirmAction, ok, showKeyOnce } from '../ui.js';
+import { attempt, attemptInline, confirmAction, ok, showKeyOnce } from '../ui.js';
 
-const TYPES = [['client', 'client (plain)'], ['SillyTavern', 'SillyTavern (extension)'], ['monitor', 'monitor (admin)']];
+const KIND_NOTES = { [CLIENT_KIND.CLIENT]: 'plain', [CLIENT_KIND.SILLYTAVERN]: 'extension', [CLIENT_KIND.MONITOR]: 'admin' };
+const TYPES = Object.values(CLIENT_KIND).map((k) => [k, KIND_NOTES[k] ? `${k} (${KIND_NOTES[k]})` : k]);
+
+/** The key column: fingerprint and last use, or "no key". */
+function keyCell(key) {
+  return h('td', { class: 'key-cell' }, key
+    ? [h('code', { class: 'fingerprint', title: `fingerprint; key created ${time(key.createdAt)}` }, key.fingerprint),
+      h('div', { class: 'muted small nowrap' }, key.lastUsedAt ? `used ${time(key.lastUsedAt)}` : 'never used')]
+    : h('span', { class: 'muted' }, 'no key'));
+}
 
 function create(ctx) {
   const connected = h('div', { id: 'clients-connected' });
@@ -14,28 +24,22 @@ function create(ctx) {
   const formError = h('p', { class: 'form-error', role: 'alert', hidden: true });
 
   const idInput = h('input', { id: 'trust-client-id', name: 'clientId', required: true, spellcheck: 'false', autocomplete: 'off', placeholder: 'e.g. web-app-1' });
-  const typeSelect = select(TYPES, 'client', { id: 'trust-client-type', name: 'clientType' });
+  const typeSelect = select(TYPES, CLIENT_KIND.CLIENT, { id: 'trust-client-type', name: 'clientType' });
   const password = h('input', { id: 'trust-password', name: 'password', type: 'password', autocomplete: 'new-password', placeholder: 'optional' });
   const remember = h('input', { id: 'trust-remember', name: 'rememberMe', type: 'checkbox' });
   const form = h('form', { class: 'inline-form', id: 'trust-form' },
-    h('label', { class: 'field' }, h('span', { class: 'field-label' }, 'clientId'), idInput),
-    h('label', { class: 'field' }, h('span', { class: 'field-label' }, 'Type'), typeSelect),
-    h('label', { class: 'field' }, h('span', { class: 'field-label' }, 'Password'), password),
+    field('clientId', idInput),
+    field('Type', typeSelect),
+    field('Password', password),
     h('label', { class: 'check' }, remember, ' Remember me'),
     h('button', { type: 'submit', class: 'primary' }, 'Trust client'));
   form.addEventListener('submit', async (e) => {
     e.preventDefault();
-    formError.hidden = true;
     const payload = { clientId: idInput.value.trim(), clientType: typeSelect.value };
     if (password.value) payload.password = password.value;
     if (remember.checked) payload.rememberMe = true;
-    try {
-      await ctx.call('/clients', 'ADD_TRUSTED_CLIENT', payload);
-    } catch (err) {
-      formError.textContent = err.message;
-      formError.hidden = false;
-      return;
-    }
+    const ack = await attemptInline(formError, () => ctx.call('/clients', MSG_TYPE.ADD_TRUSTED_CLIENT, payload));
+    if (!ack) return;
     ok(`${payload.clientId} is trusted.`);
     form.reset();
     loadTrust();
@@ -73,7 +77,7 @@ function create(ctx) {
   async function disconnect(identity) {
     const yes = await confirmAction('Disconnect client', `Close every socket of ${identity}? It may reconnect with its key.`, 'Disconnect');
     if (!yes) return;
-    const ack = await attempt('Disconnect', () => ctx.call('/clients', 'DISCONNECT_CLIENT', { identity }));
+    const ack = await attempt('Disconnect', () => ctx.call('/clients', MSG_TYPE.DISCONNECT_CLIENT, { identity }));
     if (ack) ok(`${identity}: ${ack.disconnected} socket(s) closed.`);
   }
 
@@ -84,8 +88,8 @@ function create(ctx) {
     loading = true;
     try {
       const [trust, keys] = await Promise.all([
-        ctx.call('/clients', 'GET_TRUSTED_CLIENTS'),
-        ctx.call('/clients', 'GET_ALL_CLIENT_KEYS'),
+        ctx.call('/clients', MSG_TYPE.GET_TRUSTED_CLIENTS),
+        ctx.call('/clients', MSG_TYPE.GET_ALL_CLIENT_KEYS),
       ]);
       renderTrust(trust.clients || [], keys.keys || {});
     } catch (err) {
@@ -109,10 +113,7 @@ function create(ctx) {
         h('td', { title: t.clientType }, kindBadge(t)),
         h('td', null, t.isTrust ? badge('trusted', 'ok') : badge('not trusted', 'danger')),
         h('td', null, t.hasPassword ? 'yes' : 'no'),
-        h('td', { class: 'key-cell' }, key
-          ? [h('code', { class: 'fingerprint', title: `fingerprint; key created ${time(key.createdAt)}` }, key.fingerprint),
-            h('div', { class: 'muted small nowrap' }, key.lastUsedAt ? `used ${time(key.lastUsedAt)}` : 'never used')]
-          : h('span', { class: 'muted' }, 'no key')),
+        keyCell(key),
         actions);
     });
     // keys of clientIds without a trust entry (e.g. made by the CLI)
@@ -120,8 +121,7 @@ function create(ctx) {
       if (entries.some((t) => t.clientId === id)) continue;
       rows.push(h('tr', { dataset: { clientId: id } },
         h('td', null, h('span', { class: 'ident' }, id)), h('td', null, '–'), h('td', null, badge('no trust entry', 'danger')),
-        h('td', null, '–'), h('td', { class: 'key-cell' }, h('code', { class: 'fingerprint' }, key.fingerprint),
-          h('div', { class: 'muted small nowrap' }, key.lastUsedAt ? `used ${time(key.lastUsedAt)}` : 'never used')),
+        h('td', null, '–'), keyCell(key),
         h('td', { class: 'actions' }, h('button', { type: 'button', class: 'small danger', on: { click: () => revoke(id) } }, 'Revoke key'))));
     }
     fill(trusted, table(
@@ -130,7 +130,7 @@ function create(ctx) {
   }
 
   async function generate(clientId) {
-    const ack = await attempt('Generate key', () => ctx.call('/clients', 'GENERATE_CLIENT_KEY', { targetClientId: clientId }));
+    const ack = await attempt('Generate key', () => ctx.call('/clients', MSG_TYPE.GENERATE_CLIENT_KEY, { targetClientId: clientId }));
     if (!ack) return;
     showKeyOnce(ack);
     loadTrust();
@@ -139,7 +139,7 @@ function create(ctx) {
   async function revoke(clientId) {
     const yes = await confirmAction('Revoke key', `Revoke the key of ${clientId}? Its connections are closed at once.`, 'Revoke');
     if (!yes) return;
-    const ack = await attempt('Revoke key', () => ctx.call('/clients', 'REMOVE_CLIENT_KEY', { targetClientId: clientId }));
+    const ack = await attempt('Revoke key', () => ctx.call('/clients', MSG_TYPE.REMOVE_CLIENT_KEY, { targetClientId: clientId }));
     if (ack) ok(ack.message || `Key of ${clientId} revoked; ${ack.disconnected} socket(s) closed.`);
     loadTrust();
   }
@@ -147,13 +147,13 @@ function create(ctx) {
   async function untrust(clientId) {
     const yes = await confirmAction('Remove trust', `Stop trusting ${clientId}? Its connections are closed at once.`, 'Remove trust');
     if (!yes) return;
-    const ack = await attempt('Remove trust', () => ctx.call('/clients', 'REMOVE_TRUSTED_CLIENT', { clientId }));
+    const ack = await attempt('Remove trust', () => ctx.call('/clients', MSG_TYPE.REMOVE_TRUSTED_CLIENT, { clientId }));
     if (ack) ok(ack.message || `${clientId} is no longer trusted; ${ack.disconnected} socket(s) closed.`);
     loadTrust();
   }
 
   async function retrust(entry) {
-    const ack = await attempt('Trust', () => ctx.call('/clients', 'ADD_TRUSTED_CLIENT', { clientId: entry.clientId, clientType: entry.clientType }));
+    const ack = await attempt('Trust', () => ctx.call('/clients', MSG_TYPE.ADD_TRUSTED_CLIENT, { clientId: entry.clientId, clientType: entry.clientType }));
     if (ack) ok(`${entry.clientId} is trusted.`);
     loadTrust();
   }
@@ -163,18 +163,8 @@ function create(ctx) {
     renderConnected();
     if (!section.hidden) loadTrustSoon();
   });
-  section.loadTrust = loadTrust;
+  section.onShow = loadTrust;
   return section;
 }
 
-let sectionRef = null;
-export default {
-  id: 'clients',
-  create(ctx) {
-    sectionRef = create(ctx);
-    return sectionRef;
-  },
-  onShow() {
-    if (sectionRef) sectionRef.loadTrust();
-  },
-};
+export default { id: 'clients', create };

@@ -2,7 +2,7 @@
 
 import { badge, bytes, duration, fill, h, table, text, time } from '../dom.js';
 import * as store from '../store.js';
-import { describe, kindBadge, roomsOf } from '../model.js';
+import { describe, isExtension, kindBadge, roomsOf } from '../model.js';
 
 function card(label, valueEl, sub) {
   return h('div', { class: 'card stat' }, h('div', { class: 'stat-label' }, label), valueEl, sub || null);
@@ -98,9 +98,9 @@ function create(ctx) {
     });
     const cols = [{ label: 'Identity' }, { label: 'Type' }, { label: 'Description' }, { label: 'Rooms' },
       { label: 'Connected' }, { label: 'Namespaces' }];
-    fill(extensions, table(cols, rows(list.filter((c) => c.kind === 'SillyTavern')),
+    fill(extensions, table(cols, rows(list.filter(isExtension)),
       { empty: 'No extension connected.', class: 'data' }));
-    fill(clients, table(cols, rows(list.filter((c) => c.kind !== 'SillyTavern')),
+    fill(clients, table(cols, rows(list.filter((c) => !isExtension(c))),
       { empty: 'No client connected.', class: 'data' }));
   };
   store.watch('clients', renderClients);

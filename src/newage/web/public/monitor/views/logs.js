@@ -1,6 +1,7 @@
 // Logs and debug: READ_LOG with file, level filter and paging; debug mode.
 
-import { fill, h, select, text } from '../dom.js';
+import { MSG_TYPE } from '/lib/constants.js';
+import { field, fill, h, select, text } from '../dom.js';
 import * as store from '../store.js';
 import { attempt, ok } from '../ui.js';
 
@@ -42,9 +43,9 @@ function create(ctx) {
     h('div', { class: 'card' },
       h('h2', null, 'Server logs'),
       h('div', { class: 'toolbar wrap' },
-        h('label', { class: 'field inline' }, h('span', { class: 'field-label' }, 'File'), file),
-        h('label', { class: 'field inline' }, h('span', { class: 'field-label' }, 'Level'), level),
-        h('label', { class: 'field inline' }, h('span', { class: 'field-label' }, 'Per page'), size),
+        field('File', file, { class: 'inline' }),
+        field('Level', level, { class: 'inline' }),
+        field('Per page', size, { class: 'inline' }),
         readButton,
         h('label', { class: 'check' }, auto, ' follow (page 1, every 5 s)')),
       error,
@@ -58,7 +59,7 @@ function create(ctx) {
     busy = true;
     if (!quiet) error.hidden = true;
     try {
-      const ack = await ctx.call('/debug', 'READ_LOG', {
+      const ack = await ctx.call('/debug', MSG_TYPE.READ_LOG, {
         filename: file.value, level: level.value, page, pageSize: Number(size.value),
       });
       error.hidden = true;
@@ -107,7 +108,7 @@ function create(ctx) {
 
   debugButton.addEventListener('click', async () => {
     debugButton.disabled = true;
-    const ack = await attempt('Debug mode', () => ctx.call('/debug', 'TOGGLE_DEBUG_MODE'));
+    const ack = await attempt('Debug mode', () => ctx.call('/debug', MSG_TYPE.TOGGLE_DEBUG_MODE));
     debugButton.disabled = false;
     if (!ack) return;
     store.set('debugMode', !!ack.debugMode);
@@ -122,19 +123,8 @@ function create(ctx) {
   });
   store.watch('status', (s) => text(logLevel, s.logLevel ? `Live log level: ${s.logLevel}.` : ''));
 
-  section.read = read;
-  section.shown = false;
+  section.onShow = () => read();
   return section;
 }
 
-let sectionRef = null;
-export default {
-  id: 'logs',
-  create(ctx) {
-    sectionRef = create(ctx);
-    return sectionRef;
-  },
-  onShow() {
-    if (sectionRef) sectionRef.read();
-  },
-};
+export default { id: 'logs', create };

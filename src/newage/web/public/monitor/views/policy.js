@@ -1,7 +1,8 @@
 // Connection policy and assignments: current policy, switch it, manual
 // assignment editor, live view of which client rooms get which extensions.
 
-import { badge, fill, h, select, table, text } from '../dom.js';
+import { MSG_TYPE } from '/lib/constants.js';
+import { badge, field, fill, h, select, table, text } from '../dom.js';
 import * as store from '../store.js';
 import { POLICIES } from '../model.js';
 import { attempt, ok } from '../ui.js';
@@ -26,7 +27,7 @@ function create(ctx) {
     type: 'button', class: 'primary', id: 'policy-apply',
     on: {
       click: async () => {
-        const ack = await attempt('Switch policy', () => ctx.call('/rooms', 'SET_CONNECTION_POLICY', { policy: policySelect.value }));
+        const ack = await attempt('Switch policy', () => ctx.call('/rooms', MSG_TYPE.SET_CONNECTION_POLICY, { policy: policySelect.value }));
         if (ack) ok(`Connection policy: ${ack.policy}.`);
       },
     },
@@ -41,7 +42,7 @@ function create(ctx) {
     h('div', { class: 'view-head' }, h('h1', { id: 'policy-title' }, 'Connection policy')),
     h('div', { class: 'grid-2' },
       h('div', { class: 'card' }, h('h2', null, 'Current policy'), h('p', { class: 'policy-line' }, current), help,
-        h('div', { class: 'inline-form' }, h('label', { class: 'field' }, h('span', { class: 'field-label' }, 'Switch to'), policySelect), apply),
+        h('div', { class: 'inline-form' }, field('Switch to', policySelect), apply),
         selectHelp),
       h('div', { class: 'card' }, h('h2', null, 'Connected extensions'), extensions)),
     h('div', { class: 'card' }, h('h2', null, 'Live assignments'),
@@ -115,7 +116,7 @@ function create(ctx) {
     const set = dirty.get(room) || chosen;
     const view = store.get('assignments') || {};
     const extensionsNow = [...set].filter((e) => (view.extensions || []).includes(e));
-    const ack = await attempt('Assign', () => ctx.call('/rooms', 'ASSIGN_EXTENSION_TO_CLIENT', { clientRoom: room, extensions: extensionsNow }));
+    const ack = await attempt('Assign', () => ctx.call('/rooms', MSG_TYPE.ASSIGN_EXTENSION_TO_CLIENT, { clientRoom: room, extensions: extensionsNow }));
     if (!ack) return;
     dirty.delete(room);
     ok(`${room}: ${ack.extensions.length ? ack.extensions.join(', ') : 'no extension'}.`);

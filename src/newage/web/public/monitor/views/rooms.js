@@ -1,10 +1,11 @@
 // Rooms: list, create, delete; members with roles; add, remove, set role,
 // kick, mute/unmute with a duration; message request mode.
 
-import { badge, clock, fill, h, select, table, text, time } from '../dom.js';
+import { MSG_TYPE } from '/lib/constants.js';
+import { badge, field, fill, h, select, table, text, time } from '../dom.js';
 import * as store from '../store.js';
-import { MODES, MONITOR_ROOM, ROLES, describe, isMuted } from '../model.js';
-import { attempt, confirmAction, ok } from '../ui.js';
+import { MODES, MONITOR_ROOM, ROLES, describe, muteLabel } from '../model.js';
+import { attempt, attemptInline, confirmAction, ok } from '../ui.js';
 
 const UNITS = [['1', 'seconds'], ['60', 'minutes'], ['3600', 'hours'], ['0', 'permanent']];
 
@@ -20,19 +21,13 @@ function create(ctx) {
   const nameInput = h('input', { id: 'room-name', name: 'roomName', required: true, spellcheck: 'false', autocomplete: 'off', placeholder: 'New room name' });
   const createError = h('p', { class: 'form-error', role: 'alert', hidden: true });
   const createForm = h('form', { class: 'inline-form', id: 'room-create' },
-    h('label', { class: 'field grow' }, h('span', { class: 'field-label' }, 'Room name'), nameInput),
+    field('Room name', nameInput, { class: 'grow' }),
     h('button', { type: 'submit', class: 'primary' }, 'Create room'));
   createForm.addEventListener('submit', async (e) => {
     e.preventDefault();
-    createError.hidden = true;
     const roomName = nameInput.value;
-    try {
-      await ctx.call('/rooms', 'CREATE_ROOM', { roomName });
-    } catch (err) {
-      text(createError, err.message);
-      createError.hidden = false;
-      return;
-    }
+    const ack = await attemptInline(createError, () => ctx.call('/rooms', MSG_TYPE.CREATE_ROOM, { roomName }));
+    if (!ack) return;
     ok(`Room ${roomName} created.`);
     nameInput.value = '';
     selected = roomName;
@@ -93,7 +88,7 @@ function create(ctx) {
   async function loadMembers() {
     if (!selected) { renderDetail(); return; }
     try {
-      const ack = await ctx.call('/rooms', 'GET_CLIENTS_IN_ROOM', { roomName: selected });
+      const ack = await ctx.call('/rooms', MSG_TYPE.GET_CLIENTS_IN_ROOM, { roomName: selected });
       if (ack.roomName !== selected) return;
       members = ack.clients || [];
       roomInfo = ack.room || null;
@@ -123,7 +118,7 @@ function create(ctx) {
     on: {
       click: async () => {
         const name = selected;
-        const ack = await attempt('Set mode', () => ctx.call('/rooms', 'SET_ROOM_MESSAGE_REQUEST_MODE', { roomName: name, mode: modeSelect.value }));
+        const ack = await attempt('Set mode', () => ctx.call('/rooms', MSG_TYPE.SET_ROOM_MESSAGE_REQUEST_MODE, { roomName: name, mode: modeSelect.value }));
         if (ack) { ok(ack.changed ? `${name} is now ${ack.mode}.` : `${name} already was ${ack.mode}.`); ctx.refresh.rooms(); loadMembers(); }
       },
     },
@@ -133,21 +128,16 @@ function create(ctx) {
   const roleInput = select(ROLES, 'guest', { id: 'member-role', 'aria-label': 'Role' });
   const addError = h('p', { class: 'form-error', role: 'alert', hidden: true });
   const addForm = h('form', { class: 'inline-form', id: 'member-add' },
-    h('label', { class: 'field grow' }, h('span', { class: 'field-label' }, 'Add member'), idInput, datalist),
-    h('label', { class: 'field' }, h('span', { class: 'field-label' }, 'Role'), roleInput),
+    field('Add member', [idInput, datalist], { class: 'grow' }),
+    field('Role', roleInput),
     h('button', { type: 'submit', class: 'primary' }, 'Add'));
   addForm.addEventListener('submit', async (e) => {
     e.preventDefault();
-    addError.hidden = true;
     const identity = idInput.value.trim();
     const room = selected;
-    try {
-      await ctx.call('/rooms', 'ADD_CLIENT_TO_ROOM', { identity, roomName: room, role: roleInput.value });
-    } catch (err) {
-      text(addError, err.message);
-      addError.hidden = false;
-      return;
-    }
+    const ack = await attemptInline(addError,
+      () => ctx.call('/rooms', MSG_TYPE.ADD_CLIENT_TO_ROOM, { identity, roomName: room, role: roleInput.value }));
+    if (!ack) return;
     ok(`${identity} joined ${room} as ${roleInput.value}.`);
     idInput.value = '';
     loadMembers();
@@ -158,7 +148,7 @@ function create(ctx) {
   const memberTable = h('div', { id: 'member-table-wrap' });
   const body = h('div', { class: 'room-body' },
     h('div', { class: 'inline-form' },
-      h('label', { class: 'field' }, h('span', { class: 'field-label' }, 'Message request mode'), modeSelect),
+      field('Message request mode', modeSelect),
       modeButton),
     h('h3', null, 'Members'),
     h('div', { class: 'toolbar' }, h('span', { class: 'muted small' }, 'Mute for'), muteAmount, muteUnit),
@@ -189,9 +179,7 @@ function create(ctx) {
       shownMode = room.mode;
       modeSelect.value = room.mode;
     }
-    const muteState = members.map((m) => [m.identity, isMuted(m.identity, room.name),
-      (store.mutes.get(store.muteKey(m.identity, room.name)) || {}).mutedUntil]);
-    const next = JSON.stringify([room, members, muteState, (store.get('clients') || []).map((c) => c.identity)]);
+    const next = JSON.stringify([room, members, (store.get('clients') || []).map((c) => c.identity)]);
     if (next === signature) return;
     signature = next;
 
@@ -206,24 +194,18 @@ function create(ctx) {
     const memberRows = members.map((m) => {
       const roleSelect = select(ROLES, m.role, { 'aria-label': `Role of ${m.identity}`, class: 'role-select' });
       roleSelect.addEventListener('change', async () => {
-        const ack = await attempt('Set role', () => ctx.call('/rooms', 'SET_MEMBER_ROLE', { targetIdentity: m.identity, roomName: room.name, role: roleSelect.value }));
+        const ack = await attempt('Set role', () => ctx.call('/rooms', MSG_TYPE.SET_MEMBER_ROLE, { targetIdentity: m.identity, roomName: room.name, role: roleSelect.value }));
         if (ack) ok(`${m.identity} is now ${roleSelect.value} of ${room.name}.`);
         else roleSelect.value = m.role;
         loadMembers();
         ctx.refresh.rooms();
       });
-      const muted = isMuted(m.identity, room.name);
-      const muteInfo = store.mutes.get(store.muteKey(m.identity, room.name));
-      let mutedLabel = null;
-      if (muted) {
-        const until = muteInfo && muteInfo.mutedUntil;
-        mutedLabel = badge(until ? `muted until ${clock(until)}` : 'muted', 'danger');
-      }
+      const muted = muteLabel(m);
       const personalOwner = room.personal && m.identity === room.name;
       return h('tr', { dataset: { identity: m.identity } },
         h('td', { class: 'member' },
           h('div', null, h('span', { class: 'ident' }, m.identity),
-            m.online ? badge('online', 'ok') : badge('offline'), mutedLabel),
+            m.online ? badge('online', 'ok') : badge('offline'), muted ? badge(muted, 'danger') : null),
           h('div', { class: 'muted small desc' }, describe(m))),
         h('td', null, roleSelect),
         h('td', { class: 'actions' },
@@ -245,7 +227,7 @@ function create(ctx) {
   async function remove(name) {
     const yes = await confirmAction('Delete room', `Delete ${name}? Its memberships, mutes and whole history are deleted with it.`, 'Delete room');
     if (!yes) return;
-    const ack = await attempt('Delete room', () => ctx.call('/rooms', 'DELETE_ROOM', { roomName: name }));
+    const ack = await attempt('Delete room', () => ctx.call('/rooms', MSG_TYPE.DELETE_ROOM, { roomName: name }));
     if (!ack) return;
     ok(`Room ${name} deleted.`);
     if (selected === name) { selected = null; roomInfo = null; members = []; }
@@ -257,25 +239,23 @@ function create(ctx) {
     const duration = muteSeconds();
     const payload = { targetIdentity: identity, roomName: room };
     if (duration > 0) payload.duration = duration;
-    const ack = await attempt('Mute', () => ctx.call('/rooms', 'MUTE_MEMBER', payload));
+    const ack = await attempt('Mute', () => ctx.call('/rooms', MSG_TYPE.MUTE_MEMBER, payload));
     if (!ack) return;
-    store.mutes.set(store.muteKey(identity, room), { mutedUntil: ack.mutedUntil, duration: ack.duration });
-    store.set('mutes', store.mutes);
+    loadMembers(); // the member list carries the mute as the server keeps it
     ok(ack.duration === 'permanent' ? `${identity} is muted in ${room}.` : `${identity} is muted in ${room} for ${ack.duration} s.`);
   }
 
   async function unmute(room, identity) {
-    const ack = await attempt('Unmute', () => ctx.call('/rooms', 'UNMUTE_MEMBER', { targetIdentity: identity, roomName: room }));
+    const ack = await attempt('Unmute', () => ctx.call('/rooms', MSG_TYPE.UNMUTE_MEMBER, { targetIdentity: identity, roomName: room }));
     if (!ack) return;
-    store.mutes.delete(store.muteKey(identity, room));
-    store.set('mutes', store.mutes);
+    loadMembers();
     ok(ack.message || `${identity} is unmuted in ${room}.`);
   }
 
   async function kick(room, identity) {
     const yes = await confirmAction('Kick member', `Kick ${identity} out of ${room}? They are told they were kicked.`, 'Kick');
     if (!yes) return;
-    const ack = await attempt('Kick', () => ctx.call('/rooms', 'KICK_MEMBER', { targetIdentity: identity, roomName: room }));
+    const ack = await attempt('Kick', () => ctx.call('/rooms', MSG_TYPE.KICK_MEMBER, { targetIdentity: identity, roomName: room }));
     if (ack) ok(`${identity} was kicked from ${room}.`);
     loadMembers();
     ctx.refresh.rooms();
@@ -284,7 +264,7 @@ function create(ctx) {
   async function removeMember(room, identity) {
     const yes = await confirmAction('Remove member', `Remove ${identity} from ${room}?`, 'Remove');
     if (!yes) return;
-    const ack = await attempt('Remove member', () => ctx.call('/rooms', 'REMOVE_CLIENT_FROM_ROOM', { identity, roomName: room }));
+    const ack = await attempt('Remove member', () => ctx.call('/rooms', MSG_TYPE.REMOVE_CLIENT_FROM_ROOM, { identity, roomName: room }));
     if (ack) ok(`${identity} left ${room}.`);
     loadMembers();
     ctx.refresh.rooms();
@@ -296,21 +276,10 @@ function create(ctx) {
     // member lists change with joins, leaves and roles; keep the open room fresh
     if (selected && !section.hidden) loadMembers(); else renderDetail();
   });
-  store.watch('mutes', () => { if (selected) renderDetail(); }, { now: false });
   store.watch('clients', () => { if (selected) renderDetail(); }, { now: false });
   renderDetail();
-  section.reload = loadMembers;
+  section.onShow = loadMembers;
   return section;
 }
 
-let sectionRef = null;
-export default {
-  id: 'rooms',
-  create(ctx) {
-    sectionRef = create(ctx);
-    return sectionRef;
-  },
-  onShow() {
-    if (sectionRef) sectionRef.reload();
-  },
-};
+export default { id: 'rooms', create };

@@ -1,9 +1,14 @@
 // Live traffic: a room's history (paged) and new messages, streamed answers
 // token by token, an LLM request as admin, and the "Connection active?" ping.
-// Admins are members of monitor-room, so /llm brings the traffic of every
-// room; this view filters it by roomName.
+// Admins are members of monitor-room. While the server mirrors rooms to
+// monitors (its mirrorToMonitors setting, on by default), /llm brings the
+// live traffic of every room (new messages, streams, answers, edits); with it
+// off, only that of the rooms the admin is a member of (history still loads
+// for any room). Member status updates reach monitor-room either way. This
+// view filters what arrives by roomName.
 
-import { badge, clock, fill, h, text, uid } from '../dom.js';
+import { MSG_TYPE, PING_TEXT, STREAM_TYPE } from '/lib/constants.js';
+import { badge, clock, field, fill, h, text, uid } from '../dom.js';
 import * as store from '../store.js';
 import { messageText } from '../model.js';
 import { attempt, toast } from '../ui.js';
@@ -11,7 +16,6 @@ import { attempt, toast } from '../ui.js';
 const PAGE = 50; // messages shown per "show older" step
 const ALL = '*';
 const LIVE_CAP = 500; // elements kept in the all-rooms view
-const PING = 'Connection active?';
 
 let view = null; // the handlers of the created view (events before it exists are ignored)
 
@@ -36,7 +40,7 @@ function create(ctx) {
   const roomSelect = h('select', { id: 'traffic-room', 'aria-label': 'Room' });
   const reload = h('button', { type: 'button', on: { click: () => loadHistory() } }, 'Reload');
   const count = h('span', { class: 'muted small', id: 'traffic-count' });
-  const pingButton = h('button', { type: 'button', id: 'traffic-ping' }, 'Connection active?');
+  const pingButton = h('button', { type: 'button', id: 'traffic-ping' }, PING_TEXT);
   const pingResult = h('span', { class: 'muted small', id: 'traffic-ping-result', role: 'status' });
   const statusStrip = h('div', { class: 'status-strip', id: 'traffic-status', 'aria-live': 'polite', hidden: true });
   const older = h('button', { type: 'button', class: 'older', id: 'traffic-older', hidden: true }, 'Show older messages');
@@ -49,7 +53,7 @@ function create(ctx) {
   const sendResult = h('p', { class: 'small', id: 'traffic-send-result', role: 'status' });
   const composer = h('form', { class: 'composer', id: 'traffic-composer' },
     h('div', { class: 'composer-row' },
-      h('label', { class: 'field' }, h('span', { class: 'field-label' }, 'Extension'), extSelect),
+      field('Extension', extSelect),
       h('span', { class: 'muted small composer-room' }, 'to room ', h('strong', { id: 'traffic-target-room' }, room))),
     input,
     h('div', { class: 'composer-row' }, send, sendResult));
@@ -58,7 +62,7 @@ function create(ctx) {
     h('div', { class: 'view-head' }, h('h1', { id: 'traffic-title' }, 'Live traffic')),
     h('div', { class: 'card traffic-card' },
       h('div', { class: 'toolbar' },
-        h('label', { class: 'field inline' }, h('span', { class: 'field-label' }, 'Room'), roomSelect),
+        field('Room', roomSelect, { class: 'inline' }),
         reload, count, h('span', { class: 'spacer' }), pingButton, pingResult),
       statusStrip,
       log,
@@ -207,7 +211,7 @@ function create(ctx) {
     updateCount();
     let ack;
     try {
-      ack = await ctx.call('/llm', 'GET_FULL_CONTEXT', { roomName: target });
+      ack = await ctx.call('/llm', MSG_TYPE.GET_FULL_CONTEXT, { roomName: target });
     } catch (err) {
       if (room !== target) return;
       loading = null;
@@ -277,7 +281,7 @@ function create(ctx) {
     if (extSelect.value) payload.target = extSelect.value;
     send.disabled = true;
     try {
-      const ack = await ctx.call('/llm', 'LLM_REQUEST', payload);
+      const ack = await ctx.call('/llm', MSG_TYPE.LLM_REQUEST, payload);
       input.value = '';
       let what;
       if (ack.queued) what = `queued (${ack.mode})`;
@@ -302,9 +306,21 @@ function create(ctx) {
   pingButton.addEventListener('click', async () => {
     text(pingResult, 'asking…');
     const t0 = performance.now();
-    const ack = await attempt('Ping', () => ctx.call('/llm', 'message', { type: 0, data: PING, requestId: uid() }));
+    const ack = await attempt('Ping', () => ctx.call('/llm', MSG_TYPE.message, { type: STREAM_TYPE.NON_STREAM, data: PING_TEXT, requestId: uid() }));
     text(pingResult, ack ? `${ack.data} (${Math.round(performance.now() - t0)} ms)` : 'no answer');
   });
+
+  /** Show a request's status on its message (no toast). */
+  function markRequest(p) {
+    requestStatus.set(p.requestId, { status: p.status, message: p.message });
+    for (const el of list.querySelectorAll('article.msg-request')) {
+      if (el.dataset.requestId !== p.requestId) continue;
+      const slot = el.querySelector('.req-status');
+      if (!slot) continue;
+      fill(slot, badge(p.status, statusKind(p.status)));
+      if (p.message) slot.title = p.message;
+    }
+  }
 
   // ---------------------------------------------------------------- pushed events
   view = {
@@ -354,13 +370,8 @@ function create(ctx) {
     },
     requestStatus(p) {
       if (!p || !p.requestId) return;
-      requestStatus.set(p.requestId, { status: p.status, message: p.message });
-      for (const el of list.querySelectorAll('article.msg-request')) {
-        if (el.dataset.requestId !== p.requestId) continue;
-        const slot = el.querySelector('.req-status');
-        if (slot) fill(slot, badge(p.status, statusKind(p.status)));
-        if (p.message) slot.title = p.message;
-      }
+      markRequest(p);
+      // the one toast of a failed request
       if (p.status === 'failed') toast(`Request failed: ${p.message || 'no reason given'}`, 'error');
     },
     memberStatus(p) {
@@ -390,8 +401,9 @@ function create(ctx) {
       if (p && p.roomName === room) loadHistory();
     },
     error(p) {
-      toast(`LLM: ${(p && p.message) || 'error'}`, 'error');
-      if (p && p.requestId) view.requestStatus({ requestId: p.requestId, status: 'failed', message: p.message });
+      // an extension's failure report (or a refused request, whose ack says
+      // why): REQUEST_STATUS_UPDATE 'failed' follows a failure and toasts
+      if (p && p.requestId) markRequest({ requestId: p.requestId, status: 'failed', message: p.message });
     },
     reconnected() {
       loadHistory();
@@ -415,16 +427,16 @@ function create(ctx) {
 
 function wire(conn) {
   const on = (event, fn) => conn.on('/llm', event, (p) => { if (view) fn(p); });
-  on('NEW_MESSAGE', (p) => view.newMessage(p));
-  on('UPDATE_CONTEXT_PAGE', (p) => view.page(p));
-  on('SERVER_STREAM_DATA', (p) => view.streamData(p));
-  on('SERVER_STREAM_END', (p) => view.streamEnd(p));
-  on('REQUEST_STATUS_UPDATE', (p) => view.requestStatus(p));
-  on('MEMBER_STATUS_UPDATE', (p) => view.memberStatus(p));
-  on('MESSAGE_UPDATED', (p) => view.updated(p));
-  on('MESSAGES_DELETED', (p) => view.deleted(p));
-  on('MESSAGES_CLEARED', (p) => view.cleared(p));
-  on('ERROR', (p) => view.error(p));
+  on(MSG_TYPE.NEW_MESSAGE, (p) => view.newMessage(p));
+  on(MSG_TYPE.UPDATE_CONTEXT_PAGE, (p) => view.page(p));
+  on(MSG_TYPE.SERVER_STREAM_DATA, (p) => view.streamData(p));
+  on(MSG_TYPE.SERVER_STREAM_END, (p) => view.streamEnd(p));
+  on(MSG_TYPE.REQUEST_STATUS_UPDATE, (p) => view.requestStatus(p));
+  on(MSG_TYPE.MEMBER_STATUS_UPDATE, (p) => view.memberStatus(p));
+  on(MSG_TYPE.MESSAGE_UPDATED, (p) => view.updated(p));
+  on(MSG_TYPE.MESSAGES_DELETED, (p) => view.deleted(p));
+  on(MSG_TYPE.MESSAGES_CLEARED, (p) => view.cleared(p));
+  on(MSG_TYPE.ERROR, (p) => view.error(p));
   conn.addEventListener('reconnected', (e) => { if (view && e.detail.ns === '/llm') view.reconnected(); });
 }
 
