@@ -5,23 +5,17 @@ from __future__ import annotations
 import pytest
 
 from newage.protocol.names import ClientKind, Namespace
+from tests.helpers.actors import admin, connect
 from tests.helpers.client import Refused, auth
 
 ALL = [ns.value for ns in Namespace]
 REMOTE = {"X-Forwarded-For": "203.0.113.7"}  # uvicorn's proxy headers, from loopback
 
 
-async def connected_peer(server, peers, client_id="alice", kind=ClientKind.CLIENT, **kw):
-    key = await server.client(client_id, kind)
-    peer = peers(**kw)
-    await peer.open("/llm", auth(client_id, key, clientType=_type(kind)))
-    return peer, key
-
-
-def _type(kind: ClientKind) -> str:
-    return {ClientKind.MONITOR: "monitor", ClientKind.SILLYTAVERN: "SillyTavern"}.get(
-        kind, "web-app"
-    )
+async def alice(server, peers, namespaces=("/llm",)):
+    """alice connected on ``namespaces``, and her key."""
+    peer = await connect(server, peers, "alice", namespaces=namespaces)
+    return peer, server.keys["alice"]
 
 
 async def refused(peer, namespace, data) -> str:
@@ -34,7 +28,7 @@ async def refused(peer, namespace, data) -> str:
 
 @pytest.mark.parametrize("namespace", ALL)
 async def test_every_namespace_requires_a_valid_key(server, peers, namespace):
-    peer, key = await connected_peer(server, peers)
+    peer, key = await alice(server, peers)
     if namespace == "/llm":
         namespace = "/rooms"
     await server.client("bob")
@@ -52,7 +46,7 @@ async def test_every_namespace_requires_a_valid_key(server, peers, namespace):
 
 
 async def test_spoofed_privileged_types_are_refused(server, peers):
-    peer, key = await connected_peer(server, peers)
+    peer, key = await alice(server, peers)
     for declared in ("monitor", "SillyTavern", "extension"):
         message = await refused(peer, "/rooms", auth("alice", key, clientType=declared))
         assert message == f"clientType '{declared}' is not allowed for this client."
@@ -67,26 +61,18 @@ async def test_spoofed_privileged_types_are_refused(server, peers):
     "namespace", ["/", "/llm", "/rooms", "/clients", "/function_call", "/debug"]
 )
 async def test_get_key_is_refused_outside_key_namespaces(server, peers, namespace):
-    peer, _ = await connected_peer(server, peers, "SillyTavern-9", ClientKind.SILLYTAVERN)
-    if namespace == "/llm":
-        peer2 = peers()
-        await peer2.open(
-            "/rooms",
-            auth(
-                "SillyTavern-9",
-                await server.client("SillyTavern-9", ClientKind.SILLYTAVERN),
-                clientType="SillyTavern",
-            ),
-        )
-        peer = peer2
+    # a live socket of the same extension beside the attempt (not on its namespace)
+    opened = ("/rooms",) if namespace == "/llm" else ("/llm",)
+    peer = await connect(server, peers, "SillyTavern-9", ClientKind.SILLYTAVERN, namespaces=opened)
     message = await refused(
         peer, namespace, auth("SillyTavern-9", "getKey", clientType="SillyTavern")
     )
     assert message == "Invalid key."
+    assert peer.connected(opened[0])
 
 
 async def test_get_key_on_auth_is_only_for_sillytavern_clients(server, peers):
-    peer, _ = await connected_peer(server, peers)
+    peer, _ = await alice(server, peers)
     assert (
         await refused(peer, "/auth", auth("alice", "getKey"))
         == "Only SillyTavern clients may request a key."
@@ -94,23 +80,21 @@ async def test_get_key_on_auth_is_only_for_sillytavern_clients(server, peers):
 
 
 async def test_revoked_key_is_refused_and_live_sockets_closed(server, peers):
-    peer, key = await connected_peer(server, peers)
-    await peer.open("/rooms", auth("alice", key))
-    admin_key = await server.client("admin", ClientKind.MONITOR)
-    admin = peers()
-    await admin.open("/clients", auth("admin", admin_key, clientType="monitor"))
-    ack = await admin.call("/clients", "REMOVE_CLIENT_KEY", {"targetClientId": "alice"})
+    peer, key = await alice(server, peers, namespaces=("/llm", "/rooms"))
+    boss = await admin(server, peers, namespaces=("/clients",))
+    ack = await boss.call("/clients", "REMOVE_CLIENT_KEY", {"targetClientId": "alice"})
     assert ack == {"status": "ok", "success": True, "disconnected": 2}
-    await peer.quiet(0.2)
+    await peer.next("/llm", "disconnect")
+    await peer.next("/rooms", "disconnect")
     assert not peer.connected("/llm") and not peer.connected("/rooms")
     again = peers()
     assert await refused(again, "/llm", auth("alice", key)) == "Invalid key."
-    assert admin.connected("/clients")
+    assert boss.connected("/clients")
 
 
 async def test_passwords(server, peers):
     await server.trust("SillyTavern-5000", ClientKind.SILLYTAVERN, password="pw")
-    peer, _ = await connected_peer(server, peers)
+    peer, _ = await alice(server, peers)
     bad = auth("SillyTavern-5000", "getKey", clientType="SillyTavern", password="nope")
     assert await refused(peer, "/sillytavern", bad) == "Invalid password."
     # without a password in the handshake the socket may only identify, with one
@@ -148,9 +132,7 @@ async def test_identify_requires_matching_client_id(server, peers):
 
 
 async def test_sensitive_operations_need_an_admin(server, peers):
-    peer, _ = await connected_peer(server, peers)
-    key = await server.client("alice")
-    await peer.open("/clients", auth("alice", key))
+    peer, key = await alice(server, peers, namespaces=("/llm", "/clients"))
     for event, data in [
         ("GET_ALL_CLIENT_KEYS", {}),
         ("GENERATE_CLIENT_KEY", {"targetClientId": "x"}),
@@ -167,9 +149,8 @@ async def test_sensitive_operations_need_an_admin(server, peers):
 
 
 async def test_network_safe_restricts_remote_admins(server, peers):
-    admin_key = await server.client("admin", ClientKind.MONITOR)
-    remote = peers(headers=REMOTE)
-    await remote.open("/clients", auth("admin", admin_key, clientType="monitor"))
+    remote = await admin(server, peers, namespaces=("/clients",), peer_options={"headers": REMOTE})
+    admin_key = server.keys["admin"]
     ack = await remote.call("/clients", "GENERATE_CLIENT_KEY", {"targetClientId": "x"})
     assert ack["message"] == "Only loopback connections may do this while networkSafe is on."
     assert "loopback" in await refused(
@@ -184,45 +165,33 @@ async def test_network_safe_restricts_remote_admins(server, peers):
     )
     assert remote.connected("/clients")
     # the same admin over loopback is fine
-    local = peers()
-    await local.open("/clients", auth("admin", admin_key, clientType="monitor"))
+    local = await admin(server, peers, namespaces=("/clients",))
     assert (await local.call("/clients", "GENERATE_CLIENT_KEY", {"targetClientId": "x"}))[
         "status"
     ] == "ok"
 
 
-async def test_network_safe_off_allows_remote_admins_but_still_authenticates(make_server):
-    server = await make_server(networkSafe=False)
-    from tests.helpers.client import Peer
+@pytest.mark.parametrize("server_settings", [{"networkSafe": False}])
+async def test_network_safe_off_allows_remote_admins_but_still_authenticates(server, peers):
+    remote = await admin(
+        server, peers, namespaces=("/clients", "/debug"), peer_options={"headers": REMOTE}
+    )
+    ack = await remote.call("/clients", "GENERATE_CLIENT_KEY", {"targetClientId": "x"})
+    assert ack["status"] == "ok"
+    assert (await remote.call("/debug", "SERVER_STATUS"))["status"] == "ok"
+    with pytest.raises(Refused, match="Invalid key"):
+        await remote.open("/llm", auth("admin", "nope", clientType="monitor"))
+    with pytest.raises(Refused, match="not trusted"):
+        await remote.open("/rooms", auth("nobody", "nope"))
+    assert remote.connected("/clients") and remote.connected("/debug")
 
-    admin_key = await server.client("admin", ClientKind.MONITOR)
-    remote = Peer(server.url, headers=REMOTE)
-    try:
-        await remote.open("/clients", auth("admin", admin_key, clientType="monitor"))
-        ack = await remote.call("/clients", "GENERATE_CLIENT_KEY", {"targetClientId": "x"})
-        assert ack["status"] == "ok"
-        await remote.open("/debug", auth("admin", admin_key, clientType="monitor"))
+
+@pytest.mark.parametrize("server_settings", [{"authFailureLimit": 3}])
+async def test_failed_attempts_are_rate_limited(server, peers):
+    peer, key = await alice(server, peers)
+    for _ in range(3):
         with pytest.raises(Refused, match="Invalid key"):
-            await remote.open("/llm", auth("admin", "nope", clientType="monitor"))
-        with pytest.raises(Refused, match="not trusted"):
-            await remote.open("/rooms", auth("nobody", "nope"))
-    finally:
-        await remote.close()
-
-
-async def test_failed_attempts_are_rate_limited(make_server):
-    server = await make_server(authFailureLimit=3)
-    from tests.helpers.client import Peer
-
-    key = await server.client("alice")
-    peer = Peer(server.url)
-    try:
-        await peer.open("/llm", auth("alice", key))
-        for _ in range(3):
-            with pytest.raises(Refused, match="Invalid key"):
-                await peer.open("/rooms", auth("alice", "bad"))
-        with pytest.raises(Refused, match="Too many failed attempts"):
-            await peer.open("/rooms", auth("alice", key))
-        assert peer.connected("/llm")
-    finally:
-        await peer.close()
+            await peer.open("/rooms", auth("alice", "bad"))
+    with pytest.raises(Refused, match="Too many failed attempts"):
+        await peer.open("/rooms", auth("alice", key))
+    assert peer.connected("/llm")

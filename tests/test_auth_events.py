@@ -7,14 +7,9 @@ import json
 import pytest
 
 from newage.protocol.names import ClientKind
+from tests.helpers import actors
 from tests.helpers.client import Refused, auth
-
-
-async def admin_peer(server, peers, namespace="/clients"):
-    key = await server.client("admin", ClientKind.MONITOR)
-    peer = peers()
-    await peer.open(namespace, auth("admin", key, clientType="monitor"))
-    return peer
+from tests.helpers.wait import settle
 
 
 async def test_get_key_issues_a_key_on_auth(server, peers):
@@ -59,7 +54,7 @@ async def test_get_client_key_returns_metadata_only(server, peers):
     assert (await peer.call("/clients", "GET_CLIENT_KEY", {"clientId": "admin"}))[
         "message"
     ] == "Unauthorized"
-    admin = await admin_peer(server, peers)
+    admin = await actors.admin(server, peers, namespaces=("/clients",))
     seen = await admin.call("/clients", "GET_CLIENT_KEY", {"clientId": "web"})
     assert seen["fingerprint"] == own["fingerprint"]
     missing = await admin.call("/clients", "GET_CLIENT_KEY", {"clientId": "nobody"})
@@ -86,7 +81,7 @@ async def test_get_sillytavern_extension(server, peers):
 
 
 async def test_generate_and_remove_keys(server, peers):
-    admin = await admin_peer(server, peers)
+    admin = await actors.admin(server, peers, namespaces=("/clients",))
     await server.trust("bot")
     made = await admin.call("/clients", "GENERATE_CLIENT_KEY", {"targetClientId": "bot"})
     assert made["status"] == "ok" and made["trusted"] is True and len(made["key"]) == 43
@@ -100,7 +95,8 @@ async def test_generate_and_remove_keys(server, peers):
     await other.open("/llm", auth("other", other_key))
     removed = await admin.call("/clients", "REMOVE_CLIENT_KEY", {"targetClientId": "bot"})
     assert removed["disconnected"] == 1
-    await bot.quiet(0.2)
+    await bot.next("/llm", "disconnect")
+    await settle(other, "/llm")  # a disconnect of other's would have come before this answer
     assert not bot.connected("/llm") and other.connected("/llm")
     again = await admin.call("/clients", "REMOVE_CLIENT_KEY", {"targetClientId": "bot"})
     assert again["status"] == "ok" and again["message"] == "No key for bot."
@@ -109,7 +105,7 @@ async def test_generate_and_remove_keys(server, peers):
 
 
 async def test_trust_management_over_the_wire(server, peers):
-    admin = await admin_peer(server, peers)
+    admin = await actors.admin(server, peers, namespaces=("/clients",))
     added = await admin.call(
         "/clients", "ADD_TRUSTED_CLIENT", {"clientId": "game", "clientType": "client"}
     )
@@ -131,7 +127,7 @@ async def test_trust_management_over_the_wire(server, peers):
     await game.open("/llm", auth("game", key[0]))
     gone = await admin.call("/clients", "REMOVE_TRUSTED_CLIENT", {"clientId": "game"})
     assert gone["disconnected"] == 1
-    await game.quiet(0.2)
+    await game.next("/llm", "disconnect")
     assert not game.connected("/llm")
     with pytest.raises(Refused, match="not trusted"):
         await peers().open("/llm", auth("game", key[0]))
@@ -142,13 +138,13 @@ async def test_trust_management_over_the_wire(server, peers):
 
 
 async def test_disconnect_client(server, peers):
-    admin = await admin_peer(server, peers)
+    admin = await actors.admin(server, peers, namespaces=("/clients",))
     key = await server.client("web")
     peer = peers()
     await peer.open("/llm", auth("web", key, identity="web-2"))
     ack = await admin.call("/clients", "DISCONNECT_CLIENT", {"identity": "web-2"})
     assert ack["disconnected"] == 1
-    await peer.quiet(0.2)
+    await peer.next("/llm", "disconnect")
     assert not peer.connected("/llm")
 
 
@@ -165,7 +161,7 @@ async def test_client_list_and_aliases(server, peers):
 
 
 async def test_every_handler_answers_once_with_an_object(server, peers):
-    admin = await admin_peer(server, peers)
+    admin = await actors.admin(server, peers, namespaces=("/clients",))
     for args in ((), ({},), (None,), ("bare string",), ([1, 2],)):
         ack = await admin.call("/clients", "GET_CLIENT_LIST", *args)
         assert isinstance(ack, dict) and ack["status"] == "ok"
@@ -174,7 +170,9 @@ async def test_every_handler_answers_once_with_an_object(server, peers):
         assert isinstance(ack, dict) and ack["status"] == "error"
     # without an ack the event still runs, and errors come back as ERROR
     await admin.emit("/clients", "ADD_TRUSTED_CLIENT", {"clientId": "silent"})
-    await admin.quiet(0.3)
+    # handled in arrival order: the next call's answer sees what the emit did
+    listing = await admin.call("/clients", "GET_TRUSTED_CLIENTS", {})
+    assert "silent" in {c["clientId"] for c in listing["clients"]}
     assert (await server.app.trust.get("silent")).trusted
     await admin.emit("/clients", "NO_SUCH_EVENT", {})
     error = await admin.next("/clients", "ERROR")
@@ -184,7 +182,7 @@ async def test_every_handler_answers_once_with_an_object(server, peers):
 
 
 async def test_deep_and_huge_payloads_are_refused(server, peers):
-    admin = await admin_peer(server, peers)
+    admin = await actors.admin(server, peers, namespaces=("/clients",))
     deep: object = {}
     for _ in range(100):
         deep = {"x": deep}

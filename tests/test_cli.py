@@ -10,6 +10,7 @@ from pathlib import Path
 from newage import __version__
 from tests.helpers.client import Peer, Refused, auth
 from tests.helpers.proc import ServerProcess, arun_cli, run_cli
+from tests.helpers.wait import eventually
 
 KEY_RE = re.compile(r"^[A-Za-z0-9_-]{43}$")
 
@@ -129,13 +130,11 @@ async def test_cli_changes_reach_a_running_server_without_restart(tmp_path: Path
         await fresh.close()
         assert peer.connected("/llm")
 
-        # revocation closes live sockets within about a second
+        # revocation closes live sockets (within about a second; 5 s for busy machines)
         assert (await arun_cli("keys", "revoke", "bot", "--data-dir", str(data))).returncode == 0
-        for _ in range(10):
-            if not peer.connected("/llm") and not peer.connected("/rooms"):
-                break
-            await peer.quiet(0.1)
-        assert not peer.connected("/llm") and not peer.connected("/rooms")
+        await eventually(
+            lambda: not peer.connected("/llm") and not peer.connected("/rooms"), timeout=5
+        )
         await refused_soon(server.url, auth("bot", rotated), "Invalid key.")
 
         # trust withdrawal
@@ -143,11 +142,7 @@ async def test_cli_changes_reach_a_running_server_without_restart(tmp_path: Path
         peer2 = Peer(server.url)
         await peer2.open("/llm", auth("bot", key2))
         assert (await arun_cli("trust", "remove", "bot", "--data-dir", str(data))).returncode == 0
-        for _ in range(50):
-            if not peer2.connected("/llm"):
-                break
-            await peer2.quiet(0.1)
-        assert not peer2.connected("/llm")
+        await eventually(lambda: not peer2.connected("/llm"), timeout=5)
         await peer2.close()
         await refused_soon(server.url, auth("bot", key2), "Client is not trusted.")
     finally:

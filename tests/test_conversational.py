@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
-from tests.helpers.actors import admin, fake_extension
+from tests.helpers.actors import admin, fake_extension, room
 
 FAST = {
     "conversationalCheckInterval": 50,
@@ -15,29 +17,42 @@ FAST = {
 }
 
 
+def ok(ack):
+    assert ack["status"] == "ok", ack
+    return ack
+
+
+async def set_mode(boss, mode):
+    ok(
+        await boss.call(
+            "/rooms", "SET_ROOM_MESSAGE_REQUEST_MODE", {"roomName": "cafe", "mode": mode}
+        )
+    )
+
+
 @pytest.mark.parametrize("server_settings", [FAST])
 async def test_thinking_and_post_unmute(server, peers):
     boss = await admin(server, peers)
     ext = await fake_extension(server, peers)
-    await boss.call("/rooms", "CREATE_ROOM", "cafe")
-    await boss.call(
-        "/rooms", "ADD_CLIENT_TO_ROOM", {"identity": "SillyTavern-1", "roomName": "cafe"}
-    )
+    await room(boss, "cafe", {"SillyTavern-1": "guest"})  # the mode only once it is muted
     # muted extensions are not asked
-    await boss.call(
-        "/rooms", "MUTE_MEMBER", {"targetIdentity": "SillyTavern-1", "roomName": "cafe"}
+    ok(
+        await boss.call(
+            "/rooms", "MUTE_MEMBER", {"targetIdentity": "SillyTavern-1", "roomName": "cafe"}
+        )
     )
-    await boss.call(
-        "/rooms",
-        "SET_ROOM_MESSAGE_REQUEST_MODE",
-        {"roomName": "cafe", "mode": "Conversational"},
+    await set_mode(boss, "Conversational")
+    ok(
+        await boss.call(
+            "/llm",
+            "LLM_REQUEST",
+            {"requestId": "a", "targetRoom": "cafe", "message": "lovely weather"},
+        )
     )
-    await boss.call(
-        "/llm",
-        "LLM_REQUEST",
-        {"requestId": "a", "targetRoom": "cafe", "message": "lovely weather"},
-    )
-    await boss.quiet(0.3)
+    # the loop is driven by time: its 50 ms timers, in this same event loop,
+    # come due before this one, so it runs while muted (and sets the room's
+    # ten-minute timer); the think awaited below must be the post-unmute one
+    await asyncio.sleep(0.3)
     assert [r for r in ext.requests() if r.get("type") == "THINK_REQUEST"] == []
     # unmuting makes the room think at once, with the post-unmute instruction
     await boss.call(
@@ -61,14 +76,31 @@ async def test_thinking_and_post_unmute(server, peers):
         for u in boss.received("/llm", "REQUEST_STATUS_UPDATE")
         if u["requestId"] == think["requestId"]
     ] == []
-    # the background loop also thinks (once per interval: the timer was just set)
-    server.app.thinker.timers.clear()
+    # the background loop also thinks, once per interval (ten minutes here,
+    # set while muted); leaving Conversational and coming back starts afresh
+    await set_mode(boss, "Immediate")
+    await set_mode(boss, "Conversational")
     loop_think = await ext.next_request(
         predicate=lambda p: p.get("type") == "THINK_REQUEST", timeout=3
     )
     assert loop_think["message"] == server.app.live.current.conversational_instruction
-    # leaving Conversational stops it
-    await boss.call(
-        "/rooms", "SET_ROOM_MESSAGE_REQUEST_MODE", {"roomName": "cafe", "mode": "Immediate"}
+    assert loop_think["requestId"] != think["requestId"] and loop_think["targetRoom"] == "cafe"
+    await ext.stream(["Quiet ", "here."], final=True)
+    answered = await boss.next(
+        "/llm", "LLM_RESPONSE", lambda p: p["requestId"] == loop_think["requestId"]
     )
-    assert "cafe" not in server.app.thinker.timers
+    assert answered["data"] == "Quiet here."
+    # out of Conversational the room forwards requests as they come, and the
+    # next thing the extension is asked is that request, not a think
+    await set_mode(boss, "Immediate")
+    forwarded = ok(
+        await boss.call(
+            "/llm",
+            "LLM_REQUEST",
+            {"requestId": "b", "targetRoom": "cafe", "message": "hello", "target": "SillyTavern-1"},
+        )
+    )
+    assert forwarded["forwarded"] is True
+    after = await ext.next_request()
+    assert after["requestId"] == "b" and after["mode"] == "Immediate"
+    assert after.get("type") != "THINK_REQUEST"

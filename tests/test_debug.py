@@ -9,7 +9,9 @@ import pytest
 
 from newage import logs
 from newage.protocol.names import ClientKind
-from tests.helpers.client import Peer, Refused, auth
+from tests.helpers.actors import admin as connect_admin
+from tests.helpers.actors import connect
+from tests.helpers.client import Refused, auth
 
 REMOTE = {"X-Forwarded-For": "203.0.113.7"}  # uvicorn's proxy headers, from loopback
 PAGE = "Invalid page number"
@@ -24,11 +26,22 @@ def restore_log_level():
 
 
 async def debug_peer(server, peers, client_id="admin", kind=ClientKind.MONITOR, **kw):
-    key = await server.client(client_id, kind)
-    peer = peers(**kw)
-    client_type = "monitor" if kind is ClientKind.MONITOR else "SillyTavern"
-    await peer.open("/debug", auth(client_id, key, clientType=client_type))
-    return peer
+    return await connect(server, peers, client_id, kind, namespaces=("/debug",), **kw)
+
+
+async def save_settings(peer, changes):
+    """The settings file's legacy path, written through an admin's FUNCTION_CALL."""
+    ack = await peer.call(
+        "/function_call",
+        "FUNCTION_CALL",
+        {
+            "requestId": "save",
+            "functionName": "saveJsonToFile",
+            "target": "server",
+            "args": ["./settings/server_settings.json", changes],
+        },
+    )
+    assert ack["result"] == {"success": True}, ack
 
 
 def entry(i: int, level: str = "info") -> str:
@@ -60,21 +73,23 @@ async def test_toggle_broadcasts_switches_the_level_and_persists(server, peers):
     assert server.app.live.current.debug_mode is True
 
 
-async def test_debug_mode_set_through_the_settings_file_switches_the_level(server):
-    server.app.live.apply({"logLevel": "warn"})
+async def test_debug_mode_set_through_the_settings_file_switches_the_level(server, peers):
+    admin = await connect_admin(server, peers, namespaces=("/function_call", "/debug"))
+    settings_file = server.data_dir / "settings" / "server_settings.json"
+    await save_settings(admin, {"logLevel": "warn"})
     assert logs.current_level() == "warn"
-    server.app.live.apply({"debugMode": True})
+    await save_settings(admin, {"debugMode": True})
     assert logs.current_level() == "debug"
-    server.app.live.apply({"debugMode": False})
+    assert (await admin.call("/debug", "SERVER_STATUS"))["serverStatus"]["logLevel"] == "debug"
+    await save_settings(admin, {"debugMode": False})
     assert logs.current_level() == "warn"
+    saved = json.loads(settings_file.read_text())
+    assert saved["debugMode"] is False and saved["logLevel"] == "warn"
 
 
 async def test_server_status(server, peers):
     admin = await debug_peer(server, peers)
-    key = await server.client("web")
-    web = peers()
-    await web.open("/", auth("web", key))
-    await web.open("/llm", auth("web", key))
+    await connect(server, peers, "web", namespaces=("/", "/llm"))
     ack = await admin.call("/debug", "SERVER_STATUS")
     assert ack["status"] == "ok" and ack["success"] is True
     status = ack["serverStatus"]
@@ -97,24 +112,21 @@ async def test_only_admins_and_extensions_and_only_locally(server, peers):
     with pytest.raises(Refused, match="Unauthorized"):
         await peers().open("/debug", auth("alice", key))
     with pytest.raises(Refused, match="loopback"):
-        await debug_peer(server, peers, headers=REMOTE)
+        await debug_peer(server, peers, peer_options={"headers": REMOTE})
     await debug_peer(server, peers, "SillyTavern-2", ClientKind.SILLYTAVERN)
 
 
-async def test_events_are_refused_once_network_safe_is_switched_on(make_server):
-    server = await make_server(networkSafe=False)
-    key = await server.client("admin", ClientKind.MONITOR)
-    remote = Peer(server.url, headers=REMOTE)
-    try:
-        await remote.open("/debug", auth("admin", key, clientType="monitor"))
-        assert (await remote.call("/debug", "SERVER_STATUS"))["status"] == "ok"
-        server.app.live.apply({"networkSafe": True})
-        for event in ("SERVER_STATUS", "TOGGLE_DEBUG_MODE", "READ_LOG"):
-            ack = await remote.call("/debug", event, {"filename": "combined.log"})
-            assert ack["status"] == "error" and "loopback" in ack["message"], event
-        assert server.app.live.current.debug_mode is False
-    finally:
-        await remote.close()
+@pytest.mark.parametrize("server_settings", [{"networkSafe": False}])
+async def test_events_are_refused_once_network_safe_is_switched_on(server, peers):
+    remote = await debug_peer(server, peers, peer_options={"headers": REMOTE})
+    assert (await remote.call("/debug", "SERVER_STATUS"))["status"] == "ok"
+    local = await connect_admin(server, peers, namespaces=("/function_call", "/debug"))
+    await save_settings(local, {"networkSafe": True})
+    for event in ("SERVER_STATUS", "TOGGLE_DEBUG_MODE", "READ_LOG"):
+        ack = await remote.call("/debug", event, {"filename": "combined.log"})
+        assert ack["status"] == "error" and "loopback" in ack["message"], event
+    status = (await local.call("/debug", "SERVER_STATUS"))["serverStatus"]
+    assert status["networkSafe"] is True and status["debugMode"] is False
 
 
 async def test_read_log_validation_order_and_messages(server, peers):

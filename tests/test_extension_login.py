@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
-from tests.helpers.node import run_node
+from tests.helpers.actors import connect
+from tests.helpers.node import run_node, start_node
 
 pytestmark = pytest.mark.node
 
@@ -54,13 +57,13 @@ async def test_extension_flow(server, mode):
     reload = steps["reloadIdentify"]
     assert reload["status"] == "warning" and len(reload["key"]) == 43
     assert steps["reloadConnected"] is True and steps["oldStillConnected"] is True
+    old_ack = steps["oldAck"]  # the round trip on the old socket really happened
+    assert old_ack["status"] == "error" and "Unknown event" in old_ack["message"], old_ack
 
 
 async def test_extension_settings_save_is_applied_and_persisted(server):
     result = await run_node("extension_flow.mjs", server.url, "websocket", "SillyTavern-8000")
     assert result["ok"], result.get("error")
-    import json
-
     saved = json.loads((server.data_dir / "settings" / "server_settings.json").read_text())
     assert saved["serverPort"] == 4000 and saved["transport"] == "websocket"
     assert server.app.live.current.network_safe is True
@@ -89,40 +92,29 @@ async def test_refusals_close_only_their_namespace(server, mode):
 
 @pytest.mark.parametrize("mode", ["polling", "websocket"])
 async def test_js_extension_answers_stream_and_non_stream(server, peers, mode):
-    import asyncio
-
-    from tests.helpers.actors import connect
-    from tests.helpers.node import JS_DIR
-
-    proc = await asyncio.create_subprocess_exec(
-        "node",
-        str(JS_DIR / "extension_stream.mjs"),
-        server.url,
-        mode,
-        "SillyTavern-8000",
-        "2",
-        stdout=asyncio.subprocess.PIPE,
-        cwd=JS_DIR,
-    )
-    ready = await asyncio.wait_for(proc.stdout.readline(), 20)
-    assert b"ready" in ready
-    web = await connect(server, peers, "web")
-    ack = await web.call("/llm", "LLM_REQUEST", {"requestId": "r1", "message": "hello there"})
-    assert ack["targets"] == ["SillyTavern-8000"]
-    end = await web.next("/llm", "SERVER_STREAM_END", timeout=10)
-    assert (
-        end["data"] == "You said: hello there."
-        and end["requestId"] == "r1"
-        and end["status"] == "completed"
-    )
-    chunks = web.received("/llm", "SERVER_STREAM_DATA")
-    assert "".join(c["data"] for c in chunks) == end["data"]
-    await web.call("/llm", "LLM_REQUEST", {"requestId": "r2", "message": "again"})
-    response = await web.next("/llm", "LLM_RESPONSE", lambda p: p["requestId"] == "r2", timeout=10)
-    assert response["data"] == "You said: again."
-    out, _ = await asyncio.wait_for(proc.communicate(), 20)
-    result = __import__("json").loads(out.decode().strip().splitlines()[-1])
+    async with await start_node(
+        "extension_stream.mjs", server.url, mode, "SillyTavern-8000", "2"
+    ) as node:
+        assert await node.line() == {"ready": True}
+        web = await connect(server, peers, "web")
+        ack = await web.call("/llm", "LLM_REQUEST", {"requestId": "r1", "message": "hello there"})
+        assert ack["targets"] == ["SillyTavern-8000"]
+        end = await web.next("/llm", "SERVER_STREAM_END", timeout=10)
+        assert (
+            end["data"] == "You said: hello there."
+            and end["requestId"] == "r1"
+            and end["status"] == "completed"
+        )
+        chunks = web.received("/llm", "SERVER_STREAM_DATA")
+        assert "".join(c["data"] for c in chunks) == end["data"]
+        await web.call("/llm", "LLM_REQUEST", {"requestId": "r2", "message": "again"})
+        response = await web.next(
+            "/llm", "LLM_RESPONSE", lambda p: p["requestId"] == "r2", timeout=10
+        )
+        assert response["data"] == "You said: again."
+        result = await node.result(timeout=20)
     assert result["ok"], result
+    assert result["_exit"] == 0
     assert (
         result["pong"]["data"] == "Yes,connection is fine."
         and result["pong"]["requestId"] == "ping"
@@ -134,3 +126,5 @@ async def test_js_extension_answers_stream_and_non_stream(server, peers, mode):
         "requestType": "newMessage",
         "target": "SillyTavern-8000",
     }
+    flushed = result["flushed"]  # its last round trip, after both answers
+    assert flushed["status"] == "error" and "Unknown event" in flushed["message"], flushed

@@ -22,11 +22,12 @@ from newage.domain.functions import (
 )
 from newage.errors import forbidden
 from newage.protocol.names import ClientKind
+from tests.helpers import actors
 from tests.helpers.client import Peer, auth
+from tests.helpers.wait import eventually
 
 FC = "/function_call"
 REMOTE = {"X-Forwarded-For": "203.0.113.7"}
-DECLARED = {ClientKind.MONITOR: "monitor", ClientKind.SILLYTAVERN: "SillyTavern"}
 
 
 class EchoArgs(BaseModel):
@@ -37,19 +38,6 @@ class EchoArgs(BaseModel):
 @server_function("testEcho", args_model=EchoArgs)
 async def _echo(ctx: Any, args: EchoArgs) -> dict[str, Any]:
     return {"echo": args.text * args.times, "caller": ctx.principal.client_id}
-
-
-async def fc_peer(
-    server, peers, client_id="admin", kind=ClientKind.MONITOR, identity=None, headers=None
-) -> Peer:
-    """A trusted principal with a keyed /function_call socket."""
-    key = await server.client(client_id, kind)
-    peer = peers(headers=headers)
-    data = auth(client_id, key, clientType=DECLARED.get(kind, "web-app"))
-    if identity is not None:
-        data["identity"] = identity
-    await peer.open(FC, data)
-    return peer
 
 
 async def call(peer, name, *args, target="server", rid="r1", timeout=5, raw_args=False) -> Any:
@@ -74,7 +62,7 @@ def failure(ack: dict[str, Any]) -> str | None:
 
 # ---------------------------------------------------------------- built-in file functions
 async def test_save_merges_creates_folders_and_read_returns_it(server, peers):
-    admin = await fc_peer(server, peers)
+    admin = await actors.admin(server, peers, namespaces=(FC,))
     saved = await call(admin, "saveJsonToFile", "data/deep/x.json", {"a": 1, "b": 1})
     assert saved == {
         "requestId": "r1",
@@ -99,7 +87,7 @@ async def test_save_merges_creates_folders_and_read_returns_it(server, peers):
 
 
 async def test_arguments_are_spread_wrapped_or_absent(server, peers):
-    admin = await fc_peer(server, peers)
+    admin = await actors.admin(server, peers, namespaces=(FC,))
     (server.data_dir / "files" / "a.json").write_text('{"v": 1}')
     spread = await call(admin, "readJsonFromFile", ["a.json"], raw_args=True)
     wrapped = await call(admin, "readJsonFromFile", "a.json", raw_args=True)
@@ -116,7 +104,7 @@ async def test_arguments_are_spread_wrapped_or_absent(server, peers):
 
 
 async def test_file_problems_are_reported_inside_the_result(server, peers):
-    admin = await fc_peer(server, peers)
+    admin = await actors.admin(server, peers, namespaces=(FC,))
     files = server.data_dir / "files"
     (files / "bad.json").write_text("{nope")
     (files / "folder").mkdir()
@@ -147,7 +135,7 @@ async def test_file_problems_are_reported_inside_the_result(server, peers):
 
 
 async def test_unknown_function_and_bad_payloads(server, peers):
-    admin = await fc_peer(server, peers)
+    admin = await actors.admin(server, peers, namespaces=(FC,))
     ack = await call(admin, "nope", rid="x1")
     assert ack == {
         "requestId": "x1",
@@ -167,7 +155,7 @@ async def test_unknown_function_and_bad_payloads(server, peers):
 
 # ---------------------------------------------------------------- third-party functions
 async def test_decorated_function_with_an_args_model(server, peers):
-    admin = await fc_peer(server, peers)
+    admin = await actors.admin(server, peers, namespaces=(FC,))
     ok = await call(admin, "testEcho", "ab", 3)
     assert ok["result"] == {"echo": "ababab", "caller": "admin"}
     assert (await call(admin, "testEcho", "ab", raw_args=True))["result"]["echo"] == "ab"
@@ -200,8 +188,8 @@ async def test_registered_functions_sensitive_sync_and_failing(server, peers):
     registry.register(ServerFunction("plain", plain))
     registry.register(ServerFunction("boom", boom))
     registry.register(ServerFunction("refuse", refuse))
-    admin = await fc_peer(server, peers)
-    web = await fc_peer(server, peers, "web", ClientKind.CLIENT)
+    admin = await actors.admin(server, peers, namespaces=(FC,))
+    web = await actors.connect(server, peers, "web", namespaces=(FC,))
     assert (await call(admin, "secret"))["result"] == "only admins"
     assert (await call(web, "secret"))["error"] == {"message": "Unauthorized", "code": "forbidden"}
     assert (await call(web, "plain", 1))["result"] == 3
@@ -253,7 +241,7 @@ async def test_entry_point_functions(server, peers, tmp_path, monkeypatch):
     assert load_entry_point_functions(registry) == ["pluginGreet", "pluginShout"]
     assert load_entry_point_functions(registry) == []  # loading twice is harmless
     assert registry.functions["readJsonFromFile"] is not fresh.functions["readJsonFromFile"]
-    web = await fc_peer(server, peers, "web", ClientKind.CLIENT)
+    web = await actors.connect(server, peers, "web", namespaces=(FC,))
     assert (await call(web, "pluginGreet", "ann"))["result"] == "hello ann"
     assert (await call(web, "pluginShout", "hi"))["result"] == "HI"
     bad = await call(web, "pluginGreet", 5)
@@ -265,9 +253,11 @@ async def test_entry_point_functions(server, peers, tmp_path, monkeypatch):
 # ---------------------------------------------------------------- permissions
 async def test_file_functions_are_admin_only_and_local(server, peers):
     (server.data_dir / "files" / "a.json").write_text("{}")
-    web = await fc_peer(server, peers, "web", ClientKind.CLIENT)
-    ext = await fc_peer(server, peers, "SillyTavern-1", ClientKind.SILLYTAVERN)
-    remote = await fc_peer(server, peers, headers=REMOTE)
+    web = await actors.connect(server, peers, "web", namespaces=(FC,))
+    ext = await actors.connect(
+        server, peers, "SillyTavern-1", ClientKind.SILLYTAVERN, namespaces=(FC,)
+    )
+    remote = await actors.admin(server, peers, namespaces=(FC,), peer_options={"headers": REMOTE})
     loopback = "Only loopback connections may do this while networkSafe is on."
     for peer, message in [(web, "Unauthorized"), (ext, "Unauthorized"), (remote, loopback)]:
         for name, args in [
@@ -286,8 +276,10 @@ async def test_file_functions_are_admin_only_and_local(server, peers):
 
 
 async def test_settings_form_save_extension_fields_only(server, peers):
-    ext = await fc_peer(server, peers, "SillyTavern-1", ClientKind.SILLYTAVERN)
-    admin = await fc_peer(server, peers)
+    ext = await actors.connect(
+        server, peers, "SillyTavern-1", ClientKind.SILLYTAVERN, namespaces=(FC,)
+    )
+    admin = await actors.admin(server, peers, namespaces=(FC,))
     path = "./settings/server_settings.json"
     ack = await call(ext, "saveJsonToFile", path, {"reconnectDelay": 2000, "logLevel": "debug"})
     assert ack["result"] == {"success": True, "ignored": ["logLevel"]}
@@ -353,7 +345,7 @@ async def test_static_resources_are_served_replaced_and_persisted(server, peers)
     (files / "site" / "sub" / "app.js").write_text("console.log(1)")
     (files / "one.txt").write_text("one")
     (files / "two.txt").write_text("two")
-    admin = await fc_peer(server, peers)
+    admin = await actors.admin(server, peers, namespaces=(FC,))
     ack = await call(admin, "addStaticResources", {"/site": "site", "/one": "./one.txt"})
     assert ack["status"] == "ok" and ack["result"] == {
         "success": True,
@@ -513,7 +505,7 @@ async def test_fifty_path_tricks_reach_nothing_outside_the_files_area(server, pe
     (files / "outside-link.json").symlink_to(outside / "secret.json")
     (files / "dirlink").symlink_to(outside)
     (files / "loop").symlink_to(files / "loop")
-    admin = await fc_peer(server, peers)
+    admin = await actors.admin(server, peers, namespaces=(FC,))
     db_files = {data / name for name in ("newage.db", "newage.db-wal", "newage.db-shm")}
     before = snapshot(tmp_path, {files, *db_files})
     escaping, inside = tricks(data, outside)
@@ -552,12 +544,12 @@ async def test_fifty_path_tricks_reach_nothing_outside_the_files_area(server, pe
 
 
 # ---------------------------------------------------------------- forwarding to clients
-async def fake_extension(
-    server, peers, answer: Any, client_id="SillyTavern-1", identity=None
-) -> Peer:
+async def fc_answerer(server, peers, answer: Any, client_id="SillyTavern-1", identity=None) -> Peer:
     """A Peer on /function_call that answers forwarded calls like the extension:
     ``answer`` is the ack value, or a (coroutine) function of the call."""
-    peer = await fc_peer(server, peers, client_id, ClientKind.SILLYTAVERN, identity)
+    peer = await actors.connect(
+        server, peers, client_id, ClientKind.SILLYTAVERN, namespaces=(FC,), identity=identity
+    )
     peer.calls = []  # type: ignore[attr-defined]
 
     async def handler(data: Any) -> Any:
@@ -574,8 +566,8 @@ def hello(data: dict[str, Any]) -> dict[str, Any]:
 
 
 async def test_forward_relays_the_answer(server, peers):
-    ext = await fake_extension(server, peers, hello)
-    web = await fc_peer(server, peers, "web", ClientKind.CLIENT)
+    ext = await fc_answerer(server, peers, hello)
+    web = await actors.connect(server, peers, "web", namespaces=(FC,))
     payload = {
         "requestId": "f1",
         "functionName": "myFunction1",
@@ -605,14 +597,16 @@ async def test_forward_relays_the_answer(server, peers):
     ],
 )
 async def test_forward_answer_shapes(server, peers, answer, expected):
-    await fake_extension(server, peers, answer)
-    web = await fc_peer(server, peers, "web", ClientKind.CLIENT)
+    await fc_answerer(server, peers, answer)
+    web = await actors.connect(server, peers, "web", namespaces=(FC,))
     assert await call(web, "f", target="SillyTavern-1") == expected
 
 
 async def test_forward_goes_to_every_socket_and_the_first_answer_wins(server, peers):
+    gates = {"r1": asyncio.Event(), "r2": asyncio.Event()}
+
     async def slow(data):
-        await asyncio.sleep(0.3)
+        await gates[data["requestId"]].wait()
         return {"requestId": data["requestId"], "success": True, "result": "slow"}
 
     async def fast(data):
@@ -621,20 +615,24 @@ async def test_forward_goes_to_every_socket_and_the_first_answer_wins(server, pe
     async def silent(data):
         return None  # an ack without an answer
 
-    tabs = [await fake_extension(server, peers, a) for a in (slow, silent, fast)]
-    web = await fc_peer(server, peers, "web", ClientKind.CLIENT)
+    tabs = [await fc_answerer(server, peers, a) for a in (slow, silent, fast)]
+    web = await actors.connect(server, peers, "web", namespaces=(FC,))
     ack = await call(web, "f", target="SillyTavern-1")
     assert ack["result"] == "fast"
-    await asyncio.sleep(0.4)  # the slow tab's late answer is dropped
-    assert [len(tab.calls) for tab in tabs] == [1, 1, 1]
+    # every tab was asked (each on its own connection, so not before the ack)
+    await eventually(lambda: [len(tab.calls) for tab in tabs] == [1, 1, 1])
+    gates["r1"].set()  # the slow tab's late answer is dropped...
     again = await call(web, "f", target="SillyTavern-1", rid="r2")
+    # ...not taken for the next call's (the slow tab still waits on that one)
     assert again["requestId"] == "r2" and again["result"] == "fast"
+    await eventually(lambda: [len(tab.calls) for tab in tabs] == [2, 2, 2])
+    gates["r2"].set()
 
 
 async def test_forward_without_any_answer(server, peers):
     for _ in range(2):
-        await fake_extension(server, peers, None)
-    web = await fc_peer(server, peers, "web", ClientKind.CLIENT)
+        await fc_answerer(server, peers, None)
+    web = await actors.connect(server, peers, "web", namespaces=(FC,))
     ack = await call(web, "f", target="SillyTavern-1")
     assert ack["success"] is False and ack["status"] == "error"
     assert ack["error"] == {
@@ -644,7 +642,7 @@ async def test_forward_without_any_answer(server, peers):
 
 
 async def test_forward_to_unknown_or_key_less_targets(server, peers):
-    web = await fc_peer(server, peers, "web", ClientKind.CLIENT)
+    web = await actors.connect(server, peers, "web", namespaces=(FC,))
     ack = await call(web, "f", target="ghost", rid="g")
     assert ack == {
         "requestId": "g",
@@ -660,22 +658,22 @@ async def test_forward_to_unknown_or_key_less_targets(server, peers):
 
 
 async def test_forward_falls_back_to_the_client_id(server, peers):
-    await fake_extension(server, peers, hello, "SillyTavern-1", identity="SillyTavern-1#tab")
-    web = await fc_peer(server, peers, "web", ClientKind.CLIENT)
+    await fc_answerer(server, peers, hello, "SillyTavern-1", identity="SillyTavern-1#tab")
+    web = await actors.connect(server, peers, "web", namespaces=(FC,))
     assert (await call(web, "f", target="SillyTavern-1"))["result"] == {"result": "Hello"}
     assert (await call(web, "f", target="SillyTavern-1#tab"))["success"] is True
 
 
 @pytest.mark.parametrize("server_settings", [dict(functionCallTimeout=300)])
 async def test_forward_timeout_and_late_answer(server, peers):
-    delay = {"s": 1.0}
+    release = asyncio.Event()
 
     async def sleepy(data):
-        await asyncio.sleep(delay["s"])
+        await release.wait()
         return hello(data)
 
-    await fake_extension(server, peers, sleepy)
-    web = await fc_peer(server, peers, "web", ClientKind.CLIENT)
+    await fc_answerer(server, peers, sleepy)
+    web = await actors.connect(server, peers, "web", namespaces=(FC,))
     started = time.monotonic()
     ack = await call(web, "f", target="SillyTavern-1")
     elapsed = time.monotonic() - started
@@ -683,10 +681,17 @@ async def test_forward_timeout_and_late_answer(server, peers):
         "message": 'Function call to "SillyTavern-1" timed out.',
         "code": "timeout",
     }
-    assert 0.25 < elapsed < 0.9
-    delay["s"] = 0
-    await asyncio.sleep(0.9)  # the late answer arrives and is dropped
-    assert (await call(web, "f", target="SillyTavern-1", rid="r2"))["requestId"] == "r2"
+    assert elapsed > 0.25  # not before the timeout
+    # the late answer (requestId r1) goes out before the answer to r2 on the
+    # tab's connection: it is dropped, not taken for r2's
+    release.set()
+    again = await call(web, "f", target="SillyTavern-1", rid="r2")
+    assert again == {
+        "requestId": "r2",
+        "success": True,
+        "status": "ok",
+        "result": {"result": "Hello"},
+    }
     assert server.app.functions._waiting == {}
 
 
@@ -695,8 +700,8 @@ async def test_forward_fails_at_once_when_the_target_disconnects(server, peers):
         asyncio.get_running_loop().call_later(0.1, lambda: asyncio.ensure_future(ext.close()))
         await asyncio.sleep(5)
 
-    ext = await fake_extension(server, peers, leave)
-    web = await fc_peer(server, peers, "web", ClientKind.CLIENT)
+    ext = await fc_answerer(server, peers, leave)
+    web = await actors.connect(server, peers, "web", namespaces=(FC,))
     started = time.monotonic()
     ack = await call(web, "f", target="SillyTavern-1", timeout=10)
     assert time.monotonic() - started < 3  # not the 30 s timeout
@@ -716,24 +721,27 @@ async def test_one_tab_leaving_does_not_fail_the_call(server, peers):
         await asyncio.sleep(0.4)
         return hello(data)
 
-    first = await fake_extension(server, peers, leave)
-    await fake_extension(server, peers, later)
-    web = await fc_peer(server, peers, "web", ClientKind.CLIENT)
+    first = await fc_answerer(server, peers, leave)
+    await fc_answerer(server, peers, later)
+    web = await actors.connect(server, peers, "web", namespaces=(FC,))
     ack = await call(web, "f", target="SillyTavern-1")
     assert ack["success"] is True and ack["result"] == {"result": "Hello"}
 
 
 async def test_a_waiting_forward_does_not_hold_up_the_callers_other_events(server, peers):
+    arrived, release = asyncio.Event(), asyncio.Event()
+
     async def slow(data):
-        await asyncio.sleep(0.5)
+        arrived.set()
+        await release.wait()
         return hello(data)
 
-    await fake_extension(server, peers, slow)
-    web = await fc_peer(server, peers, "web", ClientKind.CLIENT)
+    await fc_answerer(server, peers, slow)
+    web = await actors.connect(server, peers, "web", namespaces=(FC,))
     forwarded = asyncio.ensure_future(call(web, "f", target="SillyTavern-1", rid="slow"))
-    await asyncio.sleep(0.05)
-    started = time.monotonic()
+    await asyncio.wait_for(arrived.wait(), 5)  # the forward is waiting on the tab
     quick = await call(web, "nope", rid="quick")
-    assert quick["requestId"] == "quick" and time.monotonic() - started < 0.3
+    assert quick["requestId"] == "quick" and quick["error"]["code"] == "not_found"
     assert not forwarded.done()
+    release.set()
     assert (await forwarded)["requestId"] == "slow"

@@ -9,6 +9,7 @@ import httpx
 import pytest
 
 from newage.protocol.names import ClientKind
+from tests.helpers.actors import admin
 from tests.helpers.client import auth
 from tests.helpers.rawhttp import raw_get
 
@@ -119,8 +120,8 @@ async def test_traversal_never_leaks_a_byte(server):
     os.symlink(data / "settings", files / "public" / "escape")
     os.symlink(data / "SECRET.txt", files / "public" / "escape-file")
     server.app.static_mappings.set("/m", "public")
-    key = await server.client("SillyTavern-7000", ClientKind.SILLYTAVERN)
-    assert key  # a real key hash now sits in the database
+    # a real key hash now sits in the database, for the "$2b$" leak check below
+    await server.client("SillyTavern-7000", ClientKind.SILLYTAVERN)
     status, body = await raw_get(server.port, "/m/ok.txt")
     assert (status, body) == (200, b"fine")
     for target in TRAVERSALS:
@@ -130,6 +131,32 @@ async def test_traversal_never_leaks_a_byte(server):
             assert leak not in body, (target, leak)
 
 
-async def test_dotfiles_are_not_served(server):
-    status, _ = await raw_get(server.port, "/public/.gitignore")
-    assert status == 404
+async def test_dotfiles_are_not_served(server, peers):
+    site = server.data_dir / "files" / "site"
+    (site / ".git").mkdir(parents=True)
+    (site / "sub").mkdir()
+    (site / "ok.txt").write_text("fine")
+    (site / "sub" / "ok.txt").write_text("fine too")
+    for hidden in (".env", ".git/config", "sub/.hidden"):
+        (site / hidden).write_text(SECRET)
+    boss = await admin(server, peers, namespaces=("/function_call",))
+    ack = await boss.call(
+        "/function_call",
+        "FUNCTION_CALL",
+        {
+            "requestId": "map",
+            "functionName": "addStaticResources",
+            "target": "server",
+            "args": [{"/site": "site"}],
+        },
+    )
+    assert ack["result"] == {
+        "success": True,
+        "results": [{"urlPath": "/site", "status": "success"}],
+    }
+    # the files beside them are served, so the 404s below are the dotfile rule
+    assert await raw_get(server.port, "/site/ok.txt") == (200, b"fine")
+    assert await raw_get(server.port, "/site/sub/ok.txt") == (200, b"fine too")
+    for target in ("/site/.env", "/site/.git/config", "/site/sub/.hidden", "/site/%2eenv"):
+        status, body = await raw_get(server.port, target)
+        assert status == 404 and SECRET.encode() not in body, (target, status, body[:100])

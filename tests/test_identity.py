@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from newage.protocol.names import MONITOR_ROOM, ClientKind, Role
 from tests.helpers.client import auth
+from tests.helpers.wait import eventually
 
 
 async def test_identity_defaults_to_client_id_and_tabs_coexist(server, peers):
@@ -35,9 +36,8 @@ async def test_sessions_start_on_default_or_llm_only(server, peers):
     await peer.open("/", auth("web", key))
     assert set(server.app.presence.sessions) == {"web"}
     await peer.close()
-    await peer.quiet(0.2)
-    assert server.app.presence.sessions == {}
-    assert server.app.presence.sockets == {}
+    await eventually(lambda: server.app.presence.sessions == {})
+    await eventually(lambda: server.app.presence.sockets == {})
 
 
 async def test_personal_rooms_and_monitor_room_survive_a_restart(server, peers):
@@ -93,16 +93,30 @@ async def test_client_list_broadcast_on_session_start_and_end(server, peers):
     assert gone["nonSillyTavernClients"] == []
 
 
+def namespaces_of(identity: str, update: dict) -> list[str] | None:
+    item = next((c for c in update["clients"] if c["id"] == identity), None)
+    return None if item is None else item["namespaces"]
+
+
 async def test_a_second_socket_keeps_the_session(server, peers):
+    admin_key = await server.client("admin", ClientKind.MONITOR)
+    watcher = peers()
+    await watcher.open("/clients", auth("admin", admin_key, clientType="monitor"))
     key = await server.client("web")
     a, b = peers(), peers()
     await a.open("/llm", auth("web", key))
     await b.open("/", auth("web", key))
+    await watcher.next(
+        "/clients", "CONNECTED_CLIENTS_UPDATE", lambda p: namespaces_of("web", p) == ["/", "/llm"]
+    )
     await a.close()
-    await b.quiet(0.2)
+    # the server has handled a's disconnect once the list shows it
+    await watcher.next(
+        "/clients", "CONNECTED_CLIENTS_UPDATE", lambda p: namespaces_of("web", p) == ["/"]
+    )
     assert "web" in server.app.presence.sessions
     await b.close()
-    await a.quiet(0.2)
+    await watcher.next("/clients", "CONNECTED_CLIENTS_UPDATE", lambda p: p["clients"] == [])
     assert "web" not in server.app.presence.sessions
 
 
@@ -114,8 +128,7 @@ async def test_extension_availability_follows_its_llm_socket(server, peers):
     await ext.open("/llm", auth("SillyTavern-1", key))
     assert server.app.relations.model.extensions == ["SillyTavern-1"]
     await ext.close()
-    await ext.quiet(0.2)
-    assert server.app.relations.model.extensions == []
+    await eventually(lambda: server.app.relations.model.extensions == [])
 
 
 async def test_client_list_follows_namespaces_of_a_session(server, peers):
@@ -125,10 +138,32 @@ async def test_client_list_follows_namespaces_of_a_session(server, peers):
     key = await server.client("web")
     peer = peers()
     await peer.open("/", auth("web", key))
-    await watcher.next("/clients", "CONNECTED_CLIENTS_UPDATE", lambda p: any(c["id"] == "web" for c in p["clients"]))
+    first = await watcher.next(
+        "/clients", "CONNECTED_CLIENTS_UPDATE", lambda p: namespaces_of("web", p) is not None
+    )
+    assert namespaces_of("web", first) == ["/"]
     await peer.open("/llm", auth("web", key))
     update = await watcher.next(
-        "/clients", "CONNECTED_CLIENTS_UPDATE",
-        lambda p: any(c["id"] == "web" and c["namespaces"] == ["/", "/llm"] for c in p["clients"]),
+        "/clients", "CONNECTED_CLIENTS_UPDATE", lambda p: namespaces_of("web", p) == ["/", "/llm"]
     )
-    assert update["clients"]
+    # the watcher (on /clients only) has no session: web is the whole list
+    assert update["clients"] == [
+        {
+            "clientId": "web",
+            "identity": "web",
+            "principal": "web",
+            "clientType": "client",
+            "kind": "client",
+            "desc": None,
+            "clientDesc": None,
+            "description": None,
+            "html": None,
+            "clientHTML": None,
+            "id": "web",
+            "online": True,
+            "connectedAt": first["clients"][0]["connectedAt"],  # the session's start
+            "namespaces": ["/", "/llm"],
+            "key": None,
+        }
+    ]
+    assert update["nonSillyTavernClients"] == update["clients"]

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 
-from tests.helpers.actors import admin, connect, extension
+from tests.helpers.actors import admin, connect, extension, room
+from tests.helpers.wait import settle
 
 
 def ok(ack):
@@ -221,7 +222,7 @@ async def test_kick_warns_and_stops_broadcasts(server, peers):
         assert warning["message"] == "You have been kicked from room tavern."
     left = await boss.next("/rooms", "MEMBER_LEFT")
     assert left == {"clientId": "web", "identity": "web", "roomName": "tavern"}
-    await boss.quiet(0.2)
+    await settle(boss, "/rooms")
     assert boss.received("/rooms", "MEMBER_LEFT") == []  # exactly one
     system = await boss.next("/llm", "NEW_MESSAGE", lambda p: "has left" in p["message"]["data"])
     assert system["message"]["data"] == "[System] web has left the room."
@@ -230,7 +231,7 @@ async def test_kick_warns_and_stops_broadcasts(server, peers):
             "/rooms", "SET_ROOM_MESSAGE_REQUEST_MODE", {"roomName": "tavern", "mode": "HostSubmit"}
         )
     )
-    await web.quiet(0.3)
+    await settle(web, "/rooms")
     assert web.received("/rooms", "ROOM_MODE_CHANGED") == []
 
 
@@ -272,15 +273,7 @@ async def test_delete_room(server, peers):
     boss = await admin(server, peers)
     master = await connect(server, peers, "m")
     web = await connect(server, peers, "web")
-    ok(await boss.call("/rooms", "CREATE_ROOM", "tavern"))
-    ok(
-        await boss.call(
-            "/rooms",
-            "ADD_CLIENT_TO_ROOM",
-            {"identity": "m", "roomName": "tavern", "role": "master"},
-        )
-    )
-    ok(await boss.call("/rooms", "ADD_CLIENT_TO_ROOM", {"identity": "web", "roomName": "tavern"}))
+    await room(boss, "tavern", {"m": "master", "web": "guest"})
     err(await web.call("/rooms", "DELETE_ROOM", "tavern"), "Unauthorized")
     err(await boss.call("/rooms", "DELETE_ROOM", "monitor-room"), "monitor-room cannot be deleted.")
     err(
@@ -302,17 +295,9 @@ async def test_delete_room(server, peers):
 
 async def test_mutes(server, peers):
     boss = await admin(server, peers)
-    ok(await boss.call("/rooms", "CREATE_ROOM", "tavern"))
     web = await connect(server, peers, "web")
     mgr = await connect(server, peers, "mgr")
-    ok(await boss.call("/rooms", "ADD_CLIENT_TO_ROOM", {"identity": "web", "roomName": "tavern"}))
-    ok(
-        await boss.call(
-            "/rooms",
-            "ADD_CLIENT_TO_ROOM",
-            {"identity": "mgr", "roomName": "tavern", "role": "manager"},
-        )
-    )
+    await room(boss, "tavern", {"web": "guest", "mgr": "manager"})
     muted = ok(
         await mgr.call(
             "/rooms", "MUTE_MEMBER", {"targetClientId": "web", "roomName": "tavern", "duration": 1}
@@ -406,4 +391,8 @@ async def test_admins_see_every_rooms_changes(server, peers):
     assert next(m for m in members if m["identity"] == "admin#act")["muted"] is False
     ok(await boss.call("/rooms", "DELETE_ROOM", "tavern"))
     assert (await watcher.next("/rooms", "DELETE_ROOM"))["roomName"] == "tavern"
-    assert web.identity == "web"
+    # and so does the room's member
+    assert await web.next("/rooms", "DELETE_ROOM") == {
+        "roomName": "tavern",
+        "message": 'Room "tavern" has been deleted.',
+    }

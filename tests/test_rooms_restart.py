@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from tests.helpers.actors import admin, connect, extension
+from tests.helpers.actors import admin, connect, extension, room
+
+
+def ok(ack):
+    assert ack["status"] == "ok", ack
+    return ack
 
 
 async def snapshot(server, boss):
@@ -36,35 +41,32 @@ async def test_state_before_equals_state_after(server, peers):
     await extension(server, peers, namespaces=("/llm",))
     web = await connect(server, peers, "web")
     await connect(server, peers, "guest")
-    for name in ("tavern", "quiet"):
-        await boss.call("/rooms", "CREATE_ROOM", name)
-    await boss.call(
-        "/rooms", "ADD_CLIENT_TO_ROOM", {"identity": "web", "roomName": "tavern", "role": "master"}
+    await room(boss, "tavern", {"web": "master", "guest": "guest", "offline-friend": "manager"})
+    await room(boss, "quiet", {}, mode="Conversational")
+    # the new master sets the mode and mutes
+    ok(
+        await web.call(
+            "/rooms", "SET_ROOM_MESSAGE_REQUEST_MODE", {"roomName": "tavern", "mode": "HostSubmit"}
+        )
     )
-    await boss.call("/rooms", "ADD_CLIENT_TO_ROOM", {"identity": "guest", "roomName": "tavern"})
-    await boss.call(
-        "/rooms",
-        "ADD_CLIENT_TO_ROOM",
-        {"identity": "offline-friend", "roomName": "tavern", "role": "manager"},
+    ok(
+        await web.call(
+            "/rooms",
+            "MUTE_MEMBER",
+            {"targetIdentity": "guest", "roomName": "tavern", "duration": 3600},
+        )
     )
-    await web.call(
-        "/rooms", "SET_ROOM_MESSAGE_REQUEST_MODE", {"roomName": "tavern", "mode": "HostSubmit"}
+    ok(await boss.call("/rooms", "MUTE_MEMBER", {"targetIdentity": "offline-friend"}))
+    ok(await boss.call("/rooms", "SET_CONNECTION_POLICY", {"policy": "Manual"}))
+    ok(
+        await boss.call(
+            "/rooms",
+            "ASSIGN_EXTENSION_TO_CLIENT",
+            {"clientRoom": "web", "extensions": ["SillyTavern-1"]},
+        )
     )
-    await boss.call(
-        "/rooms", "SET_ROOM_MESSAGE_REQUEST_MODE", {"roomName": "quiet", "mode": "Conversational"}
-    )
-    await web.call(
-        "/rooms", "MUTE_MEMBER", {"targetIdentity": "guest", "roomName": "tavern", "duration": 3600}
-    )
-    await boss.call("/rooms", "MUTE_MEMBER", {"targetIdentity": "offline-friend"})
-    await boss.call("/rooms", "SET_CONNECTION_POLICY", {"policy": "Manual"})
-    await boss.call(
-        "/rooms",
-        "ASSIGN_EXTENSION_TO_CLIENT",
-        {"clientRoom": "web", "extensions": ["SillyTavern-1"]},
-    )
-    await boss.call("/rooms", "CREATE_ROOM", "doomed")
-    await boss.call("/rooms", "DELETE_ROOM", "doomed")
+    await room(boss, "doomed", {})
+    ok(await boss.call("/rooms", "DELETE_ROOM", "doomed"))
     before = await snapshot(server, boss)
     assert before["policy"] == "Manual" and before["manual"] == {"web": ["SillyTavern-1"]}
     assert len(before["mutes"]) == 2 and before["history"]["tavern"] > 0
@@ -86,10 +88,11 @@ async def test_state_before_equals_state_after(server, peers):
 async def test_a_timed_mute_expires_after_a_restart(server, peers):
     boss = await admin(server, peers)
     await connect(server, peers, "web")
-    await boss.call("/rooms", "CREATE_ROOM", "tavern")
-    await boss.call("/rooms", "ADD_CLIENT_TO_ROOM", {"identity": "web", "roomName": "tavern"})
-    await boss.call(
-        "/rooms", "MUTE_MEMBER", {"targetIdentity": "web", "roomName": "tavern", "duration": 1}
+    await room(boss, "tavern", {"web": "guest"})
+    ok(
+        await boss.call(
+            "/rooms", "MUTE_MEMBER", {"targetIdentity": "web", "roomName": "tavern", "duration": 1}
+        )
     )
     await boss.close()
     await server.restart()

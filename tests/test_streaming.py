@@ -11,6 +11,7 @@ import pytest
 
 from tests.helpers.actors import admin, connect, fake_extension
 from tests.helpers.fake_extension import split5
+from tests.helpers.wait import settle
 
 TOKENS = ["Hello", ", wor", "ld! ", "", "How are you", "?"]
 
@@ -135,11 +136,7 @@ async def test_retry_replaces_a_chunk(server, peers):
     ext, web = await setup(server, peers)
     output_id = str(uuid.uuid4())
     stream_id = await ext.token(output_id, "abcde", first=True)
-    await ext.peer.emit(
-        "/llm",
-        "CLIENT_STREAM_DATA_RETRY",
-        {"type": 7, "streamId": stream_id, "outputId": output_id, "chunkIndex": 2, "data": "X"},
-    )
+    await ext.retry_chunk(output_id, stream_id, 2, "X")
     await ext.token(output_id, "fg", first=False, final=True)
     end = await web.next("/llm", "SERVER_STREAM_END")
     assert end["data"] == "abXdefg"
@@ -149,11 +146,7 @@ async def test_failed_chunk_and_extension_error_fail_the_request_visibly(server,
     ext, web = await setup(server, peers)
     output_id = str(uuid.uuid4())
     stream_id = await ext.token(output_id, "partial text", first=True)
-    await ext.peer.emit(
-        "/llm",
-        "CLIENT_STREAM_DATA_FAILED",
-        {"type": 8, "streamId": stream_id, "outputId": output_id, "chunkIndex": 0, "data": ""},
-    )
+    await ext.fail_chunk(output_id, stream_id)
     end = await web.next("/llm", "SERVER_STREAM_END")
     assert end["status"] == "failed" and end["data"] == "partial text"
     failed = await web.next("/llm", "REQUEST_STATUS_UPDATE", lambda p: p["status"] == "failed")
@@ -202,8 +195,12 @@ async def test_request_timeout(server, peers):
     assert "did not answer in time" in failed["message"]
     # a late answer to a timed-out request is dropped, not recorded
     await ext.message("too late")
-    await web.quiet(0.3)
+    await settle(ext.peer, "/llm")  # the answer has been handled...
+    await settle(web, "/llm")  # ...and whatever it sent web has arrived
     assert web.received("/llm", "LLM_RESPONSE") == []
+    assert web.received("/llm", "message") == []
+    responses = [m for m in await server.app.store.latest_messages("web", 10) if m.kind == "response"]
+    assert responses == []
 
 
 async def test_multi_target_completes_when_every_target_answered(server, peers):
@@ -227,6 +224,8 @@ async def test_multi_target_completes_when_every_target_answered(server, peers):
     assert texts == ["from one", "from two"]
 
 
+# no coalescing window: anything relayed would be sent while its event is handled
+@pytest.mark.parametrize("server_settings", [dict(streamCoalesceMs=0)])
 async def test_only_extensions_answer_and_unsolicited_output_is_dropped(server, peers):
     ext = await fake_extension(server, peers)
     web = await connect(server, peers, "web")
@@ -236,11 +235,10 @@ async def test_only_extensions_answer_and_unsolicited_output_is_dropped(server, 
     assert ack["message"] == "Only extensions may send responses."
     await ext.stream(["nobody asked"], final=True)
     await ext.message("nobody asked either")
-    await web.quiet(0.3)
-    assert (
-        web.received("/llm", "SERVER_STREAM_DATA") == []
-        and web.received("/llm", "LLM_RESPONSE") == []
-    )
+    await settle(ext.peer, "/llm")
+    await settle(web, "/llm")
+    for event in ("SERVER_STREAM_DATA", "SERVER_STREAM_END", "LLM_RESPONSE"):
+        assert web.received("/llm", event) == [], event
     bad = await ext.peer.call(
         "/llm", "CLIENT_STREAM_START", {"type": 2, "streamId": "s", "outputId": "o"}
     )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from newage.protocol.names import ClientKind
@@ -26,7 +26,12 @@ async def connect(
     identity: str | None = None,
     **extra: Any,
 ) -> Peer:
-    """Trust ``client_id`` (keeping an existing key) and open ``namespaces``."""
+    """Trust ``client_id`` (keeping an existing key) and open ``namespaces``.
+
+    The key is cached in ``server.keys`` and reused for the same client; a
+    test that needs a key of its own asks ``server.client`` for one.
+    ``peer_options`` go to the Peer (``transports``, ``headers``).
+    """
     assert server.app is not None
     key = server.keys.get(client_id)
     if key is None:
@@ -58,3 +63,23 @@ async def fake_extension(
     kw.setdefault("namespaces", ("/llm",))
     peer = await extension(server, peers, name, **kw)
     return FakeExtension(peer, name)
+
+
+async def room(
+    boss: Peer, name: str, members: Mapping[str, str], mode: str | None = None
+) -> dict[str, Any]:
+    """Create room ``name`` as ``boss``, add ``members`` (identity -> role) and
+    set ``mode``; every step must be acknowledged ok. Returns the created room."""
+    made = await boss.call("/rooms", "CREATE_ROOM", {"roomName": name})
+    assert made["status"] == "ok", made
+    for identity, role in members.items():
+        ack = await boss.call(
+            "/rooms", "ADD_CLIENT_TO_ROOM", {"identity": identity, "roomName": name, "role": role}
+        )
+        assert ack["status"] == "ok", (identity, role, ack)
+    if mode is not None:
+        ack = await boss.call(
+            "/rooms", "SET_ROOM_MESSAGE_REQUEST_MODE", {"roomName": name, "mode": mode}
+        )
+        assert ack["status"] == "ok", (mode, ack)
+    return made["room"]  # type: ignore[no-any-return]

@@ -59,14 +59,7 @@ class Peer:
         self._registered.add(namespace)
 
         async def any_event(event: str, *args: Any) -> None:
-            payload = args[0] if len(args) == 1 else list(args)
-            self.events[(namespace, event)].append(payload)
-            for waiter in list(self._waiters):
-                ns, name, pred, fut = waiter
-                matches = ns == namespace and name == event and not fut.done()
-                if matches and (pred is None or pred(payload)):
-                    fut.set_result(payload)
-                    self._waiters.remove(waiter)
+            self._record(namespace, event, args[0] if len(args) == 1 else list(args))
 
         def connected() -> None:
             fut = self._outcome.get(namespace)
@@ -79,12 +72,23 @@ class Peer:
                 fut.set_result(Refused(namespace, data[0] if data else None))
 
         def disconnected(*args: Any) -> None:
-            self.events[(namespace, "disconnect")].append(args)
+            # the reason python-socketio gives; ``next(ns, "disconnect")`` waits for it
+            self._record(namespace, "disconnect", args[0] if args else None)
 
         self.sio.on("*", any_event, namespace=namespace)
         self.sio.on("connect", connected, namespace=namespace)
         self.sio.on("connect_error", refused, namespace=namespace)
         self.sio.on("disconnect", disconnected, namespace=namespace)
+
+    def _record(self, namespace: str, event: str, payload: Any) -> None:
+        """Keep ``payload`` for :meth:`next`, and hand it to a waiter that wants it."""
+        self.events[(namespace, event)].append(payload)
+        for waiter in list(self._waiters):
+            ns, name, pred, fut = waiter
+            matches = ns == namespace and name == event and not fut.done()
+            if matches and (pred is None or pred(payload)):
+                fut.set_result(payload)
+                self._waiters.remove(waiter)
 
     async def open(self, namespace: str, auth: dict[str, Any] | None, timeout: float = 5) -> None:
         """Connect a namespace; raise :class:`Refused` when the server refuses."""
@@ -138,7 +142,11 @@ class Peer:
     async def next(
         self, namespace: str, event: str, predicate: Predicate | None = None, timeout: float = 5
     ) -> Any:
-        """The next matching event, including ones already received and unclaimed."""
+        """The next matching event, including ones already received and unclaimed.
+
+        ``event`` may be ``"disconnect"``: the server closing ``namespace``
+        (the payload is python-socketio's reason).
+        """
         for payload in self.events.get((namespace, event), []):
             if predicate is None or predicate(payload):
                 self.events[(namespace, event)].remove(payload)
@@ -159,9 +167,6 @@ class Peer:
 
     def received(self, namespace: str, event: str) -> list[Any]:
         return list(self.events.get((namespace, event), []))
-
-    async def quiet(self, seconds: float = 0.2) -> None:
-        await asyncio.sleep(seconds)
 
     async def close(self) -> None:
         if self.sio.eio.state != "connected":

@@ -45,9 +45,9 @@ class FakeExtension:
         first: bool,
         request_id: str | None = None,
         final: bool = False,
-        stream_id: str | None = None,
     ) -> str:
-        stream_id = stream_id or str(uuid.uuid4())
+        """One token as its own stream; returns the streamId."""
+        stream_id = str(uuid.uuid4())
         base: dict[str, Any] = {"streamId": stream_id, "outputId": output_id, "target": "server"}
         if request_id is not None:
             base["requestId"] = request_id
@@ -98,12 +98,40 @@ class FakeExtension:
             },
         )
 
-    async def error(self, message: str = "生成文本时出错", request_id: str | None = None) -> None:
+    async def retry_chunk(self, output_id: str, stream_id: str, index: int, data: str) -> None:
+        """Replace sub-chunk ``index`` of the token sent as ``stream_id``."""
+        await self.peer.emit(
+            NS,
+            "CLIENT_STREAM_DATA_RETRY",
+            {
+                "type": 7,
+                "streamId": stream_id,
+                "outputId": output_id,
+                "chunkIndex": index,
+                "data": data,
+            },
+        )
+
+    async def fail_chunk(self, output_id: str, stream_id: str, index: int = 0) -> None:
+        """Report that the token sent as ``stream_id`` failed (the output fails)."""
+        await self.peer.emit(
+            NS,
+            "CLIENT_STREAM_DATA_FAILED",
+            {
+                "type": 8,
+                "streamId": stream_id,
+                "outputId": output_id,
+                "chunkIndex": index,
+                "data": "",
+            },
+        )
+
+    async def error(self, message: str = "生成文本时出错") -> None:
         await self.peer.emit(
             NS,
             "ERROR",
-            {"type": "ERROR", "message": message, "error": {"x": 1}, "requestId": request_id},
+            {"type": "ERROR", "message": message, "error": {"x": 1}, "requestId": None},
         )
 
-    async def stop_processing(self, room: str | None = None) -> None:
-        await self.peer.emit(NS, "STOP_PROCESSING", {"targetRoom": room} if room else {})
+    async def stop_processing(self) -> None:
+        await self.peer.emit(NS, "STOP_PROCESSING", {})

@@ -92,6 +92,8 @@ try {
   st2.disconnect();
   const llm2 = await open("/llm", { ...auth, key: out.steps.reloadIdentify.key });
   out.steps.reloadConnected = llm2.connected;
+  // one round trip on the old socket: a kick sent when llm2 came would be in by its ack
+  out.steps.oldAck = await ack(llm, "UNKNOWN_EVENT", {}).catch((e) => ({ error: String(e) }));
   out.steps.oldStillConnected = llm.connected;
   out.ok = true;
 } catch (err) {

@@ -50,13 +50,20 @@ try {
   llm.emit("message", { type: 0, data: "Connection active?", source: "client", requestId: "ping", outputId: randomUUID() });
   out.pong = await pong;
   const want = Number(countArg);
-  await new Promise((resolve) => {
+  await new Promise((resolve, reject) => {
     llm.on("LLM_REQUEST", (data) => {
       out.handled.push({ requestId: data.requestId, message: data.message, requestType: data.requestType, target: data.target });
       const answer = `You said: ${data.message}.`;
       if (out.handled.length === 1) streamAnswer(llm, answer);
       else llm.emit("message", { type: 0, data: answer, source: "client", requestId: randomUUID(), outputId: randomUUID() });
-      if (out.handled.length >= want) setTimeout(resolve, 300);
+      if (out.handled.length >= want) {
+        // the server handles a socket's events in order: once this is acked,
+        // the answers emitted above have been sent and handled
+        llm.timeout(5000).emitWithAck("UNKNOWN_EVENT", {}).then((ack) => {
+          out.flushed = ack;
+          resolve();
+        }, reject);
+      }
     });
     console.log(JSON.stringify({ ready: true }));
   });

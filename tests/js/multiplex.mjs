@@ -37,9 +37,10 @@ try {
     const r = await open(nsp, auth);
     out.refusals[nsp] = { ok: r.ok, message: r.message, data: r.data };
   }
-  await new Promise((r) => setTimeout(r, 200));
+  // the refusals are all in; a round trip on /llm, then its state
+  out.ack = await llm.socket.timeout(3000).emitWithAck("UNKNOWN_EVENT", {})
+    .catch((e) => ({ error: String(e) }));
   out.llmConnected = llm.socket.connected;
-  out.ack = await llm.socket.timeout(3000).emitWithAck("UNKNOWN_EVENT", {});
   const rooms = await open("/rooms", { clientId, key });
   out.roomsAfter = rooms.ok;
   out.ok = true;
