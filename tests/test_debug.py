@@ -80,6 +80,7 @@ async def test_debug_mode_set_through_the_settings_file_switches_the_level(serve
     assert logs.current_level() == "warn"
     await save_settings(admin, {"debugMode": True})
     assert logs.current_level() == "debug"
+    assert await admin.next("/debug", "DEBUG_MODE_CHANGED") == {"debugMode": True}
     assert (await admin.call("/debug", "SERVER_STATUS"))["serverStatus"]["logLevel"] == "debug"
     await save_settings(admin, {"debugMode": False})
     assert logs.current_level() == "warn"

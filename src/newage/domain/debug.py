@@ -101,8 +101,14 @@ class DebugService:
         return "debug" if settings.debug_mode else settings.log_level
 
     def _settings_changed(self, previous: Settings, current: Settings) -> None:
+        """However debugMode changes (TOGGLE_DEBUG_MODE or the settings file
+        over FUNCTION_CALL), the level follows and every /debug socket hears."""
         if self.level_for(previous) != self.level_for(current):
             logs.set_level(self.level_for(current))
+        if previous.debug_mode != current.debug_mode:
+            self.outbox.emit(
+                Namespace.DEBUG, Ev.DEBUG_MODE_CHANGED, {"debugMode": current.debug_mode}
+            )
 
     def _gate(self, actor: Principal) -> None:
         require_sensitive(actor, self.live.current.network_safe, allow_extension=True)
@@ -113,7 +119,7 @@ class DebugService:
         self._gate(actor)
         value = not self.live.current.debug_mode
         try:
-            # the settings listener above switches the log level
+            # the settings listener above switches the level and tells /debug
             self.live.apply({"debugMode": value})
         except SettingsError as exc:
             raise NewAgeError(ErrorCode.UNAVAILABLE, f"Cannot save settings: {exc.line}") from None
@@ -121,8 +127,6 @@ class DebugService:
             raise NewAgeError(
                 ErrorCode.UNAVAILABLE, f"Cannot save settings: {exc.strerror}"
             ) from None
-        logs.set_level(self.level_for(self.live.current))
-        self.outbox.emit(Namespace.DEBUG, Ev.DEBUG_MODE_CHANGED, {"debugMode": value})
         return value
 
     def server_status(self, actor: Principal) -> dict[str, Any]:
