@@ -6,7 +6,7 @@ import time
 from pathlib import Path
 
 from newage.protocol.names import ClientKind
-from tests.helpers.actors import admin, extension
+from tests.helpers.actors import admin, connect, extension, fake_extension, room
 from tests.helpers.client import Peer, auth
 from tests.helpers.proc import ServerProcess, arun_cli
 from tests.helpers.wait import eventually
@@ -76,3 +76,48 @@ async def test_extensions_manage_only_their_own_key(server, peers):
     await fresh.open("/rooms", auth("SillyTavern-1", own["key"], clientType="SillyTavern"))
     # the web app's key is untouched
     assert await server.app.store.get_key("web-app") is not None
+
+
+async def test_member_lists_are_for_members(server, peers):
+    boss = await admin(server, peers, namespaces=("/rooms",))
+    inside = await connect(server, peers, "inside", namespaces=("/rooms",))
+    outside = await connect(server, peers, "outside", namespaces=("/rooms",))
+    await room(boss, "hall", {"inside": "guest"})
+    listed = await inside.call("/rooms", "GET_CLIENTS_IN_ROOM", {"roomName": "hall"})
+    assert listed["status"] == "ok" and {c["identity"] for c in listed["clients"]} >= {"inside"}
+    for name in ("hall", "monitor-room"):
+        denied = await outside.call("/rooms", "GET_CLIENTS_IN_ROOM", {"roomName": name})
+        assert denied["status"] == "error" and "member" in denied["message"], name
+        assert "clients" not in denied
+    assert (await boss.call("/rooms", "GET_CLIENTS_IN_ROOM", {"roomName": "monitor-room"}))[
+        "status"
+    ] == "ok"
+
+
+async def test_client_set_server_fields_are_not_stored(server, peers):
+    await fake_extension(server, peers)
+    web = await connect(server, peers, "web")
+    forged = {
+        "source": "server",
+        "type": "THINK_RESPONSE",
+        "requester": "admin",
+        "status": "completed",
+        "role": "master",
+        "incomplete": False,
+    }
+    ack = await web.call("/llm", "LLM_REQUEST", {"requestId": "q1", "message": "hi", **forged})
+    assert ack["status"] == "ok"
+    news = await web.next("/llm", "NEW_MESSAGE", lambda p: p["message"].get("requestId") == "q1")
+    stored = await server.app.store.get_messages("web", [ack["messageId"]])
+    for body in (news["message"], stored[0].body):
+        assert not set(forged) & set(body), body
+        assert body["identity"] == "web" and body["fromClient"] is True
+    # nor can an edit add them afterwards
+    edit = await web.call(
+        "/llm",
+        "EDIT_MESSAGE",
+        {"roomName": "web", "messageId": ack["messageId"], "updatedFields": forged},
+    )
+    assert edit["status"] == "error"
+    stored = await server.app.store.get_messages("web", [ack["messageId"]])
+    assert not set(forged) & set(stored[0].body)

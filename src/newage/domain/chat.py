@@ -48,6 +48,14 @@ SERVER_FIELDS = frozenset(
         "mergedFromCount",
         "originalRequestIds",
         "clientId",
+        # what the server writes on answers and system messages: a client
+        # claiming them would look like the server or an extension
+        "source",
+        "type",
+        "requester",
+        "status",
+        "role",
+        "incomplete",
     }
 )
 MODERATORS = frozenset({"master", "moderator"})
