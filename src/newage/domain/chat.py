@@ -237,7 +237,7 @@ class ChatService:
             request.targets[target] = TargetState.PENDING
         for target in targets:
             self.tracker.enqueue(target, request.request_id)
-            await self.router.send(target, payload)
+            await self.router.send(target, payload, request)
             await self.status.set(target, room.name, MemberStatus.PROCESSING)
 
     async def forget_room(self, room: str) -> None:
