@@ -192,6 +192,8 @@ class Authenticator:
         now = time.monotonic()
         touched = (client_id, tag)
         if now - self._touched.get(touched, -_TOUCH_EVERY) >= _TOUCH_EVERY:
+            if len(self._touched) > 100_000:  # bounded whatever the number of keys
+                self._touched.clear()
             self._touched[touched] = now
             when = iso_now()
             record.last_used_at = when
