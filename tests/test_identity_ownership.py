@@ -70,3 +70,15 @@ async def test_an_impostor_never_gets_the_extensions_requests(server, peers):
         with pytest.raises(Refused):
             await peers().open(namespace, auth("web", key, identity="SillyTavern-8000"))
     assert not server.app.presence.identity_sids("SillyTavern-8000")
+
+
+async def test_trusting_a_clientid_takes_that_name_from_other_clients_tabs(server, peers):
+    tab = await connect(server, peers, "web", identity="bob", namespaces=("/llm",))
+    boss = await admin(server, peers, namespaces=("/clients",))
+    ack = await boss.call("/clients", "ADD_TRUSTED_CLIENT", {"clientId": "bob"})
+    assert ack["status"] == "ok" and ack["disconnected"] == 1
+    await tab.next("/llm", "disconnect")
+    bob_key = await server.client("bob")
+    bob = peers()
+    await bob.open("/llm", auth("bob", bob_key))
+    assert server.app.presence.sessions["bob"].principal.client_id == "bob"

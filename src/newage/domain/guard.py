@@ -44,6 +44,12 @@ class AccessGuard:
                     why = f"type changed to {entry.kind.value}"
                 elif ref.mode is ConnMode.FULL and not has_key:
                     why = "key revoked"
+                elif ref.principal.identity != client_id and await self.store.get_trust(
+                    ref.principal.identity
+                ):
+                    # an identity may not be another client's clientId; this one
+                    # became one after the socket connected
+                    why = "its identity is now another client's clientId"
                 else:
                     continue
                 log.info("disconnecting %s from %s: %s", ref.principal.identity, ref.namespace, why)

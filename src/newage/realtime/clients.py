@@ -125,8 +125,10 @@ class ClientsNamespace(BaseNamespace):
             raise bad_request("clientType must be client, SillyTavern or monitor.") from None
         entry = await self.app.trust.add(data.client_id, kind, data.password, data.remember_me)
         log.info("%s trusted %s as %s", ref.principal.identity, entry.client_id, kind.value)
-        # a changed type (a demoted admin) must not keep its old rights on open sockets
-        dropped = await self.app.guard.enforce([entry.client_id])
+        # a changed type (a demoted admin) must not keep its old rights on open
+        # sockets, and another client's sockets may not keep this name as identity
+        users = {r.principal.client_id for r in self.app.presence.identity_sids(entry.client_id)}
+        dropped = await self.app.guard.enforce({entry.client_id, *users})
         return {"status": "ok", "success": True, "client": entry.public(), "disconnected": dropped}
 
     @on(Ev.REMOVE_TRUSTED_CLIENT, model=ClientIdIn)
