@@ -273,6 +273,10 @@ async def test_file_functions_are_admin_only_and_local(server, peers):
     denied = await call(web, "saveJsonToFile", "./settings/server_settings.json", {"timeout": 1})
     assert denied["error"]["message"] == "Unauthorized"
     assert server.app.live.current.timeout == 5000
+    # and reading the server's settings is theirs too: a plain client gets nothing
+    read = await call(web, "readJsonFromFile", "./settings/server_settings.json")
+    assert read["success"] is False and "result" not in read
+    assert "serverPort" not in str(read)
 
 
 async def test_settings_form_save_extension_fields_only(server, peers):
@@ -574,6 +578,9 @@ async def test_forward_relays_the_answer(server, peers):
         "args": ["a", 2],
         "target": "SillyTavern-1",
         "extra": {"k": 1},
+        # claims of the caller: relayed, but the receiver learns who really asks
+        "clientId": "admin",
+        "caller": {"clientId": "admin", "identity": "admin", "kind": "monitor"},
     }
     ack = await web.call(FC, "FUNCTION_CALL", payload)
     assert ack == {
@@ -582,7 +589,8 @@ async def test_forward_relays_the_answer(server, peers):
         "result": {"result": "Hello"},
         "status": "ok",
     }
-    assert ext.calls == [payload]
+    caller = {"clientId": "web", "identity": "web", "kind": "client"}
+    assert ext.calls == [{**payload, "caller": caller}]
 
 
 @pytest.mark.parametrize(

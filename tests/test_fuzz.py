@@ -119,7 +119,7 @@ EVERY = ("/", "/auth", "/llm", "/function_call", "/rooms", "/clients", "/debug")
 OPENED = {
     "admin": EVERY,
     "client": tuple(ns for ns in EVERY if ns != "/debug"),
-    "extension": EVERY,
+    "extension": tuple(ns for ns in EVERY if ns != "/debug"),  # /debug is for admins
     "bystander": ("/", "/llm", "/rooms"),
 }
 IDS = {

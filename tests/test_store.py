@@ -46,9 +46,34 @@ async def test_trust_and_keys(store):
     await store.replace_all_trust([TrustEntry("b", ClientKind.CLIENT, True, "h", True, "t", "t")])
     assert [e.client_id for e in await store.list_trust()] == ["b"]
     await store.put_key(KeyRecord("b", "$2b$hash", "fp", "t"))
-    await store.touch_key("b", "later")
+    await store.touch_key("b", "fp", "later")
     assert (await store.get_key("b")).last_used_at == "later"
     assert await store.delete_key("b") and not await store.delete_key("b")
+
+
+async def test_several_keys_per_client_newest_kept(store):
+    for n in range(4):
+        dropped = await store.put_key(
+            KeyRecord("x", "$2b$h", f"fp{n}", f"t{n}", issued=True), replace=False, keep=3
+        )
+    assert dropped == ["fp0"]
+    assert [k.fingerprint for k in await store.list_keys("x")] == ["fp1", "fp2", "fp3"]
+    assert (await store.get_key("x")).fingerprint == "fp3"
+    assert await store.delete_key("x", "fp2")
+    assert [k.fingerprint for k in await store.list_keys("x")] == ["fp1", "fp3"]
+    # an admin's key replaces them all
+    await store.put_key(KeyRecord("x", "$2b$h", "admin", "t9"))
+    assert [k.fingerprint for k in await store.list_keys("x")] == ["admin"]
+
+
+async def test_identities_are_claimed_once(store):
+    assert await store.claim_identity("web#1", "web", "t") == "web"
+    assert await store.claim_identity("web#1", "evil", "t2") == "web"
+    assert await store.identity_owner("web#1") == "web"
+    assert [r.public() for r in await store.list_identities()] == [
+        {"identity": "web#1", "clientId": "web", "claimedAt": "t"}
+    ]
+    assert await store.release_identity("web#1") and await store.identity_owner("web#1") is None
 
 
 async def test_rooms_members_cascade(store):

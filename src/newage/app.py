@@ -158,6 +158,7 @@ class App:
             self.rooms, self.mutes, self.presence, self.router, self.tracker, self.chat, self.live
         )
         self.sessions.extension_gone.append(self.streams.extension_gone)
+        self.sessions.instance_gone.append(self.streams.instance_gone)
         self.mutes.on_unmuted.append(self.thinker.unmuted)
         self.rooms.on_mode_changed.append(self._mode_changed)
         self.history.after_record.append(self._legacy_context)

@@ -116,6 +116,8 @@ class Settings(BaseSettings):
     log_backups: int = setting(5, "logBackups", ge=0, le=100)
     bcrypt_cost: int = setting(10, "bcryptCost", ge=4, le=15)
     auth_failure_limit: int = setting(20, "authFailureLimit", ge=1)
+    max_keys_per_client: int = setting(8, "maxKeysPerClient", ge=1, le=1000)
+    key_expiry_days: int = setting(30, "keyExpiryDays", ge=0, le=36500)
     sqlite_synchronous: Literal["FULL", "NORMAL"] = setting("FULL", "sqliteSynchronous")
 
     @field_validator("default_room_message_request_mode", mode="before")

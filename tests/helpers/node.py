@@ -42,6 +42,12 @@ class NodeScript:
         parsed: dict[str, Any] = json.loads(raw)
         return parsed
 
+    async def send(self, line: str) -> None:
+        """A line on the script's stdin (scripts that read commands)."""
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(line.encode() + b"\n")
+        await self.proc.stdin.drain()
+
     async def result(self, timeout: float = 60) -> dict[str, Any]:
         """Wait for the script to end; its last line, with ``_exit`` and ``_stderr``."""
         stdout, stderr = await asyncio.wait_for(self.proc.communicate(), timeout)
@@ -67,6 +73,7 @@ async def start_node(script: str, *args: str) -> NodeScript:
         "node",
         str(JS_DIR / script),
         *args,
+        stdin=asyncio.subprocess.PIPE,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
         cwd=JS_DIR,

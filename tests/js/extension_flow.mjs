@@ -83,8 +83,9 @@ try {
       socketIOPath: "/socket.io", queryParameters: {}, transport: "websocket",
     }],
   });
-  out.steps.generate = await ack(clients, "GENERATE_CLIENT_KEY", { clientId, targetClientId: "web-app" });
-  out.steps.remove = await ack(clients, "REMOVE_CLIENT_KEY", { clientId, targetClientId: "web-app" });
+  out.steps.generateOther = await ack(clients, "GENERATE_CLIENT_KEY", { clientId, targetClientId: "web-app" });
+  out.steps.removeOther = await ack(clients, "REMOVE_CLIENT_KEY", { clientId, targetClientId: "web-app" });
+  out.steps.generate = await ack(clients, "GENERATE_CLIENT_KEY", { clientId, targetClientId: clientId });
 
   // a page reload: a new identification while the old /llm socket is still up
   const st2 = await open("/sillytavern", { ...base, desc, key: "getKey" });
@@ -95,6 +96,9 @@ try {
   // one round trip on the old socket: a kick sent when llm2 came would be in by its ack
   out.steps.oldAck = await ack(llm, "UNKNOWN_EVENT", {}).catch((e) => ({ error: String(e) }));
   out.steps.oldStillConnected = llm.connected;
+  // the first tab's key still opens a namespace after the reload's getKey
+  const again = await open("/llm", auth).then((s) => s.connected, (e) => String(e));
+  out.steps.firstKeyStillWorks = again;
   out.ok = true;
 } catch (err) {
   out.ok = false;

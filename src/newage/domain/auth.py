@@ -10,15 +10,22 @@ from __future__ import annotations
 import asyncio
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from newage.clock import iso_now
 from newage.domain.credentials import Credentials
-from newage.domain.keys import FailureLimiter, VerifiedCache, verify_secret
+from newage.domain.identities import IdentityRegistry
+from newage.domain.keys import (
+    FailureLimiter,
+    VerifiedCache,
+    expired,
+    fingerprint,
+    verify_secret,
+)
 from newage.domain.principal import ConnMode, Principal, is_loopback
-from newage.domain.records import TrustEntry
+from newage.domain.records import KeyRecord, TrustEntry
 from newage.errors import ErrorCode, NewAgeError, forbidden, unauthenticated
 from newage.protocol.names import EXTENSION_TYPES, GET_KEY, ClientKind, Namespace
 from newage.settings import Settings
@@ -70,7 +77,8 @@ class Authenticator:
         self.settings = settings
         self.cache = VerifiedCache()
         self.limiter = FailureLimiter(settings().auth_failure_limit)
-        self._touched: dict[str, float] = {}
+        self._touched: dict[tuple[str, str], float] = {}
+        self.identities = IdentityRegistry(store, credentials)
 
     def _fail(self, peer: str, message: str) -> NewAgeError:
         self.limiter.failed(peer)
@@ -146,33 +154,54 @@ class Authenticator:
             if not principal.is_extension:
                 raise self._fail(peer, "Only SillyTavern clients may request a key.")
             ready = await self.check_password(entry, auth.get("password"), peer)
+            await self.identities.check(identity, client_id, claim=False)
             return AuthResult(principal, ConnMode.KEY_PENDING, may_issue=ready)
         if key is None and namespace == Namespace.FUNCTION_CALL and principal.is_extension:
             if not await self.check_password(entry, auth.get("password"), peer):
                 raise self._fail(peer, "Password required.")
+            await self.identities.check(identity, client_id, claim=False)
             return AuthResult(principal, ConnMode.BOOTSTRAP)
         if not isinstance(key, str) or not key:
             raise self._fail(peer, "Invalid key.")
         await self.verify_key(client_id, key, peer)
+        # only now, authenticated, may the connection take an unowned identity
+        await self.identities.check(identity, client_id, claim=True)
         if namespace in ELEVATED_NAMESPACES:
-            if not (principal.is_admin or principal.is_extension):
+            # logs and server internals: admins only, not the extension
+            if not principal.is_admin:
                 raise forbidden("Unauthorized")
             if self.settings().network_safe and not principal.loopback:
                 raise forbidden("Only loopback connections may do this while networkSafe is on.")
         return AuthResult(principal, ConnMode.FULL)
 
     async def verify_key(self, client_id: str, key: str, peer: str) -> None:
-        record = self.credentials.keys.get(client_id)
+        # A client may hold several keys; the fingerprint picks the one to
+        # check, so a wrong key costs one bcrypt whatever their number.
+        tag = fingerprint(key)
+        record = self._usable(self.credentials.keys.get(client_id, ()), tag)
         if record is None or not await self._matches(record.hash, key):
             # before refusing, make sure the view is not behind the CLI
-            fresh = await self.credentials.fresh_key(client_id)
+            fresh = self._usable(await self.credentials.fresh_keys(client_id), tag)
             if (
                 fresh is None
                 or (record is not None and fresh.hash == record.hash)  # already checked
                 or not await self._matches(fresh.hash, key)
             ):
                 raise self._fail(peer, "Invalid key.")
+            record = fresh
         now = time.monotonic()
-        if now - self._touched.get(client_id, -_TOUCH_EVERY) >= _TOUCH_EVERY:
-            self._touched[client_id] = now
-            await self.store.touch_key(client_id, iso_now())
+        touched = (client_id, tag)
+        if now - self._touched.get(touched, -_TOUCH_EVERY) >= _TOUCH_EVERY:
+            if len(self._touched) > 100_000:  # bounded whatever the number of keys
+                self._touched.clear()
+            self._touched[touched] = now
+            when = iso_now()
+            record.last_used_at = when
+            await self.store.touch_key(client_id, tag, when)
+
+    def _usable(self, records: Iterable[KeyRecord], tag: str) -> KeyRecord | None:
+        days = self.settings().key_expiry_days
+        for record in records:
+            if record.fingerprint == tag:
+                return None if expired(record, days) else record
+        return None

@@ -48,6 +48,14 @@ SERVER_FIELDS = frozenset(
         "mergedFromCount",
         "originalRequestIds",
         "clientId",
+        # what the server writes on answers and system messages: a client
+        # claiming them would look like the server or an extension
+        "source",
+        "type",
+        "requester",
+        "status",
+        "role",
+        "incomplete",
     }
 )
 MODERATORS = frozenset({"master", "moderator"})
@@ -229,7 +237,7 @@ class ChatService:
             request.targets[target] = TargetState.PENDING
         for target in targets:
             self.tracker.enqueue(target, request.request_id)
-            await self.router.send(target, payload)
+            await self.router.send(target, payload, request)
             await self.status.set(target, room.name, MemberStatus.PROCESSING)
 
     async def forget_room(self, room: str) -> None:

@@ -19,21 +19,24 @@ class Credentials:
     def __init__(self, store: Store) -> None:
         self.store = store
         self.trust: dict[str, TrustEntry] = {}
-        self.keys: dict[str, KeyRecord] = {}
+        self.keys: dict[str, list[KeyRecord]] = {}  # clientId -> its live keys
 
     async def refresh(self) -> None:
         self.trust = {e.client_id: e for e in await self.store.list_trust()}
-        self.keys = {k.client_id: k for k in await self.store.list_keys()}
+        keys: dict[str, list[KeyRecord]] = {}
+        for record in await self.store.list_keys():
+            keys.setdefault(record.client_id, []).append(record)
+        self.keys = keys
 
     async def fresh_trust(self, client_id: str) -> TrustEntry | None:
         entry = await self.store.get_trust(client_id)
         self.set_trust(client_id, entry)
         return entry
 
-    async def fresh_key(self, client_id: str) -> KeyRecord | None:
-        record = await self.store.get_key(client_id)
-        self.set_key(client_id, record)
-        return record
+    async def fresh_keys(self, client_id: str) -> list[KeyRecord]:
+        records = await self.store.list_keys(client_id)
+        self.set_keys(client_id, records)
+        return records
 
     def set_trust(self, client_id: str, entry: TrustEntry | None) -> None:
         if entry is None:
@@ -41,8 +44,8 @@ class Credentials:
         else:
             self.trust[client_id] = entry
 
-    def set_key(self, client_id: str, record: KeyRecord | None) -> None:
-        if record is None:
-            self.keys.pop(client_id, None)
+    def set_keys(self, client_id: str, records: list[KeyRecord]) -> None:
+        if records:
+            self.keys[client_id] = records
         else:
-            self.keys[client_id] = record
+            self.keys.pop(client_id, None)

@@ -77,7 +77,7 @@ def memory() -> dict[str, int]:
 
 
 class DebugService:
-    """Every operation is for admins and extensions, and only over loopback
+    """Every operation is for admins, and only over loopback
     while ``networkSafe`` is on; checked per call because the setting may
     have been switched on since the socket connected."""
 
@@ -111,7 +111,7 @@ class DebugService:
             )
 
     def _gate(self, actor: Principal) -> None:
-        require_sensitive(actor, self.live.current.network_safe, allow_extension=True)
+        require_sensitive(actor, self.live.current.network_safe, allow_extension=False)
 
     async def toggle(self, actor: Principal) -> bool:
         """Flip debugMode, switch the live log level, persist, tell every

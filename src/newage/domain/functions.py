@@ -220,6 +220,9 @@ class LegacySettingsFiles:
 
     async def read(self, ctx: CallContext, path: str) -> dict[str, Any]:
         if path == SERVER_SETTINGS_PATH:
+            # the extension's settings form (and admins); nobody else's business
+            if not (ctx.principal.is_admin or ctx.principal.is_extension):
+                raise forbidden(RESTRICTED)
             current = self.live.current.to_file_dict()
             return {"success": True, "result": {key: current[key] for key in PUBLIC_FIELDS}}
         own = f"{SETTINGS_PREFIX}{ctx.principal.client_id}-settings.json"

@@ -1,9 +1,12 @@
 """Keeps live sockets in line with trust and keys.
 
-A revoked key or a withdrawn trust entry disconnects the client's sockets,
-whether the change came over the wire or from the CLI in another process
-(noticed through the store's change counter). Rotating a key does not:
-sockets already authenticated stay up, only new connects need the new key.
+A revoked key, a withdrawn trust entry or a changed client type (an admin
+demoted, an extension turned into a plain client) disconnects the client's
+sockets, whether the change came over the wire or from the CLI in another
+process (noticed through the store's change counter): rights are fixed when
+a socket connects, so a socket whose rights shrank must go. Rotating a key
+does not: sockets already authenticated stay up, only new connects need the
+new key.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ class AccessGuard:
         self.outbox = outbox
 
     async def enforce(self, client_ids: Iterable[str] | None = None) -> int:
-        """Disconnect sockets that lost their trust or key; return how many."""
+        """Disconnect sockets that lost their trust, key or type; return how many."""
         if client_ids is None:
             client_ids = {ref.principal.client_id for ref in self.presence.sockets.values()}
         dropped = 0
@@ -33,19 +36,25 @@ class AccessGuard:
             if not refs:
                 continue
             entry = await self.store.get_trust(client_id)
-            has_key = await self.store.get_key(client_id) is not None
+            has_key = bool(await self.store.list_keys(client_id))
             for ref in refs:
-                lost_trust = entry is None or not entry.trusted
-                lost_key = ref.mode is ConnMode.FULL and not has_key
-                if lost_trust or lost_key:
-                    log.info(
-                        "disconnecting %s from %s: %s",
-                        ref.principal.identity,
-                        ref.namespace,
-                        "trust withdrawn" if lost_trust else "key revoked",
-                    )
-                    await self.outbox.disconnect(ref.sid, ref.namespace)
-                    dropped += 1
+                if entry is None or not entry.trusted:
+                    why = "trust withdrawn"
+                elif entry.kind is not ref.principal.kind:
+                    why = f"type changed to {entry.kind.value}"
+                elif ref.mode is ConnMode.FULL and not has_key:
+                    why = "key revoked"
+                elif ref.principal.identity != client_id and await self.store.get_trust(
+                    ref.principal.identity
+                ):
+                    # an identity may not be another client's clientId; this one
+                    # became one after the socket connected
+                    why = "its identity is now another client's clientId"
+                else:
+                    continue
+                log.info("disconnecting %s from %s: %s", ref.principal.identity, ref.namespace, why)
+                await self.outbox.disconnect(ref.sid, ref.namespace)
+                dropped += 1
         return dropped
 
     async def disconnect_identity(self, identity: str) -> int:

@@ -15,6 +15,9 @@ from collections import OrderedDict, deque
 
 import bcrypt
 
+from newage.clock import epoch_from_iso
+from newage.domain.records import KeyRecord
+
 KEY_BYTES = 32
 _BCRYPT_RE = re.compile(r"^\$2[aby]\$\d{2}\$[./A-Za-z0-9]{53}$")
 
@@ -46,6 +49,20 @@ def is_bcrypt_hash(value: str) -> bool:
 def fingerprint(key: str) -> str:
     """Short, non-reversible tag to tell keys apart in lists."""
     return hashlib.sha256(key.encode("utf-8")).hexdigest()[:12]
+
+
+def expired(record: KeyRecord, expiry_days: int, now: float | None = None) -> bool:
+    """An issued key unused for ``expiry_days`` (0: never) no longer works.
+    Keys made by an admin or the CLI are meant for programs that may run
+    rarely, so they do not expire."""
+    if not record.issued or expiry_days <= 0:
+        return False
+    last = record.last_used_at or record.created_at
+    try:
+        since = epoch_from_iso(last)
+    except ValueError:
+        return False
+    return (time.time() if now is None else now) - since > expiry_days * 86400
 
 
 class VerifiedCache:

@@ -40,6 +40,11 @@ FROZEN = frozenset(
         "requester",
         "fromLlm",
         "outputId",
+        "source",
+        "type",
+        "status",
+        "role",
+        "incomplete",
     }
 )
 UPDATE_CONTEXT_LIMIT = 1000  # UPDATE_CONTEXT repeats the pages; only for small rooms

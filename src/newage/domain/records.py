@@ -38,6 +38,9 @@ class KeyRecord:
     fingerprint: str
     created_at: str
     last_used_at: str | None = None
+    # True for keys handed out by ``getKey`` (they expire when unused);
+    # keys made by an admin or the CLI do not
+    issued: bool = False
 
     def public(self) -> dict[str, Any]:
         """Key metadata; the secret is shown once at creation and the hash never."""
@@ -46,7 +49,20 @@ class KeyRecord:
             "fingerprint": self.fingerprint,
             "createdAt": self.created_at,
             "lastUsedAt": self.last_used_at,
+            "issued": self.issued,
         }
+
+
+@dataclass(slots=True)
+class IdentityRecord:
+    """An identity and the clientId that owns it (the first one to use it)."""
+
+    identity: str
+    client_id: str
+    claimed_at: str
+
+    def public(self) -> dict[str, Any]:
+        return {"identity": self.identity, "clientId": self.client_id, "claimedAt": self.claimed_at}
 
 
 @dataclass(slots=True)

@@ -41,6 +41,8 @@ class LlmRequest:
     created: float = field(default_factory=time.monotonic)
     finished: float | None = None
     reported_processing: bool = False
+    # extension -> the one /llm socket the request went to (of several tabs)
+    sockets: dict[str, str] = field(default_factory=dict)
 
     @property
     def open(self) -> bool:

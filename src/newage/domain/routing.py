@@ -12,11 +12,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from newage.domain.ports import Outbox, identity_addr
+from newage.domain.ports import Outbox
 from newage.domain.presence import Presence
 from newage.domain.principal import Principal
 from newage.domain.relations import RelationService
-from newage.domain.requests import RequestTracker
+from newage.domain.requests import LlmRequest, RequestTracker
 from newage.domain.room_model import Room
 from newage.errors import bad_request, unavailable
 from newage.protocol.names import ConnectionPolicy, Ev, Namespace
@@ -86,7 +86,24 @@ class Router:
             return allowed
         return [min(allowed, key=lambda e: (self.tracker.in_flight(e), allowed.index(e)))]
 
-    async def send(self, target: str, payload: dict[str, Any]) -> None:
-        self.outbox.emit(
-            Namespace.LLM, Ev.LLM_REQUEST, {**payload, "target": target}, [identity_addr(target)]
-        )
+    def instance(self, target: str) -> str | None:
+        """The one ``/llm`` socket of ``target`` that gets its next request.
+
+        An identity may be live in several tabs; each would answer, so a
+        request goes to one of them: the socket still answering earlier
+        requests, else the newest (after a reload, the page that stays)."""
+        sids = self.presence.full_sids(target, Namespace.LLM)
+        if not sids:
+            return None
+        for request in self.tracker.queued(target):
+            busy = request.sockets.get(target)
+            if busy in sids:
+                return busy
+        return sids[-1]
+
+    async def send(self, target: str, payload: dict[str, Any], request: LlmRequest) -> None:
+        sid = self.instance(target)
+        if sid is None:  # gone since it was chosen: its disconnect fails the request
+            return
+        request.sockets[target] = sid
+        self.outbox.emit(Namespace.LLM, Ev.LLM_REQUEST, {**payload, "target": target}, [sid])

@@ -39,6 +39,8 @@ class SessionService:
         self.outbox = outbox
         self.enter = enter  # (sid, namespace, address) -> join a Socket.IO room
         self.extension_gone: list[Hook] = []
+        # (identity, sid): one /llm socket of an extension closed, others remain
+        self.instance_gone: list[Callable[[str, str], Awaitable[None]]] = []
         self.session_ended: list[Hook] = []
         self._broadcast: asyncio.TimerHandle | None = None
 
@@ -80,14 +82,14 @@ class SessionService:
         if ref is None:
             return None
         p = ref.principal
-        if (
-            p.is_extension
-            and ref.namespace == Namespace.LLM
-            and not self.presence.full_sids(p.identity, Namespace.LLM)
-        ):
-            await self.relations.extension_offline(p.identity)
-            for hook in self.extension_gone:
-                await hook(p.identity)
+        if p.is_extension and ref.namespace == Namespace.LLM:
+            if not self.presence.full_sids(p.identity, Namespace.LLM):
+                await self.relations.extension_offline(p.identity)
+                for hook in self.extension_gone:
+                    await hook(p.identity)
+            else:
+                for instance_hook in self.instance_gone:
+                    await instance_hook(p.identity, sid)
         if ended is not None:
             if p.is_plain:
                 await self.relations.client_offline(p.identity)

@@ -299,6 +299,14 @@ class StreamService:
         for request in self.tracker.queued(ext):
             await self.fail(ext, request, reason)
 
+    async def instance_gone(self, ext: str, sid: str) -> None:
+        """One tab of ``ext`` closed while others stay: what was sent to that
+        tab fails as if the extension had gone (it will not be answered)."""
+        reason = f"Extension {ext} disconnected."
+        for request in self.tracker.queued(ext):
+            if request.sockets.get(ext) == sid:
+                await self.fail(ext, request, reason)
+
     async def sweep(self) -> None:
         """Idle outputs end; requests without progress past the timeout fail."""
         now = time.monotonic()

@@ -8,8 +8,8 @@ from typing import Any
 
 from newage.clock import iso_now
 from newage.domain.credentials import Credentials
-from newage.domain.keys import fingerprint, generate_key, hash_secret, is_bcrypt_hash
-from newage.domain.principal import Principal, require_sensitive
+from newage.domain.keys import expired, fingerprint, generate_key, hash_secret, is_bcrypt_hash
+from newage.domain.principal import Principal, require_admin
 from newage.domain.records import KeyRecord, TrustEntry
 from newage.errors import bad_request, forbidden, not_found
 from newage.protocol.names import ClientKind
@@ -101,19 +101,35 @@ class KeyService:
         self.credentials = credentials or Credentials(store)
 
     async def create(self, client_id: str) -> tuple[str, KeyRecord]:
-        """Generate (or rotate) the client's key; the plaintext is returned once."""
+        """Generate (or rotate) the client's key: it becomes the only one.
+        The plaintext is returned once."""
+        return await self._new(client_id, issued=False, keep=None)
+
+    async def issue(self, client_id: str, keep: int, expiry_days: int) -> tuple[str, KeyRecord]:
+        """A key for one more instance (``getKey``): the client's other keys
+        stay valid, so a second tab or a reload does not lock out the first;
+        only the newest ``keep`` survive, and stale ones are dropped."""
+        for record in await self.store.list_keys(client_id):
+            if expired(record, expiry_days):
+                await self.store.delete_key(client_id, record.fingerprint)
+        return await self._new(client_id, issued=True, keep=keep)
+
+    async def _new(
+        self, client_id: str, *, issued: bool, keep: int | None
+    ) -> tuple[str, KeyRecord]:
         if not trustfiles.valid_client_id(client_id):
             raise bad_request("Invalid clientId.")
         key = generate_key()
         hashed = await asyncio.to_thread(hash_secret, key, self.bcrypt_cost)
-        record = KeyRecord(client_id, hashed, fingerprint(key), iso_now())
-        await self.store.put_key(record)
-        self.credentials.set_key(client_id, record)
+        record = KeyRecord(client_id, hashed, fingerprint(key), iso_now(), issued=issued)
+        await self.store.put_key(record, replace=not issued, keep=keep)
+        await self.credentials.fresh_keys(client_id)
         return key, record
 
-    async def revoke(self, client_id: str) -> bool:
-        existed = await self.store.delete_key(client_id)
-        self.credentials.set_key(client_id, None)
+    async def revoke(self, client_id: str, fingerprint: str | None = None) -> bool:
+        """Revoke one key, or every key of the client."""
+        existed = await self.store.delete_key(client_id, fingerprint)
+        await self.credentials.fresh_keys(client_id)
         return existed
 
     async def get(self, client_id: str) -> KeyRecord:
@@ -131,14 +147,21 @@ class KeyService:
         """Metadata of a client's key (never the key or its hash, DECISIONS 8).
 
         Everyone may ask about their own clientId; asking about another one
-        is key management (admins and extensions, loopback under networkSafe).
+        is key management (admins only, loopback under networkSafe).
         """
         target = client_id or actor.client_id
         if target != actor.client_id:
-            if legacy_denial and not (actor.is_admin or actor.is_extension):
+            if legacy_denial and not actor.is_admin:
                 raise forbidden("You are have no right to get others key.")
-            require_sensitive(actor, network_safe, allow_extension=True)
-        record = await self.store.get_key(target)
-        if record is None:
+            require_admin(actor, network_safe)
+        records = await self.store.list_keys(target)
+        if not records:
             raise not_found("Client key not found.")
-        return {"status": "ok", "success": True, "key": None, "hasKey": True, **record.public()}
+        return {
+            "status": "ok",
+            "success": True,
+            "key": None,
+            "hasKey": True,
+            **records[-1].public(),
+            "keys": [r.public() for r in records],
+        }

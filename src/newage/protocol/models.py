@@ -71,6 +71,12 @@ class TargetClientIn(Payload):
     # GENERATE/REMOVE_CLIENT_KEY: the extension sends {clientId, targetClientId};
     # the target is targetClientId.
     target_client_id: Name = Field(validation_alias=AliasChoices("targetClientId"))
+    # REMOVE_CLIENT_KEY: one key of the client (as listed), else all of them
+    fingerprint: Annotated[str, StringConstraints(max_length=64)] | None = None
+
+
+class IdentityIn(Payload):
+    identity: Name
 
 
 class IdentifyIn(Payload):

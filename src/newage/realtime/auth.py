@@ -32,7 +32,10 @@ class AuthNamespace(BaseNamespace):
                 )
 
     async def _issue(self, ref: SocketRef) -> dict[str, Any]:
-        key, record = await self.app.keys.create(ref.principal.client_id)
+        settings = self.app.live.current
+        key, record = await self.app.keys.issue(
+            ref.principal.client_id, settings.max_keys_per_client, settings.key_expiry_days
+        )
         payload = {
             "success": True,
             "status": "ok",

@@ -11,6 +11,7 @@ from newage.logs import log
 from newage.protocol.models import (
     ClientIdIn,
     DisconnectClientIn,
+    IdentityIn,
     OptionalClientIdIn,
     TargetClientIn,
     TrustIn,
@@ -41,10 +42,28 @@ class ClientsNamespace(BaseNamespace):
         return self.app.rooms.visible_names(ref.principal)
 
     # ------------------------------------------------------------------ keys
+    def _key_target(self, ref: SocketRef, target: str) -> None:
+        """Key management: admins for anyone, an extension for its own
+        clientId only (its settings page shows and renews its key)."""
+        if ref.principal.is_extension and target == ref.principal.client_id:
+            self._sensitive(ref)
+            return
+        require_admin(ref.principal, self.app.live.current.network_safe)
+
     @on(Ev.GET_ALL_CLIENT_KEYS)
     async def get_all_keys(self, ref: SocketRef, _: Any) -> dict[str, Any]:
-        self._sensitive(ref)
-        keys = {record.client_id: record.public() for record in await self.app.keys.list()}
+        p = ref.principal
+        if p.is_extension:
+            self._sensitive(ref)  # the extension asks at login: it gets its own
+            records = [r for r in await self.app.keys.list() if r.client_id == p.client_id]
+        else:
+            require_admin(p, self.app.live.current.network_safe)
+            records = await self.app.keys.list()
+        keys: dict[str, dict[str, Any]] = {}
+        for record in records:  # oldest first: the newest wins, all are listed
+            item = keys.setdefault(record.client_id, {"keys": []})
+            item["keys"].append(record.public())
+            item.update(record.public())
         return {"status": "ok", "success": True, "keys": keys}
 
     @on(Ev.GET_CLIENT_KEY, model=OptionalClientIdIn)
@@ -55,10 +74,17 @@ class ClientsNamespace(BaseNamespace):
 
     @on(Ev.GENERATE_CLIENT_KEY, model=TargetClientIn)
     async def generate_key(self, ref: SocketRef, data: TargetClientIn) -> dict[str, Any]:
-        self._sensitive(ref)
-        key, record = await self.app.keys.create(data.target_client_id)
-        entry = await self.app.trust.get(data.target_client_id)
-        log.info("%s generated a key for %s", ref.principal.identity, data.target_client_id)
+        target = data.target_client_id
+        self._key_target(ref, target)
+        if ref.principal.is_admin:
+            key, record = await self.app.keys.create(target)
+        else:  # its own: one more key, the ones its other tabs use stay valid
+            settings = self.app.live.current
+            key, record = await self.app.keys.issue(
+                target, settings.max_keys_per_client, settings.key_expiry_days
+            )
+        entry = await self.app.trust.get(target)
+        log.info("%s generated a key for %s", ref.principal.identity, target)
         return {
             "status": "ok",
             "success": True,
@@ -71,9 +97,9 @@ class ClientsNamespace(BaseNamespace):
 
     @on(Ev.REMOVE_CLIENT_KEY, model=TargetClientIn)
     async def remove_key(self, ref: SocketRef, data: TargetClientIn) -> dict[str, Any]:
-        self._sensitive(ref)
         target = data.target_client_id
-        existed = await self.app.keys.revoke(target)
+        self._key_target(ref, target)
+        existed = await self.app.keys.revoke(target, data.fingerprint)
         dropped = await self.app.guard.enforce([target])
         log.info(
             "%s revoked the key of %s (%d sockets closed)", ref.principal.identity, target, dropped
@@ -99,7 +125,11 @@ class ClientsNamespace(BaseNamespace):
             raise bad_request("clientType must be client, SillyTavern or monitor.") from None
         entry = await self.app.trust.add(data.client_id, kind, data.password, data.remember_me)
         log.info("%s trusted %s as %s", ref.principal.identity, entry.client_id, kind.value)
-        return {"status": "ok", "success": True, "client": entry.public()}
+        # a changed type (a demoted admin) must not keep its old rights on open
+        # sockets, and another client's sockets may not keep this name as identity
+        users = {r.principal.client_id for r in self.app.presence.identity_sids(entry.client_id)}
+        dropped = await self.app.guard.enforce({entry.client_id, *users})
+        return {"status": "ok", "success": True, "client": entry.public(), "disconnected": dropped}
 
     @on(Ev.REMOVE_TRUSTED_CLIENT, model=ClientIdIn)
     async def remove_trusted(self, ref: SocketRef, data: ClientIdIn) -> dict[str, Any]:
@@ -111,6 +141,24 @@ class ClientsNamespace(BaseNamespace):
         if not removed:
             reply["message"] = f"{data.client_id} was not trusted."
         return reply
+
+    # ------------------------------------------------------------------ identities (admins)
+    @on(Ev.GET_IDENTITIES)
+    async def get_identities(self, ref: SocketRef, _: Any) -> dict[str, Any]:
+        require_admin(ref.principal, self.app.live.current.network_safe)
+        items = await self.app.auth.identities.list()
+        for item in items:
+            item["online"] = self.app.presence.is_present(item["identity"])
+        return {"status": "ok", "success": True, "identities": items}
+
+    @on(Ev.RELEASE_IDENTITY, model=IdentityIn)
+    async def release_identity(self, ref: SocketRef, data: IdentityIn) -> dict[str, Any]:
+        require_admin(ref.principal, self.app.live.current.network_safe)
+        await self.app.auth.identities.release(data.identity)
+        # its sockets go too: the next clientId to connect with it owns it
+        dropped = await self.app.guard.disconnect_identity(data.identity)
+        log.info("%s released the identity %s", ref.principal.identity, data.identity)
+        return {"status": "ok", "success": True, "identity": data.identity, "disconnected": dropped}
 
     @on(Ev.DISCONNECT_CLIENT, model=DisconnectClientIn)
     async def disconnect_client(self, ref: SocketRef, data: DisconnectClientIn) -> dict[str, Any]:

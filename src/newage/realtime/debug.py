@@ -1,4 +1,4 @@
-"""``/debug``: debug mode, server status and log reading (admins, extensions)."""
+"""``/debug``: debug mode, server status and log reading (admins)."""
 
 from __future__ import annotations
 

@@ -42,6 +42,13 @@ class FunctionCallNamespace(BaseNamespace):
             return {"requestId": data.request_id, "success": True, "status": "ok", "result": result}
         if ref.mode is not ConnMode.FULL:
             raise unauthenticated("Key required.")
-        # the caller's payload as it came (extra fields included)
+        # the caller's payload as it came (extra fields included); its
+        # clientId/source are the caller's claims, ``caller`` is ours
         payload = data.model_dump(by_alias=True, exclude_unset=True)
+        p = ref.principal
+        payload["caller"] = {
+            "clientId": p.client_id,
+            "identity": p.identity,
+            "kind": p.kind.value,
+        }
         return await self.app.functions.forward(payload, data.target)

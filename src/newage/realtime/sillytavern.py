@@ -46,13 +46,17 @@ class SillyTavernNamespace(BaseNamespace):
                 raise bad_request("Invalid password.")
             self.ready[ref.sid] = True
         already = self.app.presence.extension_online(p.identity)
-        key, _ = await self.app.keys.create(p.client_id)
+        settings = self.app.live.current
+        key, _ = await self.app.keys.issue(
+            p.client_id, settings.max_keys_per_client, settings.key_expiry_days
+        )
         log.info("issued a key to %s on /sillytavern", p.client_id)
         if already:
+            # another tab (or the page before a reload) keeps its own key
             return {
                 "status": "warning",
                 "key": key,
-                "message": "SillyTavern extension already connected; key rotated.",
+                "message": "SillyTavern extension already connected; issued an additional key.",
             }
         return {"status": "ok", "success": True, "key": key}
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from newage.domain.records import (
+    IdentityRecord,
     KeyRecord,
     MemberRecord,
     MuteRecord,
@@ -69,22 +70,43 @@ class Store(ABC):
     async def replace_all_trust(self, entries: Sequence[TrustEntry]) -> None:
         """Make the trust table exactly ``entries`` (start-up import of the files)."""
 
-    # --- keys ---
+    # --- keys (several per clientId, told apart by fingerprint) ---
     @abstractmethod
-    async def get_key(self, client_id: str) -> KeyRecord | None: ...
+    async def get_key(self, client_id: str) -> KeyRecord | None:
+        """The client's newest key."""
 
     @abstractmethod
-    async def list_keys(self) -> list[KeyRecord]: ...
+    async def list_keys(self, client_id: str | None = None) -> list[KeyRecord]:
+        """Keys of one client (or all), by clientId then oldest first."""
 
     @abstractmethod
-    async def put_key(self, record: KeyRecord) -> None:
-        """Create or replace the key of ``record.client_id``."""
+    async def put_key(
+        self, record: KeyRecord, *, replace: bool = True, keep: int | None = None
+    ) -> list[str]:
+        """Store a key. ``replace``: it becomes the client's only key;
+        otherwise it is added and only the newest ``keep`` keys stay.
+        Returns the fingerprints dropped."""
 
     @abstractmethod
-    async def delete_key(self, client_id: str) -> bool: ...
+    async def delete_key(self, client_id: str, fingerprint: str | None = None) -> bool:
+        """Delete one key, or (``fingerprint`` None) all of the client's."""
 
     @abstractmethod
-    async def touch_key(self, client_id: str, when: str) -> None: ...
+    async def touch_key(self, client_id: str, fingerprint: str, when: str) -> None: ...
+
+    # --- identities (owned by the clientId that first used them) ---
+    @abstractmethod
+    async def claim_identity(self, identity: str, client_id: str, when: str) -> str:
+        """Record ``client_id`` as the owner unless one exists; return the owner."""
+
+    @abstractmethod
+    async def identity_owner(self, identity: str) -> str | None: ...
+
+    @abstractmethod
+    async def list_identities(self) -> list[IdentityRecord]: ...
+
+    @abstractmethod
+    async def release_identity(self, identity: str) -> bool: ...
 
     # --- rooms and members ---
     @abstractmethod

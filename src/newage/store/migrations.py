@@ -86,4 +86,26 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (room, message_id)
     );
     """,
+    # 3: several live keys per clientId (a second SillyTavern tab gets its own
+    # instead of revoking the first one's), and identities owned by a clientId
+    """
+    CREATE TABLE client_keys (
+        client_id    TEXT NOT NULL,
+        fingerprint  TEXT NOT NULL,
+        hash         TEXT NOT NULL,
+        created_at   TEXT NOT NULL,
+        last_used_at TEXT,
+        issued       INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (client_id, fingerprint)
+    );
+    INSERT INTO client_keys (client_id, fingerprint, hash, created_at, last_used_at)
+        SELECT client_id, fingerprint, hash, created_at, last_used_at FROM keys;
+    DROP TABLE keys;
+    CREATE TABLE identities (
+        identity   TEXT PRIMARY KEY,
+        client_id  TEXT NOT NULL,
+        claimed_at TEXT NOT NULL
+    );
+    CREATE INDEX identities_by_client ON identities(client_id);
+    """,
 ]

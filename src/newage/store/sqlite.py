@@ -18,7 +18,6 @@ import aiosqlite
 import orjson
 
 from newage.domain.records import (
-    KeyRecord,
     MemberRecord,
     MuteRecord,
     RoomRecord,
@@ -28,11 +27,12 @@ from newage.domain.records import (
 from newage.protocol.names import ClientKind, RequestMode, Role
 from newage.store.base import MessageKind, Store, StoredMessage
 from newage.store.migrations import MIGRATIONS
+from newage.store.sqlite_keys import KeyTables
 
 _MAX_IN = 500  # SQLite host-parameter headroom for IN (...) lists
 
 
-class SQLiteStore(Store):
+class SQLiteStore(KeyTables, Store):
     def __init__(self, path: Path, *, synchronous: str = "FULL") -> None:
         self.path = path
         self.synchronous = synchronous
@@ -199,31 +199,6 @@ class SQLiteStore(Store):
                 f"INSERT INTO trust ({self._TRUST_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
                 [self._trust_params(e) for e in entries],
             )
-
-    # ------------------------------------------------------------------ keys
-    _KEY_COLS = "client_id, hash, fingerprint, created_at, last_used_at"
-
-    async def get_key(self, client_id: str) -> KeyRecord | None:
-        row = await self._one(
-            f"SELECT {self._KEY_COLS} FROM keys WHERE client_id = ?", (client_id,)
-        )
-        return KeyRecord(*row) if row else None
-
-    async def list_keys(self) -> list[KeyRecord]:
-        rows = await self._all(f"SELECT {self._KEY_COLS} FROM keys ORDER BY client_id")
-        return [KeyRecord(*r) for r in rows]
-
-    async def put_key(self, record: KeyRecord) -> None:
-        await self._exec(
-            f"INSERT OR REPLACE INTO keys ({self._KEY_COLS}) VALUES (?, ?, ?, ?, ?)",
-            (record.client_id, record.hash, record.fingerprint, record.created_at, None),
-        )
-
-    async def delete_key(self, client_id: str) -> bool:
-        return await self._exec("DELETE FROM keys WHERE client_id = ?", (client_id,)) > 0
-
-    async def touch_key(self, client_id: str, when: str) -> None:
-        await self._exec("UPDATE keys SET last_used_at = ? WHERE client_id = ?", (when, client_id))
 
     # ------------------------------------------------------------------ rooms
     async def load_rooms(self) -> list[RoomRecord]:
