@@ -13,6 +13,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from newage.errors import ErrorCode
 from newage.protocol.names import RequestMode, RequestStatus
 
 
@@ -41,6 +42,8 @@ class LlmRequest:
     created: float = field(default_factory=time.monotonic)
     finished: float | None = None
     reported_processing: bool = False
+    # why a failed request failed, for callers that map it (timeout, gone)
+    failure: ErrorCode | None = None
 
     @property
     def open(self) -> bool:
