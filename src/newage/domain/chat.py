@@ -241,7 +241,7 @@ class ChatService:
             await self.router.send(target, payload)
             await self.status.set(target, room.name, MemberStatus.PROCESSING)
 
-    async def cancel(self, request_id: str, by: Principal | None) -> None:
+    async def cancel(self, request_id: str, by: Principal | None) -> dict[str, Any]:
         """Stop an open request: its requester (or an admin, or the server
         with ``by`` None) asks; each extension still owing an answer gets
         ``CANCEL_REQUEST`` and its part ends as failed, partial text kept."""
@@ -250,18 +250,18 @@ class ChatService:
             raise not_found("No open request with this id.", requestId=request_id)
         if by is not None and not by.is_admin and by.identity != request.requester:
             raise forbidden("Only the requester may cancel a request.", requestId=request_id)
-        for ext, state in list(request.targets.items()):
-            if state is not TargetState.PENDING:
-                continue
+        targets = [e for e, state in request.targets.items() if state is TargetState.PENDING]
+        for ext in targets:
             if self.stop_target is not None:
                 await self.stop_target(ext, request, CANCELLED_TEXT)
-            # after the request ended, so late chunks cannot be taken for it
+            # only once its part has ended: the server no longer counts on it
             self.outbox.emit(
                 Namespace.LLM,
                 Ev.CANCEL_REQUEST,
                 {"requestId": request_id, "targetRoom": request.room},
                 [identity_addr(ext)],
             )
+        return {"status": "ok", "success": True, "requestId": request_id, "targets": targets}
 
     async def forget_room(self, room: str) -> None:
         await self.store.queue_clear(room)
