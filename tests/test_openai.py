@@ -8,14 +8,14 @@ import json
 from typing import Any
 
 import httpx
-import openai
 import pytest
 
+import openai
 from newage.protocol.names import ClientKind
-from tests.helpers.actors import connect, fake_extension
+from tests.helpers.actors import admin, connect, fake_extension, room
 from tests.helpers.fake_extension import NS, FakeExtension
 from tests.helpers.server import RunningServer
-from tests.helpers.wait import eventually
+from tests.helpers.wait import eventually, settle
 
 EXT = "SillyTavern-1"
 HELLO = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hello there"}]
@@ -247,6 +247,9 @@ async def test_user_field_and_header_name_the_room(server, peers):
     await call
     with pytest.raises(openai.PermissionDeniedError, match="not a member"):
         await other.chat.completions.create(model=EXT, messages=HELLO, user="team")
+    with pytest.raises(openai.PermissionDeniedError, match="reserved"):
+        await other.chat.completions.create(model=EXT, messages=HELLO, user="api:latecomer")
+    assert "api:latecomer" not in server.app.rooms.rooms
 
 
 async def test_error_statuses(server, peers):
@@ -365,3 +368,16 @@ async def test_a_socket_member_of_the_room_sees_the_api_conversation(server, pee
     await eventually(lambda: "api:bot" in server.app.rooms.rooms_of("bot"))
     end = await watcher.next(NS, "REQUEST_STATUS_UPDATE", lambda p: p["status"] == "completed")
     assert end["roomName"] == "api:bot"
+
+
+async def test_a_room_that_does_not_forward_is_409_and_keeps_the_request(server, peers):
+    ext = await fake_extension(server, peers)
+    _, aio = clients(server, await api_key(server))
+    boss = await admin(server, peers)
+    await room(boss, "stage", {"bot": "guest"}, mode="MasterOnly")
+    with pytest.raises(openai.ConflictError, match="MasterOnly"):
+        await aio.chat.completions.create(model=EXT, messages=HELLO, user="stage")
+    history = await server.app.history.latest("stage", 10)
+    assert [m["message"] for m in history if m.get("fromClient")] == ["Hello there"]
+    await settle(ext.peer, NS)  # anything forwarded would have arrived by now
+    assert ext.requests() == []

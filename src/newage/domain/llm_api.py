@@ -171,9 +171,13 @@ class LlmApi:
         return self.router.allowed(room, principal)
 
     async def open_room(self, principal: Principal, name: str | None) -> Room:
-        name = name or self.default_room(principal)
+        own = self.default_room(principal)
+        name = name or own
         room = self.rooms.rooms.get(name)
         if room is None:
+            if name.startswith(API_ROOM_PREFIX) and name != own and not principal.is_admin:
+                # or anyone could take another client's default room first
+                raise forbidden(f"Room {name} is reserved for another client's API use.")
             return await self.rooms.create_owned(name, principal)
         if not (principal.is_admin or principal.identity in room.members):
             raise forbidden(f"You are not a member of room {name}.")
