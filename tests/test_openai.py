@@ -263,6 +263,7 @@ async def test_error_statuses(server, peers):
     with pytest.raises(openai.NotFoundError) as unknown:
         await aio.chat.completions.create(model="gpt-4o", messages=HELLO)
     assert unknown.value.body["code"] == "model_not_found"
+    assert unknown.value.body["param"] == "model"
     with pytest.raises(openai.BadRequestError):
         await aio.chat.completions.create(model=EXT, messages=[])
     with pytest.raises(openai.BadRequestError, match="user message"):
@@ -283,8 +284,10 @@ async def test_error_statuses(server, peers):
             content=b"{not json",
             headers={"Authorization": f"Bearer {await api_key(server)}"},
         )
+        missing = await http.post("/v1/embeddings", json={})
     assert bad.status_code == 400
     assert set(bad.json()["error"]) == {"message", "type", "param", "code"}
+    assert missing.status_code == 404 and missing.json()["error"]["code"] == "not_found"
     assert server.app.tracker.open_count() == 0  # nothing was dispatched
 
 

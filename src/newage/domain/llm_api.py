@@ -193,7 +193,9 @@ class LlmApi:
             return model
         if model in self.relations.model.extensions and model not in self.router.online():
             raise unavailable(f"Extension {model} is not connected.")
-        raise not_found(f"The model '{model}' does not exist or is not available to you.")
+        raise not_found(
+            f"The model '{model}' does not exist or is not available to you.", param="model"
+        )
 
     async def submit(
         self, principal: Principal, room_name: str | None, model: str, fields: dict[str, Any]

@@ -21,7 +21,7 @@ from starlette.routing import Route, Router
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from newage.domain.llm_api import Ended, Piece, Submission
-from newage.errors import ErrorCode, NewAgeError
+from newage.errors import ErrorCode, NewAgeError, not_found
 from newage.http.openai_wire import (
     DONE,
     PING,
@@ -191,13 +191,22 @@ def build_openai_app(app: App) -> ASGIApp:
             yield writer.usage(usage(body, answer))
         yield DONE
 
+    async def unknown(scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "")
+        response = error_response(
+            not_found(
+                f"Unknown endpoint {path} (this server has /v1/models and /v1/chat/completions)."
+            )
+        )
+        await response(scope, receive, send)
+
     routes = [
         Route("/models", models, methods=["GET"]),
         Route("/chat/completions", completions, methods=["POST"]),
     ]
     settings = app.live.current
     return CORSMiddleware(
-        Router(routes),
+        Router(routes, default=unknown),
         allow_origins=settings.cors_origins,
         allow_methods=["GET", "POST"],
         allow_headers=["authorization", "content-type", ROOM_HEADER],

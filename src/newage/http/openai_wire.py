@@ -124,8 +124,8 @@ def error_status(exc: NewAgeError) -> tuple[int, dict[str, str]]:
 
 def error_body(exc: NewAgeError) -> dict[str, Any]:
     _, kind = ERRORS.get(exc.code, (exc.http_status, "api_error"))
-    code = "model_not_found" if exc.code is ErrorCode.NOT_FOUND else exc.code.value
     param = exc.extra.get("param")
+    code = "model_not_found" if param == "model" else exc.code.value
     return {"error": {"message": exc.message, "type": kind, "param": param, "code": code}}
 
 
