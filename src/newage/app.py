@@ -38,6 +38,7 @@ from newage.domain.functions import (
 )
 from newage.domain.guard import AccessGuard
 from newage.domain.history import History
+from newage.domain.llm_api import LlmApi
 from newage.domain.messages import MessageService
 from newage.domain.mutes import MuteService
 from newage.domain.ports import identity_addr, room_addr
@@ -159,6 +160,10 @@ class App:
         )
         self.sessions.extension_gone.append(self.streams.extension_gone)
         self.sessions.instance_gone.append(self.streams.instance_gone)
+        self.chat.stop_target = self.streams.fail
+        self.llm_api = LlmApi(
+            self.auth, self.chat, self.rooms, self.router, self.relations, self.responder
+        )
         self.mutes.on_unmuted.append(self.thinker.unmuted)
         self.rooms.on_mode_changed.append(self._mode_changed)
         self.history.after_record.append(self._legacy_context)

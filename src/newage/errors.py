@@ -22,6 +22,7 @@ class ErrorCode(StrEnum):
     TOO_LARGE = "too_large"
     RATE_LIMITED = "rate_limited"
     INTERNAL = "internal"
+    UPSTREAM = "upstream"  # the extension failed the request
 
 
 _HTTP_STATUS = {
@@ -35,6 +36,7 @@ _HTTP_STATUS = {
     ErrorCode.TOO_LARGE: 413,
     ErrorCode.RATE_LIMITED: 429,
     ErrorCode.INTERNAL: 500,
+    ErrorCode.UPSTREAM: 502,
 }
 
 

@@ -107,6 +107,7 @@ class Settings(BaseSettings):
     stream_finalize_idle_ms: int = setting(5000, "streamFinalizeIdleMs", ge=50)
     stream_coalesce_ms: int = setting(10, "streamCoalesceMs", ge=0, le=20)
     completed_request_ttl: int = setting(600000, "completedRequestTtl", ge=1000)
+    api_keep_alive_ms: int = setting(15000, "apiKeepAliveMs", ge=100, le=600000)
     mirror_to_monitors: bool = setting(True, "mirrorToMonitors")
     legacy_context_broadcast: bool = setting(False, "legacyContextBroadcast")
     emit_update_context: bool = setting(True, "emitUpdateContext")

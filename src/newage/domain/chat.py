@@ -8,18 +8,19 @@ refused request leaves nothing behind.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from newage.domain.history import History, request_text
 from newage.domain.mutes import MuteService
-from newage.domain.ports import Outbox
+from newage.domain.ports import Outbox, identity_addr
 from newage.domain.principal import Principal
 from newage.domain.requests import Kind, LlmRequest, RequestTracker, TargetState
 from newage.domain.room_model import Room
 from newage.domain.rooms import RoomService
 from newage.domain.routing import Router, parse_targets
 from newage.domain.status import StatusBoard
-from newage.errors import NewAgeError, conflict, forbidden
+from newage.errors import NewAgeError, conflict, forbidden, not_found
 from newage.protocol.llm import LlmRequestIn
 from newage.protocol.names import (
     Ev,
@@ -60,6 +61,9 @@ SERVER_FIELDS = frozenset(
 )
 MODERATORS = frozenset({"master", "moderator"})
 MUTED_TEXT = "You are currently muted and cannot send messages."
+CANCELLED_TEXT = "Request cancelled."
+# (extension, request, reason): end what that extension owes the request
+TargetStopper = Callable[[str, LlmRequest, str], Awaitable[None]]
 
 
 def effective_role(room: Room, principal: Principal, declared: Any) -> str:
@@ -112,16 +116,21 @@ class ChatService:
         self.tracker = tracker
         self.status = status
         self.live = live
+        self.stop_target: TargetStopper | None = None
 
-    async def request(self, principal: Principal, sid: str, data: LlmRequestIn) -> dict[str, Any]:
+    async def request(
+        self, principal: Principal, sid: str | None, data: LlmRequestIn
+    ) -> dict[str, Any]:
+        """``sid`` is the requesting socket (None for an HTTP caller)."""
         request_id = data.request_id
         if principal.is_extension:
             raise forbidden("Extensions cannot send LLM requests.", requestId=request_id)
         room_name = data.target_room or principal.identity
         if self.mutes.muted(principal.identity, room_name):
-            self.outbox.emit(
-                Namespace.LLM, Ev.ERROR, {"message": MUTED_TEXT, "requestId": request_id}, [sid]
-            )
+            if sid is not None:
+                self.outbox.emit(
+                    Namespace.LLM, Ev.ERROR, {"message": MUTED_TEXT, "requestId": request_id}, [sid]
+                )
             raise forbidden("You are muted.", requestId=request_id)
         room = self.rooms.rooms.get(room_name)
         if room is None or not (principal.is_admin or principal.identity in room.members):
@@ -239,6 +248,28 @@ class ChatService:
             self.tracker.enqueue(target, request.request_id)
             await self.router.send(target, payload, request)
             await self.status.set(target, room.name, MemberStatus.PROCESSING)
+
+    async def cancel(self, request_id: str, by: Principal | None) -> dict[str, Any]:
+        """Stop an open request: its requester (or an admin, or the server
+        with ``by`` None) asks; each extension still owing an answer gets
+        ``CANCEL_REQUEST`` and its part ends as failed, partial text kept."""
+        request = self.tracker.get_open(request_id)
+        if request is None:
+            raise not_found("No open request with this id.", requestId=request_id)
+        if by is not None and not by.is_admin and by.identity != request.requester:
+            raise forbidden("Only the requester may cancel a request.", requestId=request_id)
+        targets = [e for e, state in request.targets.items() if state is TargetState.PENDING]
+        for ext in targets:
+            if self.stop_target is not None:
+                await self.stop_target(ext, request, CANCELLED_TEXT)
+            # only once its part has ended: the server no longer counts on it
+            self.outbox.emit(
+                Namespace.LLM,
+                Ev.CANCEL_REQUEST,
+                {"requestId": request_id, "targetRoom": request.room},
+                [identity_addr(ext)],
+            )
+        return {"status": "ok", "success": True, "requestId": request_id, "targets": targets}
 
     async def forget_room(self, room: str) -> None:
         await self.store.queue_clear(room)

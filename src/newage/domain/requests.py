@@ -13,6 +13,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from newage.errors import ErrorCode
 from newage.protocol.names import RequestMode, RequestStatus
 
 
@@ -43,6 +44,8 @@ class LlmRequest:
     reported_processing: bool = False
     # extension -> the one /llm socket the request went to (of several tabs)
     sockets: dict[str, str] = field(default_factory=dict)
+    # why a failed request failed, for callers that map it (timeout, gone)
+    failure: ErrorCode | None = None
 
     @property
     def open(self) -> bool:

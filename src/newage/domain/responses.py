@@ -11,17 +11,33 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Protocol
 
 from newage.clock import iso_now
 from newage.domain.history import History
 from newage.domain.ports import Outbox, identity_addr
 from newage.domain.requests import Kind, LlmRequest, RequestTracker, TargetState
 from newage.domain.status import StatusBoard
+from newage.errors import ErrorCode
 from newage.logs import log
 from newage.protocol.names import Ev, MemberStatus, Namespace, RequestStatus
 
 Observer = Callable[[str, float], None]  # (final status, seconds) -> metrics
+
+
+class AnswerWatch(Protocol):
+    """A caller without a socket (the HTTP API) following one request."""
+
+    def chunk(self, ext: str, text: str) -> None: ...
+
+    def ended(
+        self,
+        ext: str,
+        status: RequestStatus,
+        text: str,
+        reason: str | None,
+        failure: ErrorCode | None,
+    ) -> None: ...
 
 
 class Responder:
@@ -40,6 +56,7 @@ class Responder:
         self.status = status
         self.audience = audience  # room -> addresses of its human audience
         self.observe = observe
+        self.watches: dict[str, AnswerWatch] = {}  # requestId -> its watcher
 
     def to_room(self, room: str, event: str, data: dict[str, Any]) -> None:
         self.outbox.emit(Namespace.LLM, event, data, self.audience(room), skip_extensions=True)
@@ -127,6 +144,10 @@ class Responder:
         was_open = request.open
         final = self.tracker.target_done(request, ext, state)
         await self.status.set(ext, request.room, MemberStatus.IDLE)
+        watch = self.watches.get(request.request_id)
+        if watch is not None:
+            text = str(message.get("data") or "") if message else ""
+            watch.ended(ext, status, text, reason, request.failure)
         if final is None:
             # a late extra answer to a finished request keeps its status
             label = "processing" if was_open else request.status.value

@@ -172,6 +172,11 @@ class RoomService:
     async def create(self, name: Any, actor: Principal) -> Room:
         if not (actor.is_admin or actor.is_extension):
             raise forbidden("Unauthorized")
+        return await self.create_owned(name, actor)
+
+    async def create_owned(self, name: Any, actor: Principal) -> Room:
+        """A new room with ``actor`` as its master, whatever its type: the
+        HTTP API opens its caller's conversations this way."""
         name = valid_room_name(name)
         if name in self.rooms or is_reserved(name):
             raise conflict("Room already exists")
@@ -383,7 +388,6 @@ def _mode(value: Any) -> RequestMode:
     mode = parse_mode(value)
     if mode is None:
         raise bad_request(
-            "Invalid mode specified. Valid modes are: "
-            + ", ".join(m.value for m in RequestMode)
+            "Invalid mode specified. Valid modes are: " + ", ".join(m.value for m in RequestMode)
         )
     return mode

@@ -23,6 +23,7 @@ from typing import Any
 
 from newage.domain.requests import LlmRequest, RequestTracker, TargetState
 from newage.domain.responses import Responder
+from newage.errors import ErrorCode
 from newage.logs import log
 from newage.protocol.names import Ev, RequestStatus, StreamType
 from newage.settings import LiveSettings
@@ -200,6 +201,10 @@ class StreamService:
                 "chunks": count,
             },
         )
+        if self.responder.watches:
+            watch = self.responder.watches.get(request.request_id)
+            if watch is not None:
+                watch.chunk(output.ext, text)
 
     # ------------------------------------------------------------------ finishing
     async def finish(
@@ -295,6 +300,10 @@ class StreamService:
 
     async def extension_gone(self, ext: str) -> None:
         reason = f"Extension {ext} disconnected."
+        current = self.current.get(ext)
+        for request in [current.request if current else None, *self.tracker.queued(ext)]:
+            if request is not None:
+                request.failure = ErrorCode.UNAVAILABLE
         await self.fail(ext, None, reason)
         for request in self.tracker.queued(ext):
             await self.fail(ext, request, reason)
@@ -320,6 +329,7 @@ class StreamService:
             since = self.tracker.head_since(ext)
             head = self.tracker.head(ext)
             if since is not None and head is not None and now - since >= timeout:
+                head.failure = ErrorCode.TIMEOUT
                 await self.fail(ext, head, f"Extension {ext} did not answer in time.")
         self.tracker.evict(settings.completed_request_ttl / 1000)
 

@@ -20,6 +20,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from newage.domain.staticmap import BUILTIN_MOUNTS
 from newage.errors import NewAgeError
+from newage.http.openai import build_openai_app
 from newage.http.static import WEB_ROOT, SafeStaticFiles, mapped_response
 
 if TYPE_CHECKING:
@@ -85,6 +86,7 @@ def build_http_app(app: App) -> Starlette:
         Route("/metrics", metrics),
         Route("/", root),
         Route("/index.html", root),
+        Mount("/v1", app=build_openai_app(app)),
     ]
     routes += [
         Mount(

@@ -106,6 +106,7 @@ class Ev(StrEnum):
     STOP_TYPING = "STOP_TYPING"
     START_PROCESSING = "START_PROCESSING"
     STOP_PROCESSING = "STOP_PROCESSING"
+    CANCEL_REQUEST = "CANCEL_REQUEST"
     MESSAGE = "message"
 
     # stream events (extension -> server)
