@@ -131,6 +131,15 @@ class App:
         # LLM requests, streaming, history
         self.tracker = RequestTracker()
         self.router = Router(self.presence, self.relations, self.tracker, self.outbox)
+        self.responder = Responder(
+            self.outbox,
+            self.tracker,
+            self.history,
+            self.status_board,
+            self.watchers,
+            self._observe_request,
+        )
+        self.streams = StreamService(self.tracker, self.responder, self.live)
         self.chat = ChatService(
             self.store,
             self.outbox,
@@ -141,16 +150,8 @@ class App:
             self.tracker,
             self.status_board,
             self.live,
+            self.streams,
         )
-        self.responder = Responder(
-            self.outbox,
-            self.tracker,
-            self.history,
-            self.status_board,
-            self.watchers,
-            self._observe_request,
-        )
-        self.streams = StreamService(self.tracker, self.responder, self.live)
         self.messages = MessageService(
             self.store, self.outbox, self.rooms, self.live, self.audience, self.history
         )

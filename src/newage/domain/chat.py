@@ -12,14 +12,15 @@ from typing import Any
 
 from newage.domain.history import History, request_text
 from newage.domain.mutes import MuteService
-from newage.domain.ports import Outbox
+from newage.domain.ports import Outbox, identity_addr
 from newage.domain.principal import Principal
 from newage.domain.requests import Kind, LlmRequest, RequestTracker, TargetState
 from newage.domain.room_model import Room
 from newage.domain.rooms import RoomService
 from newage.domain.routing import Router, parse_targets
 from newage.domain.status import StatusBoard
-from newage.errors import NewAgeError, conflict, forbidden
+from newage.domain.streams import StreamService
+from newage.errors import NewAgeError, conflict, forbidden, not_found
 from newage.protocol.llm import LlmRequestIn
 from newage.protocol.names import (
     Ev,
@@ -94,6 +95,7 @@ class ChatService:
         tracker: RequestTracker,
         status: StatusBoard,
         live: LiveSettings,
+        streams: StreamService,
     ) -> None:
         self.store = store
         self.outbox = outbox
@@ -104,6 +106,7 @@ class ChatService:
         self.tracker = tracker
         self.status = status
         self.live = live
+        self.streams = streams
 
     async def request(self, principal: Principal, sid: str, data: LlmRequestIn) -> dict[str, Any]:
         request_id = data.request_id
@@ -234,3 +237,37 @@ class ChatService:
 
     async def forget_room(self, room: str) -> None:
         await self.store.queue_clear(room)
+
+    async def cancel(self, request_id: str, by: Principal | None) -> dict[str, Any]:
+        """Cancel an open request, for its requester, the master or a manager
+        of its room, an admin, or the server itself (``by`` None). It leaves
+        its extensions' queues; each extension still on it gets
+        ``CANCEL_REQUEST`` (the extension queues what the server forwards,
+        so it drops a request it has not started and stops a running one).
+        Raises ``not_found``, ``forbidden``, or ``conflict`` once finished."""
+        request = self.tracker.get(request_id)
+        if request is None:
+            raise not_found("Request not found.", requestId=request_id)
+        if by is not None and not self._may_cancel(request.room, request.requester, by):
+            raise forbidden("Unauthorized", requestId=request_id)
+        if not request.open:
+            raise conflict(
+                f"Request already {request.status.value}.",
+                requestId=request_id,
+                requestStatus=request.status.value,
+            )
+        targets = await self.streams.cancel(request)
+        for ext in targets:
+            self.outbox.emit(
+                Namespace.LLM,
+                Ev.CANCEL_REQUEST,
+                {"requestId": request_id, "targetRoom": request.room},
+                [identity_addr(ext)],
+            )
+        return {"status": "ok", "success": True, "requestId": request_id, "targets": targets}
+
+    def _may_cancel(self, room_name: str, requester: str | None, by: Principal) -> bool:
+        if by.is_admin or (requester is not None and by.identity == requester):
+            return True
+        room = self.rooms.rooms.get(room_name)
+        return room is not None and room.role(by.identity) in (Role.MASTER, Role.MANAGER)

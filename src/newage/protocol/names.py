@@ -104,6 +104,7 @@ class Ev(StrEnum):
     STOP_TYPING = "STOP_TYPING"
     START_PROCESSING = "START_PROCESSING"
     STOP_PROCESSING = "STOP_PROCESSING"
+    CANCEL_REQUEST = "CANCEL_REQUEST"
     MESSAGE = "message"
 
     # stream events (extension -> server)
@@ -211,6 +212,8 @@ class RequestStatus(StrEnum):
     NOT_FORWARDED = "not_forwarded"
     PROCESSING = "processing"
     COMPLETED = "completed"
+    STOPPED = "stopped"  # the extension's user stopped the generation
+    CANCELLED = "cancelled"  # cancelled through CANCEL_REQUEST
     FAILED = "failed"
 
 
