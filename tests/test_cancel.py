@@ -23,12 +23,18 @@ async def ask(web, request_id, text="Hi", **kw):
     return ack
 
 
-@pytest.mark.parametrize("server_settings", [dict(streamCoalesceMs=0)])
-async def test_cancel_while_streaming_ends_at_once_and_keeps_late_chunks(server, peers):
+async def started(server, peers):
+    """An extension working on request r1 of requester web."""
     ext = await fake_extension(server, peers)
     web = await connect(server, peers, "web")
     await ask(web, "r1")
     await ext.next_request()
+    return ext, web
+
+
+@pytest.mark.parametrize("server_settings", [dict(streamCoalesceMs=0)])
+async def test_cancel_while_streaming_ends_at_once_and_keeps_late_chunks(server, peers):
+    ext, web = await started(server, peers)
     output_id = await ext.stream(["Hello", " there"], request_id="r1")
     await eventually(lambda: live_text(web, "r1") == "Hello there")
 
@@ -112,10 +118,7 @@ async def test_who_may_cancel(server, peers):
 
 
 async def test_server_side_cancel_without_a_principal(server, peers):
-    ext = await fake_extension(server, peers)
-    web = await connect(server, peers, "web")
-    await ask(web, "r1")
-    await ext.next_request()
+    ext, web = await started(server, peers)
     assert server.app is not None
     ack = await server.app.chat.cancel("r1", None)
     assert ack["status"] == "ok"
@@ -126,10 +129,7 @@ async def test_server_side_cancel_without_a_principal(server, peers):
 
 @pytest.mark.parametrize("server_settings", [dict(streamCoalesceMs=0)])
 async def test_stopped_by_the_user_is_visible_to_the_requester(server, peers):
-    ext = await fake_extension(server, peers)
-    web = await connect(server, peers, "web")
-    await ask(web, "r1")
-    await ext.next_request()
+    ext, web = await started(server, peers)
     await ext.stream(["Half", " an answer"], request_id="r1", final=True, status="stopped")
     end = await web.next("/llm", "SERVER_STREAM_END")
     assert end["status"] == "stopped" and end["data"] == "Half an answer"

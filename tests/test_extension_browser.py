@@ -56,6 +56,14 @@ async def connected(page: Page, timeout: float = 10_000) -> None:
     await expect(status).to_have_attribute("data-state", "connected", timeout=timeout)
 
 
+async def serving(server, peers, browser, standin) -> tuple[Page, Peer]:
+    """The extension connected in its page, and a requester."""
+    await server.trust(standin.client_id, ClientKind.SILLYTAVERN)
+    page = await open_page(browser, standin, server)
+    await connected(page)
+    return page, await connect(server, peers, "web")
+
+
 async def ask(web: Peer, request_id: str, text: str) -> None:
     ack = await web.call("/llm", "LLM_REQUEST", {"requestId": request_id, "message": text})
     assert ack["status"] == "ok" and ack["targets"], ack
@@ -122,10 +130,7 @@ async def test_login_stream_and_non_stream_answers(server, peers, browser, stand
 
 @pytest.mark.parametrize("server_settings", [SETTINGS])
 async def test_two_queued_requests_one_generation_at_a_time(server, peers, browser, standin):
-    await server.trust(standin.client_id, ClientKind.SILLYTAVERN)
-    page = await open_page(browser, standin, server)
-    await connected(page)
-    web = await connect(server, peers, "web")
+    page, web = await serving(server, peers, browser, standin)
     await page.evaluate("window.standin.backend.delayMs = 40")
     await ask(web, "q1", "first question")
     await ask(web, "q2", "second question")
@@ -141,10 +146,7 @@ async def test_two_queued_requests_one_generation_at_a_time(server, peers, brows
 
 @pytest.mark.parametrize("server_settings", [SETTINGS])
 async def test_stop_by_the_user_and_cancel_by_the_server(server, peers, browser, standin):
-    await server.trust(standin.client_id, ClientKind.SILLYTAVERN)
-    page = await open_page(browser, standin, server)
-    await connected(page)
-    web = await connect(server, peers, "web")
+    page, web = await serving(server, peers, browser, standin)
     await page.evaluate("window.standin.backend.delayMs = 150")
     long_text = "a long question that streams for a while"
 
