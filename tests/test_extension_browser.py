@@ -13,7 +13,7 @@ import pytest
 from playwright.async_api import Browser, Page, async_playwright, expect
 
 from newage.protocol.names import ClientKind
-from tests.helpers.actors import connect
+from tests.helpers.actors import admin, connect, room
 from tests.helpers.browser import ARGS, CHROMIUM
 from tests.helpers.client import Peer
 from tests.helpers.server import RunningServer
@@ -64,8 +64,9 @@ async def serving(server, peers, browser, standin) -> tuple[Page, Peer]:
     return page, await connect(server, peers, "web")
 
 
-async def ask(web: Peer, request_id: str, text: str) -> None:
-    ack = await web.call("/llm", "LLM_REQUEST", {"requestId": request_id, "message": text})
+async def ask(web: Peer, request_id: str, text: str, **extra: Any) -> None:
+    payload = {"requestId": request_id, "message": text, **extra}
+    ack = await web.call("/llm", "LLM_REQUEST", payload)
     assert ack["status"] == "ok" and ack["targets"], ack
 
 
@@ -131,9 +132,11 @@ async def test_login_stream_and_non_stream_answers(server, peers, browser, stand
 @pytest.mark.parametrize("server_settings", [SETTINGS])
 async def test_two_queued_requests_one_generation_at_a_time(server, peers, browser, standin):
     page, web = await serving(server, peers, browser, standin)
+    boss = await admin(server, peers)
+    await room(boss, "hall", {"web": "guest"})
     await page.evaluate("window.standin.backend.delayMs = 40")
     await ask(web, "q1", "first question")
-    await ask(web, "q2", "second question")
+    await ask(web, "q2", "second question", targetRoom="hall")
     for rid, text in (("q1", "first question"), ("q2", "second question")):
         assert (await final_status(web, rid))["status"] == "completed"
         assert streamed(web, rid) == f"Echo: {text}"
@@ -142,6 +145,25 @@ async def test_two_queued_requests_one_generation_at_a_time(server, peers, brows
         "first question",
         "second question",
     ]
+    # each room has its own conversation with the character
+    files = await page.evaluate("window.standin.files")
+    for room_name, text in (("web", "first question"), ("hall", "second question")):
+        chat = [m["mes"] for m in files[f"newage - {room_name}"]]
+        assert chat == ["Hello, I am Aria.", text, f"Echo: {text}"]
+
+
+@pytest.mark.parametrize("server_settings", [SETTINGS])
+async def test_a_failed_generation_reaches_the_requester(server, peers, browser, standin):
+    page, web = await serving(server, peers, browser, standin)
+    await page.evaluate("window.standin.backend.fail = true")
+    await ask(web, "f1", "will fail")
+    error = await web.next("/llm", "ERROR", lambda p: p.get("requestId") == "f1", timeout=10)
+    assert "API Error" in error["message"]
+    done = await final_status(web, "f1")
+    assert done["status"] == "failed" and "API Error" in done["message"]
+    await page.evaluate("window.standin.backend.fail = false")
+    await ask(web, "f2", "fine again")
+    assert (await final_status(web, "f2"))["status"] == "completed"
 
 
 @pytest.mark.parametrize("server_settings", [SETTINGS])
@@ -179,6 +201,17 @@ async def test_stop_by_the_user_and_cancel_by_the_server(server, peers, browser,
     generations = await page.evaluate("window.standin.generations")
     assert "never generated" not in generations
     await expect(page.locator("#newage_status")).to_contain_text("queue: 0")
+
+
+@pytest.mark.parametrize("server_settings", [SETTINGS])
+async def test_a_server_down_at_load_is_waited_for(server, peers, browser, standin):
+    await server.trust(standin.client_id, ClientKind.SILLYTAVERN)
+    await server.stop()
+    page = await open_page(browser, standin, server)
+    await expect(page.locator("#newage_error")).to_contain_text("Last error", timeout=10_000)
+    await expect(page.locator("#newage_status")).not_to_have_attribute("data-state", "connected")
+    await server.start()
+    await connected(page, timeout=20_000)
 
 
 @pytest.mark.parametrize("server_settings", [SETTINGS])
