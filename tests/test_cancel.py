@@ -111,6 +111,15 @@ async def test_who_may_cancel(server, peers):
     assert (await boss.call("/llm", "CANCEL_REQUEST", {"requestId": "b"}))["status"] == "ok"
     assert (await web.call("/llm", "CANCEL_REQUEST", {"requestId": "c"}))["status"] == "ok"
 
+    ack = await boss.call(
+        "/rooms", "SET_ROOM_MESSAGE_REQUEST_MODE", {"roomName": "hall", "mode": "MasterOnly"}
+    )
+    assert ack["status"] == "ok", ack
+    await ask(web, "held", targetRoom="hall")
+    held = await web.call("/llm", "CANCEL_REQUEST", {"requestId": "held"})
+    assert held["code"] == "conflict" and held["requestStatus"] == "not_forwarded", held
+    assert held["message"] == "Request was not forwarded; nothing to cancel."
+
     missing = await web.call("/llm", "CANCEL_REQUEST", {"requestId": "nope"})
     assert missing["code"] == "not_found" and missing["message"] == "Request not found."
     bad = await web.call("/llm", "CANCEL_REQUEST", {"requestId": 5})

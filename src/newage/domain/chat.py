@@ -251,8 +251,13 @@ class ChatService:
         if by is not None and not self._may_cancel(request.room, request.requester, by):
             raise forbidden("Unauthorized", requestId=request_id)
         if not request.open:
+            # HostSubmit's guest queue and MasterOnly keep requests away from
+            # any extension: there is no generation to cancel
+            held = request.status in (RequestStatus.QUEUED, RequestStatus.NOT_FORWARDED)
             raise conflict(
-                f"Request already {request.status.value}.",
+                "Request was not forwarded; nothing to cancel."
+                if held
+                else f"Request already {request.status.value}.",
                 requestId=request_id,
                 requestStatus=request.status.value,
             )
