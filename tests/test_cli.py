@@ -185,3 +185,12 @@ def test_extension_install_copies_the_extension(tmp_path: Path):
     out = run_cli("extension", "install", "--sillytavern-dir", str(st), "--user", "../x")
     assert out.returncode == 1 and "Invalid SillyTavern user name" in out.stderr
     assert not (st / "data" / "default-user").exists()
+
+
+def test_the_extension_carries_the_client_the_server_serves():
+    """One Socket.IO client version: the extension's copy (its page cannot
+    import the server's across origins) is the server's file."""
+    root = Path(__file__).resolve().parents[1]
+    served = root / "src" / "newage" / "web" / "public" / "socket.io.esm.min.js"
+    carried = root / "extension" / "lib" / "socket.io.esm.min.js"
+    assert carried.read_bytes() == served.read_bytes()
