@@ -159,3 +159,38 @@ async def test_serve_creates_a_missing_data_directory(tmp_path: Path):
     finally:
         log = server.stop()
     assert "ready on 127.0.0.1" in log
+
+
+def test_extension_install_copies_the_extension(tmp_path: Path):
+    st = tmp_path / "SillyTavern"
+    (st / "public").mkdir(parents=True)
+    (st / "server.js").write_text("// SillyTavern\n")
+    old = st / "data" / "alice" / "extensions" / "newage"
+    old.mkdir(parents=True)
+    (old / "stale.js").write_text("old")
+    out = run_cli("extension", "install", "--sillytavern-dir", str(st), "--user", "alice")
+    assert out.returncode == 0, out.stderr
+    assert str(old) in out.stdout
+    source = Path(__file__).resolve().parents[1] / "extension"
+    shipped = sorted(p.relative_to(source) for p in source.rglob("*") if p.is_file())
+    installed = sorted(p.relative_to(old) for p in old.rglob("*") if p.is_file())
+    assert installed == shipped and Path("manifest.json") in shipped
+    for rel in shipped:
+        assert (old / rel).read_bytes() == (source / rel).read_bytes()
+    manifest = json.loads((old / "manifest.json").read_text())
+    assert manifest["js"] == "index.js"
+
+    out = run_cli("extension", "install", "--sillytavern-dir", str(tmp_path))
+    assert out.returncode == 1 and "is not a SillyTavern folder" in out.stderr
+    out = run_cli("extension", "install", "--sillytavern-dir", str(st), "--user", "../x")
+    assert out.returncode == 1 and "Invalid SillyTavern user name" in out.stderr
+    assert not (st / "data" / "default-user").exists()
+
+
+def test_the_extension_carries_the_client_the_server_serves():
+    """One Socket.IO client version: the extension's copy (its page cannot
+    import the server's across origins) is the server's file."""
+    root = Path(__file__).resolve().parents[1]
+    served = root / "src" / "newage" / "web" / "public" / "socket.io.esm.min.js"
+    carried = root / "extension" / "lib" / "socket.io.esm.min.js"
+    assert carried.read_bytes() == served.read_bytes()

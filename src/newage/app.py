@@ -132,6 +132,15 @@ class App:
         # LLM requests, streaming, history
         self.tracker = RequestTracker()
         self.router = Router(self.presence, self.relations, self.tracker, self.outbox)
+        self.responder = Responder(
+            self.outbox,
+            self.tracker,
+            self.history,
+            self.status_board,
+            self.watchers,
+            self._observe_request,
+        )
+        self.streams = StreamService(self.tracker, self.responder, self.live)
         self.chat = ChatService(
             self.store,
             self.outbox,
@@ -142,16 +151,8 @@ class App:
             self.tracker,
             self.status_board,
             self.live,
+            self.streams,
         )
-        self.responder = Responder(
-            self.outbox,
-            self.tracker,
-            self.history,
-            self.status_board,
-            self.watchers,
-            self._observe_request,
-        )
-        self.streams = StreamService(self.tracker, self.responder, self.live)
         self.messages = MessageService(
             self.store, self.outbox, self.rooms, self.live, self.audience, self.history
         )
@@ -160,7 +161,6 @@ class App:
         )
         self.sessions.extension_gone.append(self.streams.extension_gone)
         self.sessions.instance_gone.append(self.streams.instance_gone)
-        self.chat.stop_target = self.streams.fail
         self.llm_api = LlmApi(
             self.auth, self.chat, self.rooms, self.router, self.relations, self.responder
         )

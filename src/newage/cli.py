@@ -20,7 +20,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
-from newage import __version__
+from newage import __version__, stextension
 from newage.datadir import DataDir
 from newage.datainit import prepare_data_dir
 from newage.domain.trust import KeyService, TrustService
@@ -41,8 +41,10 @@ cli = typer.Typer(
 )
 trust_cli = typer.Typer(help="Manage trusted clients.", no_args_is_help=True)
 keys_cli = typer.Typer(help="Manage client keys.", no_args_is_help=True)
+extension_cli = typer.Typer(help="Our SillyTavern extension.", no_args_is_help=True)
 cli.add_typer(trust_cli, name="trust")
 cli.add_typer(keys_cli, name="keys")
+cli.add_typer(extension_cli, name="extension")
 
 DataDirOpt = Annotated[
     Path,
@@ -279,6 +281,23 @@ def keys_list(
     for r in records:
         used = r["lastUsedAt"] or "-"
         typer.echo(f"{r['clientId']}\t{r['fingerprint']}\tcreated {r['createdAt']}\tused {used}")
+
+
+# ---------------------------------------------------------------------- extension
+@extension_cli.command("install")
+def extension_install(
+    sillytavern_dir: Annotated[
+        Path, typer.Option("--sillytavern-dir", help="The SillyTavern folder (with server.js).")
+    ],
+    user: Annotated[str, typer.Option("--user", help="SillyTavern user.")] = "default-user",
+) -> None:
+    """Copy the extension to DIR/data/<user>/extensions/newage/ (reload SillyTavern after)."""
+    try:
+        target = stextension.install(sillytavern_dir, user)
+    except NewAgeError as exc:
+        _err(exc.message)
+        raise typer.Exit(EXIT_FAILURE) from None
+    typer.echo(f"installed the newage extension in {target}")
 
 
 def main() -> None:

@@ -45,8 +45,10 @@ class FakeExtension:
         first: bool,
         request_id: str | None = None,
         final: bool = False,
+        status: str | None = None,
     ) -> str:
-        """One token as its own stream; returns the streamId."""
+        """One token as its own stream; returns the streamId. ``status`` goes
+        on the END (the explicit end: ``stopped``)."""
         stream_id = str(uuid.uuid4())
         base: dict[str, Any] = {"streamId": stream_id, "outputId": output_id, "target": "server"}
         if request_id is not None:
@@ -65,6 +67,8 @@ class FakeExtension:
         end: dict[str, Any] = {"type": 3, **base}
         if final:
             end["final"] = True
+        if status is not None:
+            end["status"] = status
         await self.peer.emit(NS, "CLIENT_STREAM_END", end)
         return stream_id
 
@@ -75,28 +79,35 @@ class FakeExtension:
         request_id: str | None = None,
         output_id: str | None = None,
         final: bool = False,
+        status: str | None = None,
     ) -> str:
         """One generation, token by token; returns its outputId."""
         output_id = output_id or str(uuid.uuid4())
         for i, token in enumerate(tokens):
             last = i == len(tokens) - 1
             await self.token(
-                output_id, token, first=i == 0, request_id=request_id, final=final and last
+                output_id,
+                token,
+                first=i == 0,
+                request_id=request_id,
+                final=final and last,
+                status=status if last else None,
             )
         return output_id
 
-    async def message(self, text: str, request_id: str | None = None) -> None:
-        await self.peer.emit(
-            NS,
-            "message",
-            {
-                "type": 0,
-                "data": text,
-                "source": "client",
-                "requestId": request_id or str(uuid.uuid4()),
-                "outputId": str(uuid.uuid4()),
-            },
-        )
+    async def message(
+        self, text: str, request_id: str | None = None, status: str | None = None
+    ) -> None:
+        payload = {
+            "type": 0,
+            "data": text,
+            "source": "client",
+            "requestId": request_id or str(uuid.uuid4()),
+            "outputId": str(uuid.uuid4()),
+        }
+        if status is not None:
+            payload["status"] = status
+        await self.peer.emit(NS, "message", payload)
 
     async def retry_chunk(self, output_id: str, stream_id: str, index: int, data: str) -> None:
         """Replace sub-chunk ``index`` of the token sent as ``stream_id``."""

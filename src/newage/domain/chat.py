@@ -8,7 +8,6 @@ refused request leaves nothing behind.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from newage.domain.history import History, request_text
@@ -20,6 +19,7 @@ from newage.domain.room_model import Room
 from newage.domain.rooms import RoomService
 from newage.domain.routing import Router, parse_targets
 from newage.domain.status import StatusBoard
+from newage.domain.streams import StreamService
 from newage.errors import NewAgeError, conflict, forbidden, not_found
 from newage.protocol.llm import LlmRequestIn
 from newage.protocol.names import (
@@ -61,9 +61,6 @@ SERVER_FIELDS = frozenset(
 )
 MODERATORS = frozenset({"master", "moderator"})
 MUTED_TEXT = "You are currently muted and cannot send messages."
-CANCELLED_TEXT = "Request cancelled."
-# (extension, request, reason): end what that extension owes the request
-TargetStopper = Callable[[str, LlmRequest, str], Awaitable[None]]
 
 
 def effective_role(room: Room, principal: Principal, declared: Any) -> str:
@@ -106,6 +103,7 @@ class ChatService:
         tracker: RequestTracker,
         status: StatusBoard,
         live: LiveSettings,
+        streams: StreamService,
     ) -> None:
         self.store = store
         self.outbox = outbox
@@ -116,7 +114,7 @@ class ChatService:
         self.tracker = tracker
         self.status = status
         self.live = live
-        self.stop_target: TargetStopper | None = None
+        self.streams = streams
 
     async def request(
         self, principal: Principal, sid: str | None, data: LlmRequestIn
@@ -249,20 +247,34 @@ class ChatService:
             await self.router.send(target, payload, request)
             await self.status.set(target, room.name, MemberStatus.PROCESSING)
 
+    async def forget_room(self, room: str) -> None:
+        await self.store.queue_clear(room)
+
     async def cancel(self, request_id: str, by: Principal | None) -> dict[str, Any]:
-        """Stop an open request: its requester (or an admin, or the server
-        with ``by`` None) asks; each extension still owing an answer gets
-        ``CANCEL_REQUEST`` and its part ends as failed, partial text kept."""
-        request = self.tracker.get_open(request_id)
+        """Cancel an open request, for its requester, the master or a manager
+        of its room, an admin, or the server itself (``by`` None). It leaves
+        its extensions' queues; each extension still on it gets
+        ``CANCEL_REQUEST`` (the extension queues what the server forwards,
+        so it drops a request it has not started and stops a running one).
+        Raises ``not_found``, ``forbidden``, or ``conflict`` once finished."""
+        request = self.tracker.get(request_id)
         if request is None:
-            raise not_found("No open request with this id.", requestId=request_id)
-        if by is not None and not by.is_admin and by.identity != request.requester:
-            raise forbidden("Only the requester may cancel a request.", requestId=request_id)
-        targets = [e for e, state in request.targets.items() if state is TargetState.PENDING]
+            raise not_found("Request not found.", requestId=request_id)
+        if by is not None and not self._may_cancel(request.room, request.requester, by):
+            raise forbidden("Unauthorized", requestId=request_id)
+        if not request.open:
+            # HostSubmit's guest queue and MasterOnly keep requests away from
+            # any extension: there is no generation to cancel
+            held = request.status in (RequestStatus.QUEUED, RequestStatus.NOT_FORWARDED)
+            raise conflict(
+                "Request was not forwarded; nothing to cancel."
+                if held
+                else f"Request already {request.status.value}.",
+                requestId=request_id,
+                requestStatus=request.status.value,
+            )
+        targets = await self.streams.cancel(request)
         for ext in targets:
-            if self.stop_target is not None:
-                await self.stop_target(ext, request, CANCELLED_TEXT)
-            # only once its part has ended: the server no longer counts on it
             self.outbox.emit(
                 Namespace.LLM,
                 Ev.CANCEL_REQUEST,
@@ -271,5 +283,8 @@ class ChatService:
             )
         return {"status": "ok", "success": True, "requestId": request_id, "targets": targets}
 
-    async def forget_room(self, room: str) -> None:
-        await self.store.queue_clear(room)
+    def _may_cancel(self, room_name: str, requester: str | None, by: Principal) -> bool:
+        if by.is_admin or (requester is not None and by.identity == requester):
+            return True
+        room = self.rooms.rooms.get(room_name)
+        return room is not None and room.role(by.identity) in (Role.MASTER, Role.MANAGER)

@@ -25,7 +25,24 @@ class Kind(StrEnum):
 class TargetState(StrEnum):
     PENDING = "pending"
     COMPLETED = "completed"
+    STOPPED = "stopped"
+    CANCELLED = "cancelled"
     FAILED = "failed"
+
+
+# the request's final status for its best target outcome, best first
+_OUTCOMES = (
+    (TargetState.COMPLETED, RequestStatus.COMPLETED),
+    (TargetState.STOPPED, RequestStatus.STOPPED),
+    (TargetState.CANCELLED, RequestStatus.CANCELLED),
+)
+
+
+def target_state(status: RequestStatus) -> TargetState:
+    """How one target ended, for the status its answer (or failure) carries."""
+    if status in (RequestStatus.FAILED, RequestStatus.STOPPED, RequestStatus.CANCELLED):
+        return TargetState(status.value)
+    return TargetState.COMPLETED
 
 
 @dataclass(slots=True)
@@ -56,8 +73,9 @@ class LlmRequest:
         states = self.targets.values()
         if any(s is TargetState.PENDING for s in states):
             return None
-        if any(s is TargetState.COMPLETED for s in states):
-            return RequestStatus.COMPLETED
+        for state, status in _OUTCOMES:
+            if state in states:
+                return status
         return RequestStatus.FAILED
 
 

@@ -16,7 +16,7 @@ from typing import Any, Protocol
 from newage.clock import iso_now
 from newage.domain.history import History
 from newage.domain.ports import Outbox, identity_addr
-from newage.domain.requests import Kind, LlmRequest, RequestTracker, TargetState
+from newage.domain.requests import Kind, LlmRequest, RequestTracker, target_state
 from newage.domain.status import StatusBoard
 from newage.errors import ErrorCode
 from newage.logs import log
@@ -82,28 +82,8 @@ class Responder:
         failed) and settle the request for that target. ``before_news``
         runs once the answer is durable and before anyone hears of it."""
         message = None
-        failed = status is RequestStatus.FAILED
-        if text or failed:
-            body = {
-                "messageId": str(uuid.uuid4()),
-                "responseId": str(uuid.uuid4()),
-                "requestId": request.request_id,
-                "identity": ext,
-                "data": text,
-                "message": text,
-                "isResponse": True,
-                "fromLlm": True,
-                "fromClient": False,
-                "outputId": output_id,
-                "requester": request.requester,
-                "status": status.value,
-                "incomplete": failed,
-                "timestamp": iso_now(),
-            }
-            if request.kind is Kind.THINK:
-                body["type"] = "THINK_RESPONSE"
-            if reason:
-                body["error"] = reason
+        if text or status is RequestStatus.FAILED:
+            body = self._body(request, ext, text, output_id, status, reason)
             response_id = str(body["responseId"])
             await self.history.persist(request.room, "response", body)
             if before_news is not None:
@@ -132,6 +112,63 @@ class Responder:
         await self.settle(request, ext, status, reason, message)
         return message
 
+    async def cancelled(self, request: LlmRequest, targets: list[str]) -> None:
+        """The requester learns at once that ``request`` is cancelled."""
+        for ext in targets:
+            await self.status.set(ext, request.room, MemberStatus.IDLE)
+        if self.observe is not None:
+            self.observe(RequestStatus.CANCELLED.value, time.monotonic() - request.created)
+        await self._status_update(request, RequestStatus.CANCELLED.value, None)
+        watch = self.watches.get(request.request_id)
+        if watch is not None:
+            for ext in targets:
+                watch.ended(ext, RequestStatus.CANCELLED, "", None, None)
+
+    async def keep_cancelled(
+        self, request: LlmRequest, ext: str, text: str, output_id: str
+    ) -> None:
+        """What an extension still sent for a cancelled request: kept in the
+        history, marked, and announced as a history entry only (the
+        requester already had the end of the request)."""
+        if not text:
+            return
+        body = self._body(request, ext, text, output_id, RequestStatus.CANCELLED, None)
+        body["cancelled"] = True
+        await self.history.record(request.room, "response", body)
+        request.responses.append(str(body["responseId"]))
+
+    def _body(
+        self,
+        request: LlmRequest,
+        ext: str,
+        text: str,
+        output_id: str,
+        status: RequestStatus,
+        reason: str | None,
+    ) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "messageId": str(uuid.uuid4()),
+            "responseId": str(uuid.uuid4()),
+            "requestId": request.request_id,
+            "identity": ext,
+            "data": text,
+            "message": text,
+            "isResponse": True,
+            "fromLlm": True,
+            "fromClient": False,
+            "outputId": output_id,
+            "requester": request.requester,
+            "status": status.value,
+            # a stopped or cancelled answer is cut short as much as a failed one
+            "incomplete": status is not RequestStatus.COMPLETED,
+            "timestamp": iso_now(),
+        }
+        if request.kind is Kind.THINK:
+            body["type"] = "THINK_RESPONSE"
+        if reason:
+            body["error"] = reason
+        return body
+
     async def settle(
         self,
         request: LlmRequest,
@@ -140,7 +177,7 @@ class Responder:
         reason: str | None,
         message: dict[str, Any] | None = None,
     ) -> None:
-        state = TargetState.FAILED if status is RequestStatus.FAILED else TargetState.COMPLETED
+        state = target_state(status)
         was_open = request.open
         final = self.tracker.target_done(request, ext, state)
         await self.status.set(ext, request.room, MemberStatus.IDLE)

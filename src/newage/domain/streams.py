@@ -59,6 +59,11 @@ class Output:
     def text(self) -> str:
         return "".join(s.text() for s in self.streams.values())
 
+    @property
+    def cancelled(self) -> bool:
+        """Chunks of a cancelled request are kept, never relayed."""
+        return self.request is not None and self.request.status is RequestStatus.CANCELLED
+
 
 class StreamService:
     def __init__(self, tracker: RequestTracker, responder: Responder, live: LiveSettings) -> None:
@@ -133,7 +138,7 @@ class StreamService:
             stream.chunks[index] = text
             if previous is not None:
                 return  # a changed repeat replaces the chunk, like a retry
-        if output.request is None or not text:
+        if output.request is None or not text or output.cancelled:
             return
         await self.responder.report_processing(output.request)
         if self.live.current.stream_coalesce_ms > 0:
@@ -146,7 +151,13 @@ class StreamService:
             return
         self._send(output, stream_id, index, type_, text, 1)
 
-    async def end(self, ext: str, stream_id: str, final: bool) -> None:
+    async def end(
+        self,
+        ext: str,
+        stream_id: str,
+        final: bool,
+        status: RequestStatus = RequestStatus.COMPLETED,
+    ) -> None:
         # the stream stays addressable until its output ends: a retry of one
         # of its chunks may still come
         found = self._streams.get((ext, stream_id))
@@ -157,7 +168,7 @@ class StreamService:
         stream.ended = True
         output.last_activity = time.monotonic()
         if final:
-            await self.finish(output, RequestStatus.COMPLETED)
+            await self.finish(output, status)
 
     async def failed(self, ext: str, stream_id: str) -> None:
         found = self._streams.get((ext, stream_id))
@@ -229,6 +240,10 @@ class StreamService:
         while len(self._ended) > ENDED_KEPT:
             self._ended.popitem(last=False)
         full = output.text() if text is None else text
+        if output.cancelled:
+            # the requester already had SERVER_STREAM_END 'cancelled'
+            await self.responder.keep_cancelled(request, output.ext, full, output.output_id)
+            return
 
         async def stream_end() -> None:
             if not output.streams:
@@ -253,9 +268,17 @@ class StreamService:
             request, output.ext, full, output.output_id, status, reason, before_news=stream_end
         )
 
-    async def message(self, ext: str, text: str, request_id: Any, output_id: str) -> bool:
-        """A complete non-stream answer; supersedes a partial stream of the
-        same request. False when there is nothing to answer."""
+    async def message(
+        self,
+        ext: str,
+        text: str,
+        request_id: Any,
+        output_id: str,
+        status: RequestStatus = RequestStatus.COMPLETED,
+    ) -> bool:
+        """A complete non-stream answer (``stopped``: what there was when the
+        user stopped it); supersedes a partial stream of the same request.
+        False when there is nothing to answer."""
         current = self.current.get(ext)
         request = self.tracker.get(request_id)
         if request is None or ext not in request.targets:
@@ -263,25 +286,66 @@ class StreamService:
         if request is None:
             log.warning("unsolicited message from %s: dropped", ext)
             return False
+        ongoing = current if current is not None and current.request is request else None
+        if request.status is RequestStatus.CANCELLED:
+            if ongoing is not None:
+                await self.finish(ongoing, status, text=text)
+            else:
+                await self.responder.keep_cancelled(request, ext, text, output_id)
+            return True
         await self.responder.report_processing(request)
-        self.responder.to_room(
-            request.room,
-            Ev.MESSAGE,
-            {
-                "type": 0,
-                "data": text,
-                "source": "server",
-                "requestId": request.request_id,
-                "outputId": output_id,
-                "identity": ext,
-                "roomName": request.room,
-            },
-        )
-        if current is not None and current.request is request:
-            await self.finish(current, RequestStatus.COMPLETED, text=text)
+        if text:
+            self.responder.to_room(
+                request.room,
+                Ev.MESSAGE,
+                {
+                    "type": 0,
+                    "data": text,
+                    "source": "server",
+                    "requestId": request.request_id,
+                    "outputId": output_id,
+                    "identity": ext,
+                    "roomName": request.room,
+                },
+            )
+        if ongoing is not None:
+            await self.finish(ongoing, status, text=text)
         else:
-            await self.responder.respond(request, ext, text, output_id, RequestStatus.COMPLETED)
+            await self.responder.respond(request, ext, text, output_id, status)
         return True
+
+    async def cancel(self, request: LlmRequest) -> list[str]:
+        """End an open ``request`` as cancelled for every target still on it
+        and return those targets. Their room hears the end of the stream at
+        once; what they still send is kept (``Output.cancelled``)."""
+        pending = [e for e, state in request.targets.items() if state is TargetState.PENDING]
+        for ext in pending:
+            current = self.current.get(ext)
+            output = current if current is not None and current.request is request else None
+            if output is not None:
+                self._flush(output)  # what was accepted goes out before the end
+            self.tracker.target_done(request, ext, TargetState.CANCELLED)
+            self.responder.to_room(
+                request.room,
+                Ev.SERVER_STREAM_END,
+                {
+                    "requestId": request.request_id,
+                    "outputId": output.output_id if output else None,
+                    "streamId": output.last_stream if output else None,
+                    "source": ext,
+                    "identity": ext,
+                    "roomName": request.room,
+                    "status": RequestStatus.CANCELLED.value,
+                    "data": output.text() if output else "",
+                    "continued": output.continued if output else False,
+                },
+            )
+        # whatever the other targets did, the request ends cancelled
+        request.status = RequestStatus.CANCELLED
+        if request.finished is None:
+            request.finished = time.monotonic()
+        await self.responder.cancelled(request, pending)
+        return pending
 
     async def stop(self, ext: str) -> None:
         current = self.current.get(ext)

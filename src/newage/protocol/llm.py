@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import AliasChoices, Field, StringConstraints, model_validator
 
@@ -48,10 +48,16 @@ class StreamDataIn(Payload):
     data: Chunk = ""
 
 
+# how an answer ended, as the extension reports it (``stopped``: its user
+# pressed Stop, the text so far is the answer)
+EndStatus = Literal["completed", "stopped"]
+
+
 class StreamEndIn(Payload):
     type: int
     stream_id: Id = Field(validation_alias="streamId")
     final: bool = False
+    status: EndStatus = "completed"
 
 
 class NonStreamIn(Payload):
@@ -59,6 +65,15 @@ class NonStreamIn(Payload):
     data: Any = None
     request_id: Any = Field(None, validation_alias="requestId")
     output_id: Any = Field(None, validation_alias="outputId")
+    status: Any = None  # "stopped" counts; other values are the client's own
+
+    @property
+    def stopped(self) -> bool:
+        return bool(self.status == "stopped")
+
+
+class CancelIn(Payload):
+    request_id: Id = Field(validation_alias="requestId")
 
 
 class ExtensionErrorIn(Payload):

@@ -214,6 +214,8 @@ class RequestStatus(StrEnum):
     NOT_FORWARDED = "not_forwarded"
     PROCESSING = "processing"
     COMPLETED = "completed"
+    STOPPED = "stopped"  # the extension's user stopped the generation
+    CANCELLED = "cancelled"  # cancelled through CANCEL_REQUEST
     FAILED = "failed"
 
 

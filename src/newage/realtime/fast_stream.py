@@ -112,6 +112,8 @@ class FastStreamPath:
             final = payload.get("final", False)
             if payload.get("type") != StreamType.STREAM_END or type(final) is not bool:
                 return False
+            if "status" in payload:
+                return False  # an explicit end (stopped...): the full path reads it
             self.events += 1
             await self.streams.end(ext, stream_id, final)
             return True

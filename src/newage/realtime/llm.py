@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from newage.domain.presence import SocketRef
 from newage.errors import bad_request, forbidden
 from newage.protocol.llm import (
+    CancelIn,
     ContextIn,
     ExtensionErrorIn,
     LlmRequestIn,
@@ -17,7 +18,14 @@ from newage.protocol.llm import (
     StreamEndIn,
     StreamStartIn,
 )
-from newage.protocol.names import PING_TEXT, PONG_TEXT, Ev, MemberStatus, StreamType
+from newage.protocol.names import (
+    PING_TEXT,
+    PONG_TEXT,
+    Ev,
+    MemberStatus,
+    RequestStatus,
+    StreamType,
+)
 from newage.realtime.base import OK, BaseNamespace, on
 
 if TYPE_CHECKING:
@@ -50,6 +58,10 @@ class LlmNamespace(HistoryEvents, BaseNamespace):
     @on(Ev.LLM_REQUEST, model=LlmRequestIn, invalid="Invalid LLM request data.")
     async def llm_request(self, ref: SocketRef, data: LlmRequestIn) -> dict[str, Any]:
         return await self.app.chat.request(ref.principal, ref.sid, data)
+
+    @on(Ev.CANCEL_REQUEST, model=CancelIn)
+    async def cancel_request(self, ref: SocketRef, data: CancelIn) -> dict[str, Any]:
+        return await self.app.chat.cancel(data.request_id, ref.principal)
 
     # ------------------------------------------------------------------ context
     @on(Ev.GET_FULL_CONTEXT, model=ContextIn)
@@ -109,7 +121,8 @@ class LlmNamespace(HistoryEvents, BaseNamespace):
         text = (
             data.message if isinstance(data.message, str) and data.message else "Generation failed."
         )
-        await self.app.responder.notify_error(request, text, data.error)
+        if request.open:  # a cancelled or finished request has had its end
+            await self.app.responder.notify_error(request, text, data.error)
         await self.app.streams.fail(ext, request, text)
         return {**OK, "requestId": request.request_id}
 
@@ -130,7 +143,8 @@ class LlmNamespace(HistoryEvents, BaseNamespace):
         if data.type != StreamType.NON_STREAM or not isinstance(data.data, str):
             raise bad_request("A non-stream message needs type 0 and a text in data.")
         output_id = data.output_id if isinstance(data.output_id, str) else str(uuid.uuid4())
-        if not await self.app.streams.message(ext, data.data, data.request_id, output_id):
+        status = RequestStatus.STOPPED if data.stopped else RequestStatus.COMPLETED
+        if not await self.app.streams.message(ext, data.data, data.request_id, output_id, status):
             return {**OK, "message": "No request in flight."}
         return dict(OK)
 
@@ -174,4 +188,4 @@ class LlmNamespace(HistoryEvents, BaseNamespace):
     async def stream_end(self, ref: SocketRef, data: StreamEndIn) -> None:
         ext = _extension(ref)
         _type(data.type, StreamType.STREAM_END)
-        await self.app.streams.end(ext, data.stream_id, data.final)
+        await self.app.streams.end(ext, data.stream_id, data.final, RequestStatus(data.status))

@@ -364,7 +364,8 @@ function create(ctx) {
       const s = p && streams.get(p.outputId);
       if (!s) return;
       if (typeof p.data === 'string') text(s.body, p.data);
-      text(s.state, p.status === 'failed' ? 'failed' : 'finished');
+      // stopped (by the extension's user) and cancelled answers say so
+      text(s.state, ['failed', 'stopped', 'cancelled'].includes(p.status) ? p.status : 'finished');
       s.state.className = `badge ${p.status === 'failed' ? 'danger' : 'ok'}`;
       s.el.classList.remove('streaming');
     },
