@@ -230,6 +230,38 @@ async def test_non_stream_disconnect_cancels_too(server, peers):
     assert cancel["requestId"] == forwarded["requestId"]
 
 
+async def test_a_cancel_by_an_admin_ends_the_api_stream_at_once(server, peers):
+    ext = await fake_extension(server, peers)
+    boss = await admin(server, peers)
+    key = await api_key(server)
+    body = {"model": EXT, "messages": HELLO, "stream": True}
+    answering = asyncio.create_task(first_words(ext))
+    async with (
+        httpx.AsyncClient(base_url=server.url, timeout=20) as http,
+        http.stream(
+            "POST", "/v1/chat/completions", json=body, headers={"Authorization": f"Bearer {key}"}
+        ) as response,
+    ):
+        lines = response.aiter_lines()
+        assert (await anext(lines)).startswith("id: 1")
+        forwarded = await answering
+        ack = await boss.call("/llm", "CANCEL_REQUEST", {"requestId": forwarded["requestId"]})
+        assert ack["status"] == "ok", ack
+        rest = [line async for line in lines]
+    datas = [line[6:] for line in rest if line.startswith("data: ")]
+    assert datas[-1] == "[DONE]"
+    last = json.loads(datas[-2])
+    assert last["choices"][0]["finish_reason"] == "stop"
+    cancel = await ext.peer.next(NS, "CANCEL_REQUEST")
+    assert cancel["requestId"] == forwarded["requestId"]
+
+
+async def first_words(ext: FakeExtension) -> dict[str, Any]:
+    request = await ext.next_request()
+    await ext.token("out-1", "first", first=True)
+    return request
+
+
 async def test_user_field_and_header_name_the_room(server, peers):
     ext = await fake_extension(server, peers)
     _, aio = clients(server, await api_key(server))
