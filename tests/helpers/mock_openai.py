@@ -75,7 +75,8 @@ class MockOpenAI:
 
     async def start(self) -> MockOpenAI:
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.bind(("127.0.0.1", 0))
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", self.port))
         self.port = sock.getsockname()[1]
         config = uvicorn.Config(self.app, log_config=None, access_log=False, lifespan="off")
         self._server = uvicorn.Server(config)
@@ -91,3 +92,20 @@ class MockOpenAI:
         if self._server is not None and self._task is not None:
             self._server.should_exit = True
             await asyncio.wait_for(self._task, 10)
+
+
+async def _serve(port: int) -> None:
+    mock = MockOpenAI(delay=0.05)
+    mock.port = port
+    await mock.start()
+    print(f"mock OpenAI backend on {mock.base_url}", flush=True)
+    await asyncio.Event().wait()
+
+
+if __name__ == "__main__":  # the README's quick start: python -m tests.helpers.mock_openai
+    import argparse
+
+    parser = argparse.ArgumentParser(description="A mock OpenAI-compatible backend.")
+    parser.add_argument("--port", type=int, default=5001)
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(_serve(parser.parse_args().port))
