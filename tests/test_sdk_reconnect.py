@@ -1,0 +1,41 @@
+"""The SDK client after its connection drops mid-answer."""
+
+from __future__ import annotations
+
+import asyncio
+
+from newage.sdk import Request
+from tests.helpers.wait import eventually
+
+
+async def drop(client) -> None:
+    """Break the client's transport as a network failure would (python-socketio reconnects)."""
+    await client.connection.sio.eio.ws.close()
+    await eventually(lambda: not client.connection.connected)
+
+
+async def test_an_answer_finished_while_away_is_settled_from_history(sdk):
+    go_on = asyncio.Event()
+
+    async def two_parts(request: Request):
+        yield "before the drop, "
+        await go_on.wait()
+        yield "after it, "
+        yield "and the end."
+
+    ext = await sdk.extension(two_parts)
+    web = await sdk.client()
+    # the reconnection waits long enough for the answer to finish meanwhile
+    web.connection.sio.reconnection_delay = web.connection.sio.reconnection_delay_max = 1.5
+    web.connection.sio.randomization_factor = 0
+    answer = await web.ask("talk")
+    first = await anext(answer)
+    await drop(web)
+    go_on.set()
+    await eventually(lambda: ext.served == 1)
+
+    rest = [d async for d in answer]
+    assert answer.status == "completed"
+    assert answer.text == "before the drop, after it, and the end."
+    assert first.text + "".join(d.text for d in rest) == answer.text
+    assert web.connection.connected
