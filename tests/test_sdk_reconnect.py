@@ -39,3 +39,32 @@ async def test_an_answer_finished_while_away_is_settled_from_history(sdk):
     assert answer.text == "before the drop, after it, and the end."
     assert first.text + "".join(d.text for d in rest) == answer.text
     assert web.connection.connected
+
+
+async def test_an_answer_still_streaming_after_the_reconnect_ends_exact(sdk):
+    """Chunks after a hole wait for the order to be whole; the end's text fills the hole."""
+    away, back, sent_away = asyncio.Event(), asyncio.Event(), asyncio.Event()
+
+    async def three_parts(request: Request):
+        yield "one, "
+        await away.wait()
+        yield "two (missed), "
+        sent_away.set()
+        await back.wait()
+        yield "three."
+
+    await sdk.extension(three_parts)
+    web = await sdk.client()
+    web.connection.sio.reconnection_delay = web.connection.sio.reconnection_delay_max = 1.5
+    web.connection.sio.randomization_factor = 0
+    answer = await web.ask("count")
+    first = await anext(answer)
+    await drop(web)
+    away.set()
+    await asyncio.wait_for(sent_away.wait(), 5)
+    await eventually(lambda: web.connection.connected, timeout=10)
+    back.set()
+
+    rest = [d async for d in answer]
+    assert answer.status == "completed" and not answer.gap
+    assert first.text + "".join(d.text for d in rest) == answer.text == "one, two (missed), three."

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import socketio
@@ -18,7 +18,7 @@ import socketio
 from newage.sdk.errors import NewAgeError, check_ack
 
 Auth = Callable[[], dict[str, Any]]
-Handler = Callable[..., Awaitable[None] | None]
+Handler = Callable[..., Any]
 
 
 class Connection:

@@ -1,8 +1,8 @@
 """An answer to one request, as it arrives: an async iterator of deltas.
 
 The client feeds it the room's events for its ``requestId``. Deltas are
-deduplicated by ``seq`` (a resumed stream replays from a position and may
-overlap what already came), and every event that carries a whole text (the
+applied in ``seq`` order only (a resumed stream replays from a position
+and may overlap what already came live), and every event that carries a whole text (the
 end of a stream, a non-stream answer, the recorded response) is checked
 against what was yielded: a missing tail is yielded as one last delta, so
 the concatenated deltas equal the final text whenever the stream was whole
@@ -26,8 +26,9 @@ class Answer:
         self.position: int | None = None  # place in the extension's queue, when queued
         self.error: NewAgeError | None = None
         self.ack: dict[str, Any] = {}
-        # True when text went by that this answer never saw (a reconnect
-        # whose resume failed): the final text is still right, the deltas not
+        self.epoch: str | None = None  # of the server's stream log, for resuming
+        # True when the final text is not the deltas' text continued (the
+        # extension replaced a piece already relayed): ``text`` is the final one
         self.gap = False
         self._texts: dict[str, str] = {}  # outputId -> text yielded so far
         self._seq: dict[str, int] = {}
@@ -48,8 +49,12 @@ class Answer:
 
     @property
     def last_seq(self) -> int:
-        """The position to resume after."""
+        """The position to resume after, in :attr:`last_output`."""
         return self._seq.get(self._last_output, 0)
+
+    @property
+    def last_output(self) -> str:
+        return self._last_output
 
     def __aiter__(self) -> Answer:
         return self
@@ -83,12 +88,13 @@ class Answer:
         if self.done or not isinstance(data, str):
             return
         if isinstance(seq, int):
-            last = self._seq.get(output, 0)
-            if seq <= last:
-                return  # replayed twice
-            if seq > last + 1:
-                self.gap = True
+            if seq != self._seq.get(output, 0) + 1:
+                # seen already (a replay overlapping the live stream), or after
+                # a hole that a resume's replay fills in order, or, when it
+                # cannot, the end's whole text does (catch_up)
+                return
             self._seq[output] = seq
+        self._last_output = output
         self._add(output, data, seq if isinstance(seq, int) else None)
 
     def on_whole(self, payload: dict[str, Any]) -> None:
@@ -141,7 +147,6 @@ class Answer:
         self._queue.put_nowait(None)
 
     def _add(self, output: str, text: str, seq: int | None) -> None:
-        self._last_output = output
         self._texts[output] = self._texts.get(output, "") + text
         if text:
             self._queue.put_nowait(Delta(self.request_id, output, text, seq, self.room))

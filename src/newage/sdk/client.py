@@ -183,6 +183,8 @@ class Client:
             raise
         answer.ack = ack
         answer.room = str(ack.get("roomName") or answer.room)
+        epoch = ack.get("epoch")
+        answer.epoch = epoch if isinstance(epoch, str) else None
         if ack.get("forwarded") is False:
             answer.finish(
                 "queued" if ack.get("queued") else "not_forwarded", str(ack.get("message") or "")
@@ -321,15 +323,25 @@ class Client:
 
     async def _resume(self, answer: Answer) -> None:
         """Replay what was missed; settle from history when that is impossible."""
-        data = {"requestId": answer.request_id, "afterSeq": answer.last_seq}
+        data: dict[str, Any] = {"requestId": answer.request_id, "afterSeq": answer.last_seq}
+        if answer.last_output:
+            data["outputId"] = answer.last_output
+        if answer.epoch:
+            data["epoch"] = answer.epoch  # another epoch: the server restarted, the log is gone
         try:
             ack = await self._conn.call(LLM, RESUME_STREAM, data)
         except NewAgeError:
             ack = None
-        if ack is not None and not ack.get("complete"):
-            return  # the replay, then the live stream, come as ordinary events
-        # finished while we were away (or no replay): the history has the answer;
-        # its read is handled after the resume, so a replay came first
+        if ack is not None:
+            # the replay (and the end of a finished output) came before the ack;
+            # the final status may have been missed while away
+            status = ack.get("requestStatus")
+            if ack.get("complete") and status in TERMINAL:
+                answer.finish(str(status))
+                self._answers.pop(answer.request_id, None)
+            return
+        # no replay: the history has what was missed (its read is handled
+        # after the failed resume, so nothing live is lost in between)
         with contextlib.suppress(NewAgeError, TimeoutError):
             await self._settle(answer)
 
