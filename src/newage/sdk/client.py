@@ -183,13 +183,30 @@ class Client:
             raise
         answer.ack = ack
         answer.room = str(ack.get("roomName") or answer.room)
-        epoch = ack.get("epoch")
+        epoch, position = ack.get("epoch"), ack.get("position")
         answer.epoch = epoch if isinstance(epoch, str) else None
-        if ack.get("forwarded") is False:
+        if isinstance(position, int) and position > 0:  # waiting in the extension's queue
+            answer.status, answer.position = "queued", position
+        if ack.get("duplicate"):
+            self._duplicate(answer, ack)
+        elif ack.get("forwarded") is False:
             answer.finish(
                 "queued" if ack.get("queued") else "not_forwarded", str(ack.get("message") or "")
             )
         return answer
+
+    def _duplicate(self, answer: Answer, ack: dict[str, Any]) -> None:
+        """A request id used before is never answered twice: the server acks
+        with the first request's state; a finished one's answers come along."""
+        status = ack.get("requestStatus")
+        if status not in TERMINAL:
+            return  # still open: its events come as for the first
+        answers = ack.get("answers")
+        for item in answers if isinstance(answers, list) else []:
+            if isinstance(item, dict) and isinstance(item.get("text"), str):
+                answer.catch_up(str(item.get("identity") or ""), item["text"])
+        answer.finish(str(status))
+        self._answers.pop(answer.request_id, None)
 
     async def complete(self, text: str, *, timeout: float | None = None, **kw: Any) -> str:
         """The non-stream variant: the whole answer's text."""
