@@ -124,11 +124,21 @@ class Client:
         return sub
 
     # ------------------------------------------------------------ rooms
+    async def _paged(self, event: str, field: str, data: dict[str, Any]) -> list[dict[str, Any]]:
+        """Every item of a paged list (``nextOffset`` names the next page)."""
+        items: list[dict[str, Any]] = []
+        ack = await self._conn.call(ROOMS, event, data or None)
+        while True:
+            page = ack.get(field)
+            items += page if isinstance(page, list) else []
+            offset = ack.get("nextOffset")
+            if not isinstance(offset, int) or not page:
+                return items
+            ack = await self._conn.call(ROOMS, event, {**data, "offset": offset})
+
     async def rooms(self) -> list[dict[str, Any]]:
         """The rooms this client is in (every room for admins)."""
-        ack = await self._conn.call(ROOMS, Ev.GET_ROOMS)
-        details = ack.get("roomDetails")
-        return list(details) if isinstance(details, list) else []
+        return await self._paged(Ev.GET_ROOMS, "roomDetails", {})
 
     async def create_room(self, name: str) -> dict[str, Any]:
         return await self._conn.call(ROOMS, Ev.CREATE_ROOM, {"roomName": name})
@@ -147,9 +157,7 @@ class Client:
         await self._conn.call(ROOMS, Ev.REMOVE_CLIENT_FROM_ROOM, data)
 
     async def members(self, room: str) -> list[dict[str, Any]]:
-        ack = await self._conn.call(ROOMS, Ev.GET_CLIENTS_IN_ROOM, {"roomName": room})
-        clients = ack.get("clients")
-        return list(clients) if isinstance(clients, list) else []
+        return await self._paged(Ev.GET_CLIENTS_IN_ROOM, "clients", {"roomName": room})
 
     # ------------------------------------------------------------ requests
     async def ask(
