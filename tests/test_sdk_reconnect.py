@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from newage.sdk import Request
+from tests.helpers.sdk import tokens
 from tests.helpers.wait import eventually
 
 
@@ -68,3 +69,13 @@ async def test_an_answer_still_streaming_after_the_reconnect_ends_exact(sdk):
     rest = [d async for d in answer]
     assert answer.status == "completed" and not answer.gap
     assert first.text + "".join(d.text for d in rest) == answer.text == "one, two (missed), three."
+
+
+async def test_an_extension_whose_key_was_replaced_logs_in_again_after_a_drop(sdk, server):
+    ext = await sdk.extension(tokens("still here"))
+    old_key = ext.key
+    await server.app.keys.create("SillyTavern-1")  # replaces every key; the socket stays
+    await ext.connection.sio.eio.ws.close()
+    await eventually(lambda: ext.key != old_key and ext.connection.connected, timeout=20)
+    web = await sdk.client()
+    assert await web.complete("there?", timeout=10) == "still here"
