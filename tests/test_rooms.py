@@ -361,6 +361,29 @@ async def test_mutes(server, peers):
     )
 
 
+async def test_negative_or_huge_mute_durations_are_refused(server, peers):
+    boss = await admin(server, peers)
+    await connect(server, peers, "web")
+    await room(boss, "tavern", {"web": "guest"})
+    for duration in (-1, -0.5, 10**12, 1e308, True):
+        refused = err(
+            await boss.call(
+                "/rooms",
+                "MUTE_MEMBER",
+                {"targetIdentity": "web", "roomName": "tavern", "duration": duration},
+            )
+        )
+        assert refused["message"].startswith("duration must be"), refused
+        assert server.app.mutes.muted("web", "tavern") is None
+    assert await server.app.store.load_mutes() == []
+    muted = ok(
+        await boss.call(
+            "/rooms", "MUTE_MEMBER", {"targetIdentity": "web", "roomName": "tavern", "duration": 0}
+        )
+    )
+    assert muted["duration"] == "permanent"  # 0 stays the original's "permanent"
+
+
 async def test_monitors_hear_room_traffic_through_monitor_room(server, peers):
     boss = await admin(server, peers, namespaces=("/llm", "/rooms"))
     ok(await boss.call("/rooms", "CREATE_ROOM", "tavern"))

@@ -47,7 +47,7 @@ class RoleIn(TargetIn):
 class MuteIn(Payload):
     target: Name = Field(validation_alias=TARGET)
     room_name: Name | None = Field(None, validation_alias=ROOM)
-    duration: float | None = None
+    duration: Any = None  # checked by the mute service (a bool is not a duration)
 
 
 class UnmuteIn(Payload):
