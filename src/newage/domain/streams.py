@@ -25,6 +25,7 @@ from newage.domain.requests import LlmRequest, RequestTracker, TargetState
 from newage.domain.responses import Responder
 from newage.logs import log
 from newage.protocol.names import Ev, RequestStatus, StreamType
+from newage.protocol.surrogates import hold_back, repair
 from newage.settings import LiveSettings
 
 ENDED_KEPT = 10_000  # ended outputs remembered for late continuations
@@ -54,9 +55,10 @@ class Output:
     flush: asyncio.TimerHandle | None = None
     done: bool = False
     continued: bool = False  # more of an output that had already ended
+    held: str = ""  # a high UTF-16 half waiting for its partner in the next chunk
 
     def text(self) -> str:
-        return "".join(s.text() for s in self.streams.values())
+        return repair("".join(s.text() for s in self.streams.values()))
 
 
 class StreamService:
@@ -133,6 +135,10 @@ class StreamService:
             if previous is not None:
                 return  # a changed repeat replaces the chunk, like a retry
         if output.request is None or not text:
+            return
+        text, output.held = hold_back(output.held + text)
+        text = repair(text)
+        if not text:
             return
         await self.responder.report_processing(output.request)
         if self.live.current.stream_coalesce_ms > 0:
@@ -219,6 +225,12 @@ class StreamService:
         request = output.request
         if request is None:
             return
+        if output.held and output.last_stream is not None:
+            # the partner never came: the half goes out as U+FFFD, as in the text
+            output.pending.append(
+                (output.last_stream, 0, StreamType.STREAM_DATA_LAST, repair(output.held))
+            )
+            output.held = ""
         self._flush(output)
         self._ended[(output.ext, output.output_id)] = (request, output.seq)
         while len(self._ended) > ENDED_KEPT:
