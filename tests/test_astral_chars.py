@@ -33,9 +33,7 @@ async def test_js_extension_streams_astral_characters_intact(server, peers, mode
         response = await web.next("/llm", "LLM_RESPONSE", timeout=10)
         assert response["data"] == want
         stored = [
-            m.body
-            for m in await server.app.store.latest_messages("web", 5)
-            if m.kind == "response"
+            m.body for m in await server.app.store.latest_messages("web", 5) if m.kind == "response"
         ]
         assert stored[-1]["data"] == want
         result = await node.result(timeout=20)

@@ -745,3 +745,35 @@ async def test_a_waiting_forward_does_not_hold_up_the_callers_other_events(serve
     assert not forwarded.done()
     release.set()
     assert (await forwarded)["requestId"] == "slow"
+
+
+@pytest.mark.parametrize(
+    "server_settings", [dict(functionCallTimeout=500, maxPendingFunctionCalls=2)]
+)
+async def test_forwarded_calls_are_capped_per_caller_and_freed_on_timeout(server, peers):
+    release = asyncio.Event()
+
+    async def sleepy(data):
+        await release.wait()
+        return hello(data)
+
+    await fc_answerer(server, peers, sleepy)
+    web = await actors.connect(server, peers, "web", namespaces=(FC,))
+    other = await actors.connect(server, peers, "other", namespaces=(FC,))
+    waiting = [
+        asyncio.ensure_future(call(web, "f", target="SillyTavern-1", rid=f"w{i}")) for i in range(2)
+    ]
+    await eventually(lambda: server.app.outbox.pending_callbacks() == 2)
+    refused = await call(web, "f", target="SillyTavern-1", rid="w2")
+    assert refused["error"] == {
+        "message": "Too many function calls waiting (2); wait for an answer.",
+        "code": "queue_full",
+    }
+    # the cap is the caller's: another client still gets through
+    extra = asyncio.ensure_future(call(other, "f", target="SillyTavern-1", rid="o1"))
+    for ack in await asyncio.gather(*waiting, extra):
+        assert ack["error"]["code"] == "timeout", ack
+    # the target never answered and is still connected: nothing is kept
+    assert server.app.outbox.pending_callbacks() == 0
+    release.set()  # and the caller's allowance is back
+    assert (await call(web, "f", target="SillyTavern-1", rid="w3"))["success"] is True

@@ -111,6 +111,13 @@ class Settings(BaseSettings):
     legacy_context_broadcast: bool = setting(False, "legacyContextBroadcast")
     emit_update_context: bool = setting(True, "emitUpdateContext")
     extension_context_limit: int = setting(100, "extensionContextLimit", ge=1, le=100000)
+    max_pending_requests_per_client: int = setting(
+        20, "maxPendingRequestsPerClient", ge=1, le=100_000
+    )
+    max_pending_requests_per_extension: int = setting(
+        100, "maxPendingRequestsPerExtension", ge=1, le=100_000
+    )
+    max_pending_function_calls: int = setting(16, "maxPendingFunctionCalls", ge=1, le=10_000)
     log_level: Literal["debug", "info", "warn", "error"] = setting("info", "logLevel")
     log_max_bytes: int = setting(10_000_000, "logMaxBytes", ge=10_000)
     log_backups: int = setting(5, "logBackups", ge=0, le=100)

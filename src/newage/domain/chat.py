@@ -19,7 +19,7 @@ from newage.domain.room_model import Room
 from newage.domain.rooms import RoomService
 from newage.domain.routing import Router, parse_targets
 from newage.domain.status import StatusBoard
-from newage.errors import NewAgeError, conflict, forbidden
+from newage.errors import NewAgeError, conflict, forbidden, queue_full
 from newage.protocol.llm import LlmRequestIn
 from newage.protocol.names import (
     Ev,
@@ -120,6 +120,11 @@ class ChatService:
             raise forbidden("Invalid or unauthorized target room.", requestId=request_id)
         if self.tracker.get_open(request_id) is not None:
             raise conflict("Duplicate requestId.", requestId=request_id)
+        cap = self.live.current.max_pending_requests_per_client
+        if self.tracker.pending_of(principal.client_id) >= cap:
+            raise queue_full(
+                f"Too many requests in flight ({cap}); wait for an answer.", requestId=request_id
+            )
         try:
             return await self._dispatch(principal, room, data)
         except NewAgeError as exc:
@@ -157,6 +162,7 @@ class ChatService:
         else:
             note = "Message recorded (Conversational)."
 
+        self._check_extension_queues(targets)
         body = {k: v for k, v in data.items() if k not in SERVER_FIELDS}
         body.update(
             identity=principal.identity,
@@ -169,7 +175,13 @@ class ChatService:
         )
         body = await self.history.record(room.name, "request", body)
         request = LlmRequest(
-            request_id, room.name, principal.identity, mode, Kind.USER, body["messageId"]
+            request_id,
+            room.name,
+            principal.identity,
+            mode,
+            Kind.USER,
+            body["messageId"],
+            owner=principal.client_id,
         )
         self.tracker.add(request)
         if queued:
@@ -196,6 +208,12 @@ class ChatService:
             "queued": queued,
             "targets": targets,
         }
+
+    def _check_extension_queues(self, targets: list[str]) -> None:
+        cap = self.live.current.max_pending_requests_per_extension
+        for target in targets:
+            if self.tracker.in_flight(target) >= cap:
+                raise queue_full(f"Extension {target} has too many requests waiting ({cap}).")
 
     async def forward(
         self,

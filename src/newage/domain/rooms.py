@@ -204,6 +204,29 @@ class RoomService:
             raise forbidden("monitor-room cannot be deleted.")
         if room.personal_of and self.presence.is_present(room.personal_of):
             raise conflict("Cannot delete a personal room of a connected client.")
+        await self._remove(room)
+        log.info("%s deleted room %s", actor.identity, room.name)
+
+    async def drop_unused_personal(self, identity: str, client_id: str) -> None:
+        """An identity's session ended: its personal room goes if nothing was
+        ever said in it and nobody else is in it, so a client switching
+        identities does not leave a permanent room behind for each. The
+        room named after the clientId itself stays (clients rely on it)."""
+        room = self.rooms.get(identity)
+        if (
+            room is None
+            or identity == client_id
+            or room.personal_of != identity
+            or set(room.members) != {identity}
+            or await self.store.count_messages(identity) > 0
+            or self.presence.is_present(identity)  # back while we counted
+            or self.rooms.get(identity) is not room
+        ):
+            return
+        await self._remove(room)
+        log.info("removed the unused personal room of %s", identity)
+
+    async def _remove(self, room: Room) -> None:
         await self.store.delete_room(room.name)
         del self.rooms[room.name]
         notice = {"roomName": room.name, "message": f'Room "{room.name}" has been deleted.'}
@@ -219,7 +242,6 @@ class RoomService:
             await self.outbox.leave_room(identity, room.name)
         for hook in self.on_deleted:
             await hook(room)
-        log.info("%s deleted room %s", actor.identity, room.name)
 
     # ------------------------------------------------------------------ membership
     async def add_member(self, name: Any, identity: Any, role: Any, actor: Principal) -> Room:

@@ -93,6 +93,7 @@ class SessionService:
                 await self.relations.client_offline(p.identity)
             for hook in self.session_ended:
                 await hook(p.identity)
+            await self.rooms.drop_unused_personal(p.identity, p.client_id)
         still_here = ref.mode is ConnMode.FULL and self.presence.is_present(p.identity)
         if ended is not None or still_here:
             self.schedule_broadcast()

@@ -44,4 +44,4 @@ class FunctionCallNamespace(BaseNamespace):
             raise unauthenticated("Key required.")
         # the caller's payload as it came (extra fields included)
         payload = data.model_dump(by_alias=True, exclude_unset=True)
-        return await self.app.functions.forward(payload, data.target)
+        return await self.app.functions.forward(payload, data.target, ref.principal.client_id)

@@ -134,4 +134,24 @@ class SocketOutbox:
                 future.set_result(args[0] if len(args) == 1 else list(args) or None)
 
         await self.sio.emit(event, data, to=sid, namespace=namespace, callback=answered)
-        return await asyncio.wait_for(future, timeout)
+        try:
+            return await asyncio.wait_for(future, timeout)
+        finally:
+            if not future.done():
+                future.cancel()
+            # python-socketio keeps an unanswered callback until the target
+            # disconnects; a call given up on must not hold memory that long
+            self._forget_callback(sid, answered)
+
+    def _forget_callback(self, sid: str, callback: Any) -> None:
+        waiting = self.sio.manager.callbacks.get(sid)
+        if not waiting:
+            return
+        for ack_id, held in list(waiting.items()):
+            if held is callback:
+                del waiting[ack_id]
+                return
+
+    def pending_callbacks(self) -> int:
+        """Callbacks python-socketio holds for unanswered calls (all sockets)."""
+        return sum(len(w) - 1 for w in self.sio.manager.callbacks.values())
