@@ -86,4 +86,15 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (room, message_id)
     );
     """,
+    # 3: a response's text stored once (``data`` is restored from ``message``
+    # when read)
+    """
+    UPDATE messages
+       SET body = CAST(json_remove(CAST(body AS TEXT), '$.data') AS BLOB)
+     WHERE kind = 'response'
+       AND json_valid(CAST(body AS TEXT))
+       AND json_type(CAST(body AS TEXT), '$.data') = 'text'
+       AND json_extract(CAST(body AS TEXT), '$.data')
+           = json_extract(CAST(body AS TEXT), '$.message');
+    """,
 ]

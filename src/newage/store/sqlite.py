@@ -352,7 +352,10 @@ class SQLiteStore(Store):
     # ------------------------------------------------------------------ history
     @staticmethod
     def _msg(row: Any) -> StoredMessage:
-        return StoredMessage(seq=row[0], room=row[1], kind=row[2], body=orjson.loads(row[3]))
+        body = orjson.loads(row[3])
+        if row[2] == "response" and "data" not in body and "message" in body:
+            body["data"] = body["message"]  # stored once, see _encode
+        return StoredMessage(seq=row[0], room=row[1], kind=row[2], body=body)
 
     async def append_message(self, room: str, kind: MessageKind, body: dict[str, Any]) -> int:
         async with self._lock:
@@ -365,7 +368,7 @@ class SQLiteStore(Store):
                     body.get("responseId"),
                     kind,
                     body.get("timestamp", ""),
-                    orjson.dumps(body),
+                    _encode(kind, body),
                 ),
             )
             seq = cur.lastrowid
@@ -390,7 +393,7 @@ class SQLiteStore(Store):
     async def update_message(self, room: str, seq: int, body: dict[str, Any]) -> None:
         await self._exec(
             "UPDATE messages SET body = ? WHERE room = ? AND seq = ?",
-            (orjson.dumps(body), room, seq),
+            (_encode("response" if body.get("isResponse") else "request", body), room, seq),
         )
 
     async def delete_messages(self, room: str, ids: Sequence[str]) -> list[str]:
@@ -445,6 +448,14 @@ class SQLiteStore(Store):
             (room, since, after_seq, limit),
         )
         return [self._msg(r) for r in rows]
+
+
+def _encode(kind: str, body: dict[str, Any]) -> bytes:
+    """A response carries its text as both ``data`` and ``message`` (the
+    wire has both); the row keeps it once and ``_msg`` restores ``data``."""
+    if kind == "response" and "data" in body and body["data"] == body.get("message"):
+        return orjson.dumps({k: v for k, v in body.items() if k != "data"})
+    return orjson.dumps(body)
 
 
 def _chunks(items: list[str]) -> Iterable[list[str]]:
