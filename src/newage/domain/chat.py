@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
+
 from newage.domain.history import History, request_text
 from newage.domain.mutes import MuteService
 from newage.domain.ports import Outbox
@@ -80,6 +82,19 @@ def merge(messages: list[dict[str, Any]]) -> dict[str, Any]:
     merged["mergedFromCount"] = len(messages)
     merged["originalRequestIds"] = [m.get("requestId") for m in messages]
     return merged
+
+
+def newest_within(messages: list[dict[str, Any]], budget: int) -> list[dict[str, Any]]:
+    """The newest messages whose JSON fits in ``budget`` bytes, oldest first
+    (a message too big for the whole budget ends the context there)."""
+    kept: list[dict[str, Any]] = []
+    for message in reversed(messages):
+        budget -= len(orjson.dumps(message))
+        if budget < 0:
+            break
+        kept.append(message)
+    kept.reverse()
+    return kept
 
 
 class ChatService:
@@ -224,8 +239,11 @@ class ChatService:
         type_: str | None,
         instruction: str | None = None,
     ) -> None:
-        limit = self.live.current.extension_context_limit
-        context = await self.history.latest(room.name, limit)
+        settings = self.live.current
+        context = newest_within(
+            await self.history.latest(room.name, settings.extension_context_limit),
+            settings.extension_context_bytes,
+        )
         payload: dict[str, Any] = {
             "mode": request.mode.value,
             "requestId": request.request_id,

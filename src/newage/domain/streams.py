@@ -56,6 +56,7 @@ class Output:
     done: bool = False
     continued: bool = False  # more of an output that had already ended
     held: str = ""  # a high UTF-16 half waiting for its partner in the next chunk
+    size: int = 0  # UTF-8 bytes received, against maxAnswerBytes
 
     def text(self) -> str:
         return repair("".join(s.text() for s in self.streams.values()))
@@ -70,6 +71,7 @@ class StreamService:
         self._streams: dict[tuple[str, str], tuple[Output, TokenStream]] = {}
         # recently ended outputs: (extension, outputId) -> (request, last seq)
         self._ended: OrderedDict[tuple[str, str], tuple[LlmRequest, int]] = OrderedDict()
+        self._cut_outputs: OrderedDict[tuple[str, str], None] = OrderedDict()  # too long
 
     @property
     def active(self) -> int:
@@ -95,7 +97,9 @@ class StreamService:
             current = None
         if current is None:
             ended = self._ended.pop((ext, output_id), None)
-            if ended is not None:
+            if (ext, output_id) in self._cut_outputs:
+                current = Output(output_id, ext, None)  # the rest of a cut answer
+            elif ended is not None:
                 # More of an output already ended by idle time (the stream
                 # stalled longer than streamFinalizeIdleMs): it still
                 # belongs to its own request, not to the next in the queue.
@@ -122,6 +126,12 @@ class StreamService:
         output, stream = found
         output.last_activity = time.monotonic()
         self.tracker.touch(ext)
+        if output.request is None:
+            return  # swallowed: nothing to keep
+        output.size += len(text.encode("utf-8", "surrogatepass"))
+        if output.size > self.live.current.max_answer_bytes:
+            await self._cut(output)
+            return
         if type_ == StreamType.STREAM_DATA_RETRY:
             already = index in stream.chunks
             stream.chunks[index] = text
@@ -170,6 +180,19 @@ class StreamService:
             await self.finish(
                 found[0], RequestStatus.FAILED, "The extension reported a failed chunk."
             )
+
+    async def _cut(self, output: Output) -> None:
+        """The answer grew past maxAnswerBytes: it ends, failed, with what
+        came before this chunk; the rest of the output is swallowed."""
+        limit = self.live.current.max_answer_bytes
+        self._cut_outputs[(output.ext, output.output_id)] = None
+        while len(self._cut_outputs) > ENDED_KEPT:
+            self._cut_outputs.popitem(last=False)
+        await self.finish(
+            output,
+            RequestStatus.FAILED,
+            f"The answer was longer than {limit} bytes (maxAnswerBytes) and was cut off.",
+        )
 
     # ------------------------------------------------------------------ relaying
     def _flush(self, output: Output) -> None:
@@ -271,6 +294,13 @@ class StreamService:
             log.warning("unsolicited message from %s: dropped", ext)
             return False
         await self.responder.report_processing(request)
+        limit = self.live.current.max_answer_bytes
+        status, reason = RequestStatus.COMPLETED, None
+        raw = text.encode("utf-8", "surrogatepass")
+        if len(raw) > limit:
+            text = repair(raw[:limit].decode("utf-8", "ignore"))
+            status = RequestStatus.FAILED
+            reason = f"The answer was longer than {limit} bytes (maxAnswerBytes) and was cut off."
         self.responder.to_room(
             request.room,
             Ev.MESSAGE,
@@ -285,9 +315,9 @@ class StreamService:
             },
         )
         if current is not None and current.request is request:
-            await self.finish(current, RequestStatus.COMPLETED, text=text)
+            await self.finish(current, status, reason, text=text)
         else:
-            await self.responder.respond(request, ext, text, output_id, RequestStatus.COMPLETED)
+            await self.responder.respond(request, ext, text, output_id, status, reason)
         return True
 
     async def stop(self, ext: str) -> None:
