@@ -50,9 +50,7 @@ async def test_an_answer_past_the_maximum_is_cut_off_and_fails_visibly(server, p
     assert cut["status"] == "failed" and cut["data"] == "é" * 2500
 
 
-@pytest.mark.parametrize(
-    "server_settings", [dict(maxAnswerBytes=1_900_000, streamCoalesceMs=10)]
-)
+@pytest.mark.parametrize("server_settings", [dict(maxAnswerBytes=1_900_000, streamCoalesceMs=10)])
 async def test_the_largest_answer_reaches_a_stock_python_socketio_client(server, peers):
     ext, web = await asked(server, peers, peer_options={"transports": ["websocket"]})
     tokens = ["y" * 100_000] * 22  # 2.2 MB, past the maximum

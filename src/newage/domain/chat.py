@@ -8,6 +8,7 @@ refused request leaves nothing behind.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
@@ -119,6 +120,8 @@ class ChatService:
         self.tracker = tracker
         self.status = status
         self.live = live
+        # the answers now owed are made durable (crash recovery)
+        self.on_forward: Callable[[LlmRequest, list[str]], Awaitable[None]] | None = None
 
     async def request(self, principal: Principal, sid: str, data: LlmRequestIn) -> dict[str, Any]:
         request_id = data.request_id
@@ -263,6 +266,8 @@ class ChatService:
         request.status = RequestStatus.PROCESSING
         for target in targets:
             request.targets[target] = TargetState.PENDING
+        if self.on_forward is not None:
+            await self.on_forward(request, targets)
         for target in targets:
             self.tracker.enqueue(target, request.request_id)
             await self.router.send(target, payload)

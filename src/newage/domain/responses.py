@@ -40,6 +40,8 @@ class Responder:
         self.status = status
         self.audience = audience  # room -> addresses of its human audience
         self.observe = observe
+        # a target's outcome is recorded (the pending answer can go)
+        self.on_settled: Callable[[str, str], Awaitable[None]] | None = None
 
     def to_room(self, room: str, event: str, data: dict[str, Any]) -> None:
         self.outbox.emit(Namespace.LLM, event, data, self.audience(room), skip_extensions=True)
@@ -126,6 +128,8 @@ class Responder:
         state = TargetState.FAILED if status is RequestStatus.FAILED else TargetState.COMPLETED
         was_open = request.open
         final = self.tracker.target_done(request, ext, state)
+        if self.on_settled is not None:
+            await self.on_settled(request.request_id, ext)
         await self.status.set(ext, request.room, MemberStatus.IDLE)
         if final is None:
             # a late extra answer to a finished request keeps its status

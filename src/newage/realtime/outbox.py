@@ -152,6 +152,10 @@ class SocketOutbox:
                 del waiting[ack_id]
                 return
 
+    def drained(self) -> bool:
+        """Every connection's outbound queue is empty."""
+        return all(sock.queue.empty() for sock in list(self.sio.eio.sockets.values()))
+
     def pending_callbacks(self) -> int:
         """Callbacks python-socketio holds for unanswered calls (all sockets)."""
         return sum(len(w) - 1 for w in self.sio.manager.callbacks.values())

@@ -97,4 +97,18 @@ MIGRATIONS: list[str] = [
        AND json_extract(CAST(body AS TEXT), '$.data')
            = json_extract(CAST(body AS TEXT), '$.message');
     """,
+    # 4: answers owed by extensions, for closing them after a crash
+    """
+    CREATE TABLE pending_answers (
+        request_id TEXT NOT NULL,
+        ext        TEXT NOT NULL,
+        room       TEXT NOT NULL,
+        requester  TEXT,
+        mode       TEXT NOT NULL,
+        kind       TEXT NOT NULL,
+        output_id  TEXT,
+        text       TEXT NOT NULL DEFAULT '',
+        PRIMARY KEY (request_id, ext)
+    );
+    """,
 ]

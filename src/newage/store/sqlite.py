@@ -21,6 +21,7 @@ from newage.domain.records import (
     KeyRecord,
     MemberRecord,
     MuteRecord,
+    PendingAnswer,
     RoomRecord,
     StaticMapping,
     TrustEntry,
@@ -348,6 +349,36 @@ class SQLiteStore(Store):
 
     async def queue_clear(self, room: str) -> None:
         await self._exec("DELETE FROM guest_queue WHERE room = ?", (room,))
+
+    # ------------------------------------------------------------------ pending answers
+    async def pending_put(self, answers: Sequence[PendingAnswer]) -> None:
+        async with self._tx() as w:
+            await w.executemany(
+                "INSERT OR REPLACE INTO pending_answers (request_id, ext, room, requester, "
+                "mode, kind, output_id, text) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (a.request_id, a.ext, a.room, a.requester, a.mode, a.kind, a.output_id, a.text)
+                    for a in answers
+                ],
+            )
+
+    async def pending_text(self, request_id: str, ext: str, output_id: str, text: str) -> None:
+        await self._exec(
+            "UPDATE pending_answers SET output_id = ?, text = ? WHERE request_id = ? AND ext = ?",
+            (output_id, text, request_id, ext),
+        )
+
+    async def pending_done(self, request_id: str, ext: str) -> None:
+        await self._exec(
+            "DELETE FROM pending_answers WHERE request_id = ? AND ext = ?", (request_id, ext)
+        )
+
+    async def pending_all(self) -> list[PendingAnswer]:
+        rows = await self._all(
+            "SELECT request_id, ext, room, requester, mode, kind, output_id, text "
+            "FROM pending_answers ORDER BY rowid"
+        )
+        return [PendingAnswer(*row) for row in rows]
 
     # ------------------------------------------------------------------ history
     @staticmethod
