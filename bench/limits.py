@@ -21,6 +21,9 @@ import socketio
 from bench.common import cli, newage_server
 from bench.history import fill_history
 
+SINCE = "2000-01-01T00:00:00.000Z"  # everything
+CALL: dict[str, Any] = {"namespace": "/llm", "timeout": 600}
+
 
 def rss_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -85,32 +88,32 @@ async def offline(url: str, pid: int, keys: dict[str, str], reads: int) -> dict[
         nonlocal events
         events += 1
 
-    web.on("*", on_any, namespace="/llm")
-    acks = await asyncio.gather(
-        *(
-            web.call("GET_OFFLINE_MESSAGES", {"roomName": "big"}, namespace="/llm", timeout=600)
-            for _ in range(reads)
-        )
-    )
-    peak = max(peak, rss_mb(pid))
-
     async def sample() -> None:
         nonlocal peak
         while not done.is_set():
             peak = max(peak, rss_mb(pid))
-            await asyncio.sleep(0.05)
+            await asyncio.sleep(0.02)
 
+    web.on("*", on_any, namespace="/llm")
     sampler = asyncio.create_task(sample())
-    await asyncio.sleep(3)  # the pages that follow the acks
+    started = time.monotonic()
+    acks = await asyncio.gather(
+        *(
+            web.call("GET_OFFLINE_MESSAGES", {"roomName": "big", "since": SINCE}, **CALL)
+            for _ in range(reads)
+        )
+    )
+    seconds = time.monotonic() - started
     done.set()
     await sampler
     await web.disconnect()
     return {
         "reads": reads,
+        "messages_each": acks[0].get("totalMessages"),
+        "seconds": round(seconds, 1),
         "rss_before_mb": round(before, 1),
         "rss_peak_mb": round(peak, 1),
         "events": events,
-        "ack_keys": sorted(acks[0]),
     }
 
 

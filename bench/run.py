@@ -115,6 +115,7 @@ DESCRIPTIONS = {
     "empty room per request).",
 }
 
+
 @dataclass
 class Target:
     name: str

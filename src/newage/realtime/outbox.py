@@ -21,6 +21,8 @@ from newage.metrics import Metrics
 from newage.protocol.names import ROOM_MIRROR_NAMESPACES
 from newage.realtime.server import NewAgeServer
 
+SENT_POLL = 0.01  # seconds between looks at a socket's outbound queue
+
 
 class SocketOutbox:
     def __init__(self, sio: NewAgeServer, presence: Presence, metrics: Metrics) -> None:
@@ -151,6 +153,16 @@ class SocketOutbox:
             if held is callback:
                 del waiting[ack_id]
                 return
+
+    async def sent(self, sid: str, namespace: str) -> bool:
+        eio_sid = self.sio.manager.eio_sid_from_sid(sid, namespace)
+        while True:
+            sock = self.sio.eio.sockets.get(eio_sid) if eio_sid is not None else None
+            if sock is None or sock.closed or sock.closing:
+                return False
+            if sock.queue.empty():
+                return True
+            await asyncio.sleep(SENT_POLL)  # the writer task signals nothing
 
     def drained(self) -> bool:
         """Every connection's outbound queue is empty."""
