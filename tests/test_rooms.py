@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from tests.helpers.actors import admin, connect, extension, room
 from tests.helpers.wait import settle
 
@@ -427,3 +429,32 @@ async def test_admins_see_every_rooms_changes(server, peers):
         "roomName": "tavern",
         "message": 'Room "tavern" has been deleted.',
     }
+
+
+@pytest.mark.parametrize("server_settings", [dict(maxListPage=3)])
+async def test_room_and_member_lists_are_paged(server, peers):
+    boss = await admin(server, peers)
+    for n in range(5):
+        ok(await boss.call("/rooms", "CREATE_ROOM", f"room{n}"))
+    first = ok(await boss.call("/rooms", "GET_ROOMS"))
+    every = sorted(server.app.rooms.rooms)
+    assert first["rooms"] == every[:3] and first["total"] == len(every)
+    assert first["nextOffset"] == 3 and len(first["roomDetails"]) == 3
+    names = list(first["rooms"])
+    offset = first["nextOffset"]
+    while offset is not None:
+        page = ok(await boss.call("/rooms", "GET_ROOMS", {"offset": offset, "limit": 2}))
+        assert len(page["rooms"]) <= 2
+        names += page["rooms"]
+        offset = page["nextOffset"]
+    assert names == every
+    for n in range(4):
+        await connect(server, peers, f"m{n}")
+    await room(boss, "big", {f"m{n}": "guest" for n in range(4)})
+    members = ok(await boss.call("/rooms", "GET_CLIENTS_IN_ROOM", "big"))  # bare string
+    assert len(members["clients"]) == 3 and members["total"] == 5 and members["nextOffset"] == 3
+    rest = ok(await boss.call("/rooms", "GET_CLIENTS_IN_ROOM", {"roomName": "big", "offset": 3}))
+    assert rest["nextOffset"] is None
+    seen = [c["identity"] for c in members["clients"] + rest["clients"]]
+    assert sorted(seen) == sorted(["admin", "m0", "m1", "m2", "m3"])
+    err(await boss.call("/rooms", "GET_ROOMS", {"offset": -1}))

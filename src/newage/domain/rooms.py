@@ -118,11 +118,16 @@ class RoomService:
         return self.rooms_of(principal.identity)
 
     def members_view(
-        self, room: Room, muted: Callable[[str, str], Any] | None = None
+        self,
+        room: Room,
+        muted: Callable[[str, str], Any] | None = None,
+        only: list[str] | None = None,
     ) -> list[dict[str, Any]]:
-        """Member items; ``muted(identity, room)`` gives the mute in force."""
+        """Member items (of ``only``, a page of them, when given);
+        ``muted(identity, room)`` gives the mute in force."""
         items = []
-        for m in room.members.values():
+        members = room.members.values() if only is None else [room.members[i] for i in only]
+        for m in members:
             mute = muted(m.identity, room.name) if muted is not None else None
             session = self.presence.sessions.get(m.identity)
             p = session.principal if session else None

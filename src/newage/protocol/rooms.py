@@ -24,6 +24,24 @@ class RoomIn(Payload):
         return {"roomName": data} if isinstance(data, str) else data
 
 
+class PageIn(Payload):
+    """``{offset?, limit?}`` of a paged list; any other payload (none, a bare
+    value of the original) reads the first page."""
+
+    offset: int = Field(0, ge=0)
+    limit: int | None = Field(None, ge=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _bare(cls, data: Any) -> Any:
+        return data if isinstance(data, dict) else {}
+
+
+class RoomPageIn(RoomIn):
+    offset: int = Field(0, ge=0)
+    limit: int | None = Field(None, ge=1)
+
+
 class MemberIn(Payload):
     identity: Name = Field(validation_alias=MEMBER)
     room_name: Name = Field(validation_alias=ROOM)
