@@ -135,8 +135,9 @@ class SocketOutbox:
             if not future.done():
                 future.set_result(args[0] if len(args) == 1 else list(args) or None)
 
-        await self.sio.emit(event, data, to=sid, namespace=namespace, callback=answered)
         try:
+            # (cancelled during the emit, the callback may be registered already)
+            await self.sio.emit(event, data, to=sid, namespace=namespace, callback=answered)
             return await asyncio.wait_for(future, timeout)
         finally:
             if not future.done():
