@@ -565,6 +565,18 @@ def hello(data: dict[str, Any]) -> dict[str, Any]:
     return {"requestId": data["requestId"], "success": True, "result": {"result": "Hello"}}
 
 
+async def sleepy_answerer(server, peers) -> asyncio.Event:
+    """An answerer that says hello only once the returned event is set."""
+    release = asyncio.Event()
+
+    async def sleepy(data):
+        await release.wait()
+        return hello(data)
+
+    await fc_answerer(server, peers, sleepy)
+    return release
+
+
 async def test_forward_relays_the_answer(server, peers):
     ext = await fc_answerer(server, peers, hello)
     web = await actors.connect(server, peers, "web", namespaces=(FC,))
@@ -666,13 +678,7 @@ async def test_forward_falls_back_to_the_client_id(server, peers):
 
 @pytest.mark.parametrize("server_settings", [dict(functionCallTimeout=300)])
 async def test_forward_timeout_and_late_answer(server, peers):
-    release = asyncio.Event()
-
-    async def sleepy(data):
-        await release.wait()
-        return hello(data)
-
-    await fc_answerer(server, peers, sleepy)
+    release = await sleepy_answerer(server, peers)
     web = await actors.connect(server, peers, "web", namespaces=(FC,))
     started = time.monotonic()
     ack = await call(web, "f", target="SillyTavern-1")
@@ -751,13 +757,7 @@ async def test_a_waiting_forward_does_not_hold_up_the_callers_other_events(serve
     "server_settings", [dict(functionCallTimeout=500, maxPendingFunctionCalls=2)]
 )
 async def test_forwarded_calls_are_capped_per_caller_and_freed_on_timeout(server, peers):
-    release = asyncio.Event()
-
-    async def sleepy(data):
-        await release.wait()
-        return hello(data)
-
-    await fc_answerer(server, peers, sleepy)
+    release = await sleepy_answerer(server, peers)
     web = await actors.connect(server, peers, "web", namespaces=(FC,))
     other = await actors.connect(server, peers, "other", namespaces=(FC,))
     waiting = [

@@ -36,6 +36,12 @@ async def clients(server: ServerProcess, data: Path) -> tuple[FakeExtension, Pee
     return FakeExtension(ext_peer, "SillyTavern-1"), web
 
 
+async def close(ext: FakeExtension | None, web: Peer | None) -> None:
+    for peer in (web, ext.peer if ext else None):
+        if peer is not None:
+            await peer.close()
+
+
 async def responses(data: Path) -> list[dict]:
     store = SQLiteStore(DataDir.at(data).db_path)
     await store.open()
@@ -70,9 +76,7 @@ async def test_sigterm_fails_open_requests_visibly_and_exits_zero(tmp_path: Path
             failed.add(update["requestId"])
         assert server.proc.wait(timeout=20) == 0
     finally:
-        for peer in (web, ext.peer if ext else None):
-            if peer is not None:
-                await peer.close()
+        await close(ext, web)
         server.stop()
     kept = [b for b in await responses(data) if b.get("isResponse")]
     assert {b["requestId"]: (b["data"], b["incomplete"]) for b in kept} == {
@@ -108,9 +112,7 @@ async def test_after_a_crash_open_requests_are_closed_with_their_partial_text(tm
         server.proc.kill()  # no chance to say anything
         server.proc.wait()
     finally:
-        for peer in (web, ext.peer if ext else None):
-            if peer is not None:
-                await peer.close()
+        await close(ext, web)
     # recovery runs at start, before /healthz answers
     log = ServerProcess(data, port=server.port).start().stop()
     assert "closed 1 answer(s) left open" in log
