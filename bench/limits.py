@@ -2,6 +2,7 @@
 what a big history read costs the server's memory.
 
     python -m bench.limits flood [seconds]     # LLM_REQUEST flood, extension silent
+    python -m bench.limits intake [seconds]    # the same with the caps lifted
     python -m bench.limits offline [messages]  # 5 GET_OFFLINE_MESSAGES in a big room
 
 Each starts its own ``newage serve`` (bench/common.py) and prints one JSON line.
@@ -128,7 +129,13 @@ def main() -> None:
             messages = int(arg or 100_000)
             fill_history(data, rooms={"big": messages}, member="web", extension="SillyTavern-1")
 
-    settings = {"bcryptCost": 4, "authFailureLimit": 100000}
+    settings: dict[str, Any] = {"bcryptCost": 4, "authFailureLimit": 100000}
+    if what == "intake":  # the flood without the caps: request intake throughput
+        what = "flood"
+        settings |= {
+            "maxPendingRequestsPerClient": 100_000,
+            "maxPendingRequestsPerExtension": 100_000,
+        }
     with newage_server(settings, prepare=prepare) as (url, pid, _data):
         if what == "flood":
             result = asyncio.run(flood(url, pid, keys, arg or 20))
