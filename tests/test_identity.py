@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
+
 from newage.protocol.names import MONITOR_ROOM, ClientKind, Role
 from tests.helpers.actors import fake_extension
-from tests.helpers.client import auth
+from tests.helpers.client import Refused, auth
 from tests.helpers.wait import eventually
 
 
@@ -192,3 +194,27 @@ async def test_switching_identities_leaves_no_unused_rooms_behind(server, peers)
     await plain.close()
     await eventually(lambda: set(server.app.presence.sessions) == {"SillyTavern-1"})
     assert "web" in server.app.rooms.rooms
+
+
+@pytest.mark.parametrize("server_settings", [dict(maxRoomsPerClient=2)])
+async def test_a_plain_client_owns_a_bounded_number_of_identity_rooms(server, peers):
+    ext = await fake_extension(server, peers)
+    key = await server.client("web")
+    for n in range(2):  # used identities keep their rooms
+        tab = peers()
+        await tab.open("/llm", auth("web", key, identity=f"web#{n}"))
+        ack = await tab.call("/llm", "LLM_REQUEST", {"requestId": f"r{n}", "message": "hi"})
+        assert ack["status"] == "ok", ack
+        await ext.next_request()
+        await tab.close()
+    assert server.app.rooms.owned_by("web") == 2
+    third = peers()
+    with pytest.raises(Refused) as refused:
+        await third.open("/llm", auth("web", key, identity="web#2"))
+    assert refused.value.message == "Client web already has 2 identity rooms (maxRoomsPerClient)."
+    assert "web#2" not in server.app.rooms.rooms
+    assert "web#2" not in server.app.presence.sessions
+    # its own identity and the identities it already has still connect
+    again = peers()
+    await again.open("/llm", auth("web", key))
+    await again.open("/", auth("web", key, identity="web#0"))

@@ -121,6 +121,7 @@ class Settings(BaseSettings):
     # an answer goes out as data and message in one event: 2 x 1.9 MB stays
     # under the 4 MiB a stock python-socketio client reads per message
     max_answer_bytes: int = setting(1_000_000, "maxAnswerBytes", ge=1000, le=1_900_000)
+    max_rooms_per_client: int = setting(20, "maxRoomsPerClient", ge=1, le=100_000)
     max_list_page: int = setting(1000, "maxListPage", ge=1, le=100_000)
     history_page_bytes: int = setting(1_000_000, "historyPageBytes", ge=10_000, le=3_000_000)
     extension_context_bytes: int = setting(

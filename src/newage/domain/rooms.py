@@ -149,15 +149,26 @@ class RoomService:
         return items
 
     # ------------------------------------------------------------------ lifecycle
-    async def ensure_personal(self, identity: str) -> Room | None:
+    async def ensure_personal(
+        self, identity: str, client_id: str | None = None, *, capped: bool = False
+    ) -> Room | None:
+        """The identity's personal room, made if missing. Made for another
+        identity of ``client_id``, it counts as that client's (``createdBy``);
+        ``capped`` (plain clients) refuses one past ``maxRoomsPerClient``."""
         room = self.rooms.get(identity)
         if room is None:
+            owner = client_id or identity
+            cap = self.live.current.max_rooms_per_client
+            if capped and owner != identity and self.owned_by(owner) >= cap:
+                raise conflict(
+                    f"Client {owner} already has {cap} identity rooms (maxRoomsPerClient)."
+                )
             now = iso_now()
             room = Room(
                 identity,
                 self.default_mode(),
                 now,
-                created_by=identity,
+                created_by=owner,
                 personal_of=identity,
                 members={identity: MemberRecord(identity, Role.MASTER, now)},
             )
@@ -168,6 +179,14 @@ class RoomService:
             return room
         log.warning("room %r exists without its namesake as member: no personal room", identity)
         return None
+
+    def owned_by(self, client_id: str) -> int:
+        """Personal rooms a client made for its other identities."""
+        return sum(
+            1
+            for room in self.rooms.values()
+            if room.created_by == client_id and room.personal_of not in (None, client_id)
+        )
 
     async def join_monitor_room(self, identity: str) -> None:
         room = self.rooms[MONITOR_ROOM]

@@ -49,7 +49,7 @@ class SessionService:
         session = self.presence.add(ref)
         p = ref.principal
         if session is not None:
-            await self.rooms.ensure_personal(p.identity)
+            await self.rooms.ensure_personal(p.identity, p.client_id, capped=p.is_plain)
             if p.is_admin:
                 await self.rooms.join_monitor_room(p.identity)
         if ref.mode is ConnMode.FULL and ref.namespace in ROOM_MIRROR_NAMESPACES:
