@@ -115,7 +115,6 @@ DESCRIPTIONS = {
     "empty room per request).",
 }
 
-
 @dataclass
 class Target:
     name: str

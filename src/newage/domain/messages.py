@@ -292,3 +292,4 @@ class MessageService:
     def stop_paging(self, sid: str) -> None:
         for key in [k for k in self._pagers if k[0] == sid]:
             self._pagers.pop(key).cancel()
+

@@ -62,7 +62,9 @@ class RelationService:
             self.outbox.emit(Namespace.ROOMS, Ev.ASSIGNMENTS_UPDATED, self.view(), [sid])
         elif principal.identity in self.model.client_rooms:
             exts = self.model.for_room(principal.identity)
-            self.outbox.emit(Namespace.ROOMS, Ev.AVAILABLE_EXTENSIONS, {"extensions": exts}, [sid])
+            self.outbox.emit(
+                Namespace.ROOMS, Ev.AVAILABLE_EXTENSIONS, {"extensions": exts}, [sid]
+            )
 
     # ------------------------------------------------------------------ admin
     async def set_policy(

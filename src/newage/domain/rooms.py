@@ -429,6 +429,7 @@ def _mode(value: Any) -> RequestMode:
     mode = parse_mode(value)
     if mode is None:
         raise bad_request(
-            "Invalid mode specified. Valid modes are: " + ", ".join(m.value for m in RequestMode)
+            "Invalid mode specified. Valid modes are: "
+            + ", ".join(m.value for m in RequestMode)
         )
     return mode
