@@ -43,6 +43,7 @@ from newage.domain.messages import MessageService
 from newage.domain.mutes import MuteService
 from newage.domain.ports import identity_addr, room_addr
 from newage.domain.presence import Presence
+from newage.domain.recovery import PARTIAL_SAVE_INTERVAL, OpenAnswers
 from newage.domain.relations import RelationService
 from newage.domain.requests import RequestTracker
 from newage.domain.responses import Responder
@@ -164,6 +165,16 @@ class App:
         self.llm_api = LlmApi(
             self.auth, self.chat, self.rooms, self.router, self.relations, self.responder
         )
+        self.answers = OpenAnswers(
+            self.store,
+            self.tracker,
+            self.streams,
+            self.responder,
+            self.history,
+            lambda room: room in self.rooms.rooms,
+        )
+        self.chat.on_forward = self.answers.opened
+        self.responder.on_settled = self.answers.settled
         self.mutes.on_unmuted.append(self.thinker.unmuted)
         self.rooms.on_mode_changed.append(self._mode_changed)
         self.history.after_record.append(self._legacy_context)
@@ -250,7 +261,9 @@ class App:
         for fn in decorated_functions():
             if fn.name not in self.registry.functions:
                 self.registry.register(fn)
+        await self.answers.recover()
         await self.store.changed_elsewhere()  # prime the change counter
+        self._every(lambda: PARTIAL_SAVE_INTERVAL, self.answers.save_partials, "partial answers")
         self._every(lambda: WATCH_INTERVAL, self._store_changed, "store watch")
         self._every(lambda: SWEEP_INTERVAL, self.mutes.expire, "mute expiry")
         # idle outputs and silent extensions, at a pace that suits the timeouts
@@ -271,6 +284,10 @@ class App:
                 "no admin yet: `newage trust add admin --type monitor` then "
                 "`newage keys create admin` gives a key for the monitor page"
             )
+
+    async def closing(self) -> None:
+        """SIGTERM, before connections close: requesters hear their requests fail."""
+        await self.answers.shut_down(self.outbox.drained)
 
     async def shutdown(self) -> None:
         for task in self._tasks:

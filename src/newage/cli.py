@@ -12,6 +12,7 @@ Exit codes: 0 success, 1 failure (e.g. nothing to revoke), 2 usage,
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import sys
 from collections.abc import Awaitable, Callable
@@ -118,6 +119,7 @@ def serve(
     import uvicorn
 
     from newage.app import App
+    from newage.graceful import GracefulServer
     from newage.logs import setup_logging
     from newage.realtime.server import hard_payload_limit
 
@@ -133,7 +135,7 @@ def serve(
 
         set_level("debug")
     app = App(data, settings, config)
-    uvicorn.run(
+    config_ = uvicorn.Config(
         app.asgi,
         host=settings.host,
         port=settings.server_port,
@@ -149,6 +151,11 @@ def serve(
         lifespan="on",
         timeout_graceful_shutdown=5,
     )
+    server = GracefulServer(config_, app.closing)
+    with contextlib.suppress(KeyboardInterrupt):
+        server.run()
+    if not server.started:
+        raise typer.Exit(3)  # as uvicorn.run does when start-up fails
 
 
 @cli.command()

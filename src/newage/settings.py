@@ -112,6 +112,22 @@ class Settings(BaseSettings):
     legacy_context_broadcast: bool = setting(False, "legacyContextBroadcast")
     emit_update_context: bool = setting(True, "emitUpdateContext")
     extension_context_limit: int = setting(100, "extensionContextLimit", ge=1, le=100000)
+    max_pending_requests_per_client: int = setting(
+        100, "maxPendingRequestsPerClient", ge=1, le=100_000
+    )
+    max_pending_requests_per_extension: int = setting(
+        100, "maxPendingRequestsPerExtension", ge=1, le=100_000
+    )
+    max_pending_function_calls: int = setting(16, "maxPendingFunctionCalls", ge=1, le=10_000)
+    # an answer goes out as data and message in one event: 2 x 1.9 MB stays
+    # under the 4 MiB a stock python-socketio client reads per message
+    max_answer_bytes: int = setting(1_000_000, "maxAnswerBytes", ge=1000, le=1_900_000)
+    max_rooms_per_client: int = setting(20, "maxRoomsPerClient", ge=1, le=100_000)
+    max_list_page: int = setting(1000, "maxListPage", ge=1, le=100_000)
+    history_page_bytes: int = setting(1_000_000, "historyPageBytes", ge=10_000, le=3_000_000)
+    extension_context_bytes: int = setting(
+        2_000_000, "extensionContextBytes", ge=10_000, le=50_000_000
+    )
     log_level: Literal["debug", "info", "warn", "error"] = setting("info", "logLevel")
     log_max_bytes: int = setting(10_000_000, "logMaxBytes", ge=10_000)
     log_backups: int = setting(5, "logBackups", ge=0, le=100)

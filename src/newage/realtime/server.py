@@ -17,6 +17,7 @@ pinned to a minor version for that reason):
 
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -27,6 +28,7 @@ from socketio import packet
 from newage.errors import ErrorCode, NewAgeError
 from newage.logs import log
 from newage.protocol.names import Ev
+from newage.protocol.surrogates import lenient_loads
 from newage.realtime.engine import LeanQueue, LeanSocket, lean_translate_request
 from newage.settings import Settings
 
@@ -39,11 +41,21 @@ class OrjsonJSON:
 
     @staticmethod
     def dumps(obj: Any, *args: Any, **kwargs: Any) -> str:
-        return orjson.dumps(obj, option=orjson.OPT_NON_STR_KEYS).decode()
+        try:
+            return orjson.dumps(obj, option=orjson.OPT_NON_STR_KEYS).decode()
+        except TypeError:
+            # a lone UTF-16 half (orjson refuses it); the standard library
+            # escapes it as JSON allows, as JavaScript would
+            return json.dumps(obj, separators=(",", ":"))
 
     @staticmethod
     def loads(text: str | bytes, *args: Any, **kwargs: Any) -> Any:
-        return orjson.loads(text)
+        try:
+            return orjson.loads(text)
+        except orjson.JSONDecodeError:
+            # orjson refuses lone UTF-16 halves, which JavaScript sends
+            # when it slices an emoji in two
+            return lenient_loads(text)
 
 
 def hard_payload_limit(settings: Settings) -> int:
