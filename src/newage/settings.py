@@ -96,7 +96,7 @@ class Settings(BaseSettings):
     # --- ours ---
     host: str = setting("127.0.0.1", "host")
     connection_policy: ConnectionPolicy = setting(ConnectionPolicy.FREE, "connectionPolicy")
-    cors_origins: list[str] = setting(["*"], "corsOrigins")
+    cors_origins: list[str] = setting([], "corsOrigins")
     forwarded_allow_ips: list[str] = setting(["127.0.0.1"], "forwardedAllowIps")
     max_payload_bytes: int = setting(1_000_000, "maxPayloadBytes", ge=1024, le=100_000_000)
     max_payload_depth: int = setting(32, "maxPayloadDepth", ge=2, le=200)
