@@ -108,7 +108,7 @@ def page_server(host: str, body: str) -> Iterator[int]:
     """A tiny HTTP server for the probe page, on its own origin."""
 
     class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
+        def do_GET(self) -> None:
             data = body.encode()
             self.send_response(200)
             self.send_header("Content-Type", "text/html; charset=utf-8")

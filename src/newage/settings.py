@@ -97,7 +97,7 @@ class Settings(BaseSettings):
     host: str = setting("127.0.0.1", "host")
     connection_policy: ConnectionPolicy = setting(ConnectionPolicy.FREE, "connectionPolicy")
     cors_origins: list[str] = setting([], "corsOrigins")
-    forwarded_allow_ips: list[str] = setting(["127.0.0.1"], "forwardedAllowIps")
+    forwarded_allow_ips: list[str] = setting([], "forwardedAllowIps")
     max_payload_bytes: int = setting(1_000_000, "maxPayloadBytes", ge=1024, le=100_000_000)
     max_payload_depth: int = setting(32, "maxPayloadDepth", ge=2, le=200)
     ping_interval: int = setting(25000, "pingInterval", ge=1000)
@@ -116,6 +116,8 @@ class Settings(BaseSettings):
     log_backups: int = setting(5, "logBackups", ge=0, le=100)
     bcrypt_cost: int = setting(10, "bcryptCost", ge=4, le=15)
     auth_failure_limit: int = setting(20, "authFailureLimit", ge=1)
+    key_issue_limit: int = setting(10, "keyIssueLimit", ge=1)
+    key_issue_global_limit: int = setting(60, "keyIssueGlobalLimit", ge=1)
     sqlite_synchronous: Literal["FULL", "NORMAL"] = setting("FULL", "sqliteSynchronous")
 
     @field_validator("default_room_message_request_mode", mode="before")

@@ -16,10 +16,11 @@ from typing import Any
 
 from newage.clock import iso_now
 from newage.domain.credentials import Credentials
-from newage.domain.keys import FailureLimiter, VerifiedCache, verify_secret
+from newage.domain.keys import VerifiedCache, verify_secret
+from newage.domain.limits import WindowLimiter, rate_limited
 from newage.domain.principal import ConnMode, Principal, is_loopback
 from newage.domain.records import TrustEntry
-from newage.errors import ErrorCode, NewAgeError, forbidden, unauthenticated
+from newage.errors import NewAgeError, forbidden, unauthenticated
 from newage.protocol.names import EXTENSION_TYPES, GET_KEY, ClientKind, Namespace
 from newage.settings import Settings
 from newage.store.base import Store
@@ -27,6 +28,7 @@ from newage.store.base import Store
 _NAME = re.compile(r"^[^\x00-\x1f\x7f]{1,128}$")
 _TEXT_LIMIT = 2000
 _TOUCH_EVERY = 60.0
+TOO_MANY = "Too many failed attempts; try again later."
 KEY_NAMESPACES = frozenset({Namespace.SILLYTAVERN, Namespace.AUTH})
 ELEVATED_NAMESPACES = frozenset({Namespace.DEBUG})
 
@@ -69,12 +71,26 @@ class Authenticator:
         self.credentials = credentials
         self.settings = settings
         self.cache = VerifiedCache()
-        self.limiter = FailureLimiter(settings().auth_failure_limit)
+        # Failures count per (address, clientId): guessing one client's key
+        # never locks out another client from the same address (loopback
+        # hosts the admin, the extension and any local attacker alike).
+        self.failures = WindowLimiter(lambda: settings().auth_failure_limit)
+        # Key issuance hashes with bcrypt: bounded per address and overall so
+        # getKey cannot keep the CPU busy.
+        self.issues = WindowLimiter(lambda: settings().key_issue_limit)
+        self.issues_all = WindowLimiter(lambda: settings().key_issue_global_limit)
         self._touched: dict[str, float] = {}
 
-    def _fail(self, peer: str, message: str) -> NewAgeError:
-        self.limiter.failed(peer)
+    def _fail(self, peer: str, client_id: str, message: str) -> NewAgeError:
+        self.failures.hit((peer, client_id))
         return unauthenticated(message)
+
+    def issuing(self, peer: str) -> None:
+        """Count one key issuance from ``peer``; refuse past the limits."""
+        if self.issues.blocked(peer) or self.issues_all.blocked(None):
+            raise rate_limited("Too many keys issued; try again later.")
+        self.issues.hit(peer)
+        self.issues_all.hit(None)
 
     async def _matches(self, hashed: str, key: str) -> bool:
         if self.cache.hit(hashed, key):
@@ -93,12 +109,16 @@ class Authenticator:
         if entry.password_hash:
             if not isinstance(password, str) or not password:
                 return False
+            if self.failures.blocked((peer, entry.client_id)):
+                raise rate_limited(TOO_MANY)
             if not await asyncio.to_thread(verify_secret, password, entry.password_hash):
-                raise self._fail(peer, "Invalid password.")
+                raise self._fail(peer, entry.client_id, "Invalid password.")
             return True
         if self.settings().network_safe and not is_loopback(peer):
             raise self._fail(
-                peer, "Without a password, keys are only issued to loopback clients (networkSafe)."
+                peer,
+                entry.client_id,
+                "Without a password, keys are only issued to loopback clients (networkSafe).",
             )
         return True
 
@@ -115,19 +135,19 @@ class Authenticator:
             identity = client_id
         elif not _NAME.match(identity):
             raise unauthenticated("Invalid identity.")
-        if self.limiter.blocked(peer):
-            raise NewAgeError(ErrorCode.RATE_LIMITED, "Too many failed attempts; try again later.")
 
         entry = self.credentials.trust.get(client_id)
         if entry is None or not entry.trusted:
             entry = await self.credentials.fresh_trust(client_id)
         if entry is None or not entry.trusted:
-            raise self._fail(peer, "Client is not trusted.")
+            raise self._fail(peer, client_id, "Client is not trusted.")
         declared = auth.get("clientType")
         if declared is None or declared == "":
             declared = default_type(entry.kind)
         if not isinstance(declared, str) or not declared_type_allowed(entry.kind, declared):
-            raise self._fail(peer, f"clientType {declared!r} is not allowed for this client.")
+            raise self._fail(
+                peer, client_id, f"clientType {declared!r} is not allowed for this client."
+            )
 
         principal = Principal(
             client_id=client_id,
@@ -142,17 +162,17 @@ class Authenticator:
         key = auth.get("key")
         if key == GET_KEY:
             if namespace not in KEY_NAMESPACES:
-                raise self._fail(peer, "Invalid key.")
+                raise self._fail(peer, client_id, "Invalid key.")
             if not principal.is_extension:
-                raise self._fail(peer, "Only SillyTavern clients may request a key.")
+                raise self._fail(peer, client_id, "Only SillyTavern clients may request a key.")
             ready = await self.check_password(entry, auth.get("password"), peer)
             return AuthResult(principal, ConnMode.KEY_PENDING, may_issue=ready)
         if key is None and namespace == Namespace.FUNCTION_CALL and principal.is_extension:
             if not await self.check_password(entry, auth.get("password"), peer):
-                raise self._fail(peer, "Password required.")
+                raise self._fail(peer, client_id, "Password required.")
             return AuthResult(principal, ConnMode.BOOTSTRAP)
         if not isinstance(key, str) or not key:
-            raise self._fail(peer, "Invalid key.")
+            raise self._fail(peer, client_id, "Invalid key.")
         await self.verify_key(client_id, key, peer)
         if namespace in ELEVATED_NAMESPACES:
             if not (principal.is_admin or principal.is_extension):
@@ -162,7 +182,14 @@ class Authenticator:
         return AuthResult(principal, ConnMode.FULL)
 
     async def verify_key(self, client_id: str, key: str, peer: str) -> None:
+        # Past the failure limit only a key verified before is accepted: no
+        # bcrypt work for guesses, and the owner's working key still opens.
+        blocked = self.failures.blocked((peer, client_id))
         record = self.credentials.keys.get(client_id)
+        if record is not None and blocked:
+            if self.cache.hit(record.hash, key):
+                return
+            raise rate_limited(TOO_MANY)
         if record is None or not await self._matches(record.hash, key):
             # before refusing, make sure the view is not behind the CLI
             fresh = await self.credentials.fresh_key(client_id)
@@ -171,7 +198,7 @@ class Authenticator:
                 or (record is not None and fresh.hash == record.hash)  # already checked
                 or not await self._matches(fresh.hash, key)
             ):
-                raise self._fail(peer, "Invalid key.")
+                raise self._fail(peer, client_id, "Invalid key.")
         now = time.monotonic()
         if now - self._touched.get(client_id, -_TOUCH_EVERY) >= _TOUCH_EVERY:
             self._touched[client_id] = now

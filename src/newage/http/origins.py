@@ -73,9 +73,7 @@ class OriginPolicy:
             if own is not None and own[1:] == (host, port):
                 return True
         own_address = _split(settings.server_address)
-        if own_address is not None and own_address[1] == host and port == str(
-            settings.server_port
-        ):
+        if own_address is not None and own_address[1] == host and port == str(settings.server_port):
             return True
         for entry in settings.cors_origins:
             if entry == "*":

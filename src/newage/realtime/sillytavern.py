@@ -46,6 +46,7 @@ class SillyTavernNamespace(BaseNamespace):
                 raise bad_request("Invalid password.")
             self.ready[ref.sid] = True
         already = self.app.presence.extension_online(p.identity)
+        self.app.auth.issuing(p.peer)
         key, _ = await self.app.keys.create(p.client_id)
         log.info("issued a key to %s on /sillytavern", p.client_id)
         if already:
