@@ -106,7 +106,7 @@ class App:
         self.presence = Presence()
 
         self.origins = OriginPolicy(lambda: self.live.current)
-        self.sio = NewAgeServer(settings, self.origins.for_engineio)
+        self.sio = NewAgeServer(lambda: self.live.current, self.origins.for_engineio)
         self.outbox = SocketOutbox(self.sio, self.presence, self.metrics)
         self.guard = AccessGuard(self.store, self.presence, self.outbox)
         self.relations = RelationService(self.store, self.outbox, self.presence)

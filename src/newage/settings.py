@@ -119,6 +119,8 @@ class Settings(BaseSettings):
     key_issue_limit: int = setting(10, "keyIssueLimit", ge=1)
     key_issue_global_limit: int = setting(60, "keyIssueGlobalLimit", ge=1)
     sqlite_synchronous: Literal["FULL", "NORMAL"] = setting("FULL", "sqliteSynchronous")
+    outbound_max_bytes: int = setting(16_000_000, "outboundMaxBytes", ge=100_000)
+    outbound_max_age: int = setting(20000, "outboundMaxAge", ge=1000)
 
     @field_validator("default_room_message_request_mode", mode="before")
     @classmethod

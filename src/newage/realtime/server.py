@@ -17,6 +17,7 @@ pinned to a minor version for that reason):
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -28,7 +29,7 @@ from socketio import packet
 from newage.errors import ErrorCode, NewAgeError
 from newage.logs import log
 from newage.protocol.names import Ev
-from newage.realtime.engine import LeanQueue, LeanSocket, lean_translate_request
+from newage.realtime.engine import LeanQueue, LeanSocket, OutboundBudget, lean_translate_request
 from newage.settings import Settings
 
 if TYPE_CHECKING:
@@ -54,7 +55,11 @@ def hard_payload_limit(settings: Settings) -> int:
 
 
 class NewAgeServer(socketio.AsyncServer):  # type: ignore[misc]
-    def __init__(self, settings: Settings, origins: Callable[[str | None, Any], bool]) -> None:
+    def __init__(
+        self, live: Callable[[], Settings], origins: Callable[[str | None, Any], bool]
+    ) -> None:
+        settings = live()
+        self.live = live
         # Refused origins never get here (http/origins.py); the callable only
         # keeps CORS headers off responses to origins that are not allowed.
         super().__init__(
@@ -77,6 +82,7 @@ class NewAgeServer(socketio.AsyncServer):  # type: ignore[misc]
         # ones to the /llm namespace's cheap path, which returns False to
         # send an event down the full path instead.
         self.eio.newage_fast_frame = None
+        self._closing: set[asyncio.Task[None]] = set()
 
     def ns(self, namespace: str) -> BaseNamespace | None:
         handler = self.namespace_handlers.get(namespace)
@@ -87,7 +93,40 @@ class NewAgeServer(socketio.AsyncServer):  # type: ignore[misc]
         sock = self.eio.sockets.get(eio_sid)
         if sock is not None and type(sock) is async_socket.AsyncSocket:
             sock.__class__ = LeanSocket  # see realtime/engine.py
-            sock.queue = LeanQueue.taking_over(sock.queue)
+            settings = self.live()
+            budget = OutboundBudget(
+                settings.outbound_max_bytes,
+                settings.outbound_max_age / 1000,
+                lambda why: self._too_slow(eio_sid, why),
+            )
+            sock.queue = LeanQueue.taking_over(sock.queue, budget)
+
+    def _too_slow(self, eio_sid: str, why: str) -> None:
+        task = asyncio.get_running_loop().create_task(self._drop_slow(eio_sid, why))
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
+
+    async def _drop_slow(self, eio_sid: str, why: str) -> None:
+        """Close a connection past its outbound budget, releasing at once what
+        it held: the TCP connection (and its kernel and write buffers) first,
+        then the packets waiting for it, then the Engine.IO session."""
+        sock = self.eio.sockets.get(eio_sid)
+        if sock is None:
+            return
+        environ = self.environ.get(eio_sid) or {}
+        log.warning(
+            "closed a connection from %s that stopped reading (%s)",
+            environ.get("REMOTE_ADDR", "?"),
+            why,
+        )
+        abort = getattr(sock, "newage_abort", None)
+        if abort is not None:
+            abort()
+        queue = sock.queue
+        if isinstance(queue, LeanQueue):
+            queue.discard()
+        await sock.close(wait=False, abort=True, reason=self.eio.reason.TRANSPORT_ERROR)
+        queue.put_nowait(None)  # a writer or a poll still waiting exits
 
     async def _handle_eio_message(self, eio_sid: str, data: Any) -> None:
         if isinstance(data, str) and len(data) > self.soft_limit:
