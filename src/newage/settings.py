@@ -121,6 +121,10 @@ class Settings(BaseSettings):
     sqlite_synchronous: Literal["FULL", "NORMAL"] = setting("FULL", "sqliteSynchronous")
     outbound_max_bytes: int = setting(16_000_000, "outboundMaxBytes", ge=100_000)
     outbound_max_age: int = setting(20000, "outboundMaxAge", ge=1000)
+    max_connections: int = setting(5000, "maxConnections", ge=1)
+    max_connections_per_address: int = setting(256, "maxConnectionsPerAddress", ge=1)
+    handshake_rate_limit: int = setting(600, "handshakeRateLimit", ge=1)
+    namespace_connect_timeout: int = setting(5000, "namespaceConnectTimeout", ge=100)
 
     @field_validator("default_room_message_request_mode", mode="before")
     @classmethod

@@ -18,7 +18,7 @@ pinned to a minor version for that reason):
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -29,6 +29,7 @@ from socketio import packet
 from newage.errors import ErrorCode, NewAgeError
 from newage.logs import log
 from newage.protocol.names import Ev
+from newage.realtime.admission import Admission
 from newage.realtime.engine import LeanQueue, LeanSocket, OutboundBudget, lean_translate_request
 from newage.settings import Settings
 
@@ -83,42 +84,59 @@ class NewAgeServer(socketio.AsyncServer):  # type: ignore[misc]
         # send an event down the full path instead.
         self.eio.newage_fast_frame = None
         self._closing: set[asyncio.Task[None]] = set()
+        self.admission = Admission(live)
 
     def ns(self, namespace: str) -> BaseNamespace | None:
         handler = self.namespace_handlers.get(namespace)
         return handler  # type: ignore[no-any-return]
 
-    async def _handle_eio_connect(self, eio_sid: str, environ: Any) -> None:
+    async def _handle_eio_connect(self, eio_sid: str, environ: Any) -> dict[str, str] | None:
+        address = environ.get("REMOTE_ADDR", "")
+        decision = self.admission.admit(eio_sid, address)
+        if decision.refusal is not None:
+            log.info("refused a connection from %s: %s", address, decision.refusal)
+            # python-engineio answers 401 with this as the JSON body
+            return {"status": "error", "message": decision.refusal}
+        for victim in decision.evict:
+            self._later(self._drop(victim, "made room for a new connection, none connected"))
         await super()._handle_eio_connect(eio_sid, environ)
+        settings = self.live()
+        loop = asyncio.get_running_loop()
+        loop.call_later(settings.namespace_connect_timeout / 1000, self._deadline, eio_sid)
         sock = self.eio.sockets.get(eio_sid)
         if sock is not None and type(sock) is async_socket.AsyncSocket:
             sock.__class__ = LeanSocket  # see realtime/engine.py
-            settings = self.live()
             budget = OutboundBudget(
                 settings.outbound_max_bytes,
                 settings.outbound_max_age / 1000,
-                lambda why: self._too_slow(eio_sid, why),
+                lambda why: self._later(self._drop(eio_sid, f"stopped reading ({why})")),
             )
             sock.queue = LeanQueue.taking_over(sock.queue, budget)
+        return None
 
-    def _too_slow(self, eio_sid: str, why: str) -> None:
-        task = asyncio.get_running_loop().create_task(self._drop_slow(eio_sid, why))
+    async def _handle_eio_disconnect(self, eio_sid: str, reason: Any) -> None:
+        self.admission.gone(eio_sid)
+        await super()._handle_eio_disconnect(eio_sid, reason)
+
+    def _deadline(self, eio_sid: str) -> None:
+        if self.admission.unauthenticated(eio_sid):
+            self._later(self._drop(eio_sid, "no namespace connected in time"))
+
+    def _later(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(work)
         self._closing.add(task)
         task.add_done_callback(self._closing.discard)
 
-    async def _drop_slow(self, eio_sid: str, why: str) -> None:
-        """Close a connection past its outbound budget, releasing at once what
-        it held: the TCP connection (and its kernel and write buffers) first,
-        then the packets waiting for it, then the Engine.IO session."""
+    async def _drop(self, eio_sid: str, why: str) -> None:
+        """Close a session now, releasing at once what it held: the TCP
+        connection (and its kernel and write buffers) first, then the packets
+        waiting for it, then the Engine.IO session."""
+        self.admission.gone(eio_sid)
         sock = self.eio.sockets.get(eio_sid)
         if sock is None:
             return
         environ = self.environ.get(eio_sid) or {}
-        log.warning(
-            "closed a connection from %s that stopped reading (%s)",
-            environ.get("REMOTE_ADDR", "?"),
-            why,
-        )
+        log.warning("closed a connection from %s: %s", environ.get("REMOTE_ADDR", "?"), why)
         abort = getattr(sock, "newage_abort", None)
         if abort is not None:
             abort()
@@ -127,6 +145,7 @@ class NewAgeServer(socketio.AsyncServer):  # type: ignore[misc]
             queue.discard()
         await sock.close(wait=False, abort=True, reason=self.eio.reason.TRANSPORT_ERROR)
         queue.put_nowait(None)  # a writer or a poll still waiting exits
+        self.eio.sockets.pop(eio_sid, None)
 
     async def _handle_eio_message(self, eio_sid: str, data: Any) -> None:
         if isinstance(data, str) and len(data) > self.soft_limit:
@@ -177,6 +196,7 @@ class NewAgeServer(socketio.AsyncServer):  # type: ignore[misc]
         namespace = namespace or "/"
         sid = self.manager.sid_from_eio_sid(eio_sid, namespace)
         if sid is not None and self.manager.is_connected(sid, namespace):
+            self.admission.authenticated(eio_sid)
             handler = self.ns(namespace)
             if handler is not None:
                 await handler.after_connect(sid)
