@@ -13,7 +13,12 @@ starts the server with that soft open-file limit (the usual default is 1024).
 ``--server-src DIR`` runs the server from another checkout's ``src`` (e.g. a
 ``git archive main`` unpacked in /tmp) to measure the code before a change.
 
+``logins``: ``getKey`` as fast as the server answers (keys issued per
+second, the server's CPU), then 21 bad keys for the admin from loopback and
+whether the admin's and the extension's own keys still open.
+
 Usage: python -m bench.abuse slow [--seconds S] [--server-src DIR]
+       python -m bench.abuse logins [--seconds S] [--server-src DIR]
        python -m bench.abuse flood [--sockets N] [--nofile N] [--server-src DIR]
 """
 
@@ -40,7 +45,7 @@ from tests.helpers.proc import ServerProcess
 from tests.helpers.server import write_settings
 from tests.helpers.stalled import StalledReader
 
-from bench.common import cli
+from bench.common import cli, cpu_seconds
 
 TEXT = "x" * 20_000
 
@@ -211,6 +216,70 @@ async def flood(args: argparse.Namespace) -> dict[str, Any]:
         }
 
 
+# ---------------------------------------------------------------------- logins
+async def opens(url: str, namespace: str, data: dict[str, Any]) -> str:
+    peer = Peer(url)
+    try:
+        await peer.open(namespace, data)
+        return "ok"
+    except Exception as exc:
+        return f"refused: {getattr(exc, 'message', exc)}"
+    finally:
+        await peer.close()
+
+
+async def logins(args: argparse.Namespace) -> dict[str, Any]:
+    """getKey as fast as the server answers for ``--seconds`` (keys issued
+    per second, server CPU); then 21 bad keys for the admin from loopback:
+    do the admin's and the extension's own keys still open?"""
+    settings = {"bcryptCost": 10}
+    with server(settings, args.server_src) as (proc, data, keys):
+        assert proc.proc is not None
+        cli(data, "trust", "add", "SillyTavern-1", "--type", "SillyTavern")
+        getkey = auth("SillyTavern-1", "getKey", clientType="SillyTavern")
+        issued = 0
+        refused = 0
+        ext_key = None
+        cpu0 = cpu_seconds(proc.proc.pid)
+        start = time.monotonic()
+        while time.monotonic() - start < args.seconds:
+            peer = Peer(proc.url)
+            try:
+                await peer.open("/auth", getkey)
+                assigned = await peer.next("/auth", "CLIENT_KEY_ASSIGNED", timeout=10)
+                if assigned.get("success"):
+                    issued += 1
+                    ext_key = assigned["key"]
+                else:
+                    refused += 1
+            except Exception:
+                refused += 1
+            finally:
+                await peer.close()
+        elapsed = time.monotonic() - start
+        cpu = cpu_seconds(proc.proc.pid) - cpu0
+        admin = auth("admin", keys["admin"], clientType="monitor")
+        extension = auth("SillyTavern-1", ext_key, clientType="SillyTavern")
+        first = await opens(proc.url, "/llm", admin)
+        ext_first = await opens(proc.url, "/llm", extension)
+        bad = [await opens(proc.url, "/llm", {**admin, "key": "wrong"}) for _ in range(21)]
+        after_admin = await opens(proc.url, "/llm", admin)
+        after_ext = await opens(proc.url, "/llm", extension)
+        return {
+            "admin_first_connect": first,
+            "bad_attempts": len(bad),
+            "last_bad_attempt": bad[-1],
+            "admin_after_21_bad": after_admin,
+            "extension_first_connect": ext_first,
+            "extension_after_21_bad_for_admin": after_ext,
+            "getkey_seconds": round(elapsed, 1),
+            "keys_issued": issued,
+            "keys_issued_per_s": round(issued / elapsed, 2),
+            "getkey_refused": refused,
+            "server_cpu_share": round(cpu / elapsed, 2),
+        }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     sub = parser.add_subparsers(dest="scenario", required=True)
@@ -219,10 +288,12 @@ def main() -> None:
     p_flood = sub.add_parser("flood")
     p_flood.add_argument("--sockets", type=int, default=1500)
     p_flood.add_argument("--nofile", type=int, default=1024)
-    for p in (p_slow, p_flood):
+    p_logins = sub.add_parser("logins")
+    p_logins.add_argument("--seconds", type=float, default=10)
+    for p in (p_slow, p_flood, p_logins):
         p.add_argument("--server-src", type=Path)
     args = parser.parse_args()
-    run = slow if args.scenario == "slow" else flood
+    run = {"slow": slow, "flood": flood, "logins": logins}[args.scenario]
     print(json.dumps(asyncio.run(run(args)), indent=2))
 
 
