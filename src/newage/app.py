@@ -57,6 +57,7 @@ from newage.domain.streams import StreamService
 from newage.domain.thinking import Thinker
 from newage.domain.trust import KeyService, TrustService
 from newage.http.app import AsgiRouter, build_http_app
+from newage.http.origins import OriginGuard, OriginPolicy
 from newage.logs import log
 from newage.metrics import Metrics
 from newage.protocol.names import MONITOR_ROOM, Namespace, RequestMode
@@ -106,7 +107,8 @@ class App:
         self.auth = Authenticator(self.store, self.credentials, lambda: self.live.current)
         self.presence = Presence()
 
-        self.sio = NewAgeServer(settings)
+        self.origins = OriginPolicy(lambda: self.live.current)
+        self.sio = NewAgeServer(lambda: self.live.current, self.origins.for_engineio)
         self.outbox = SocketOutbox(self.sio, self.presence, self.metrics)
         self.guard = AccessGuard(self.store, self.presence, self.outbox)
         self.relations = RelationService(self.store, self.outbox, self.presence)
@@ -198,8 +200,11 @@ class App:
             self.sio.register_namespace(cls(namespace.value, self))
         self.http = build_http_app(self)
         sio_path = settings.socket_io_path
-        self.asgi = AsgiRouter(
-            socketio.ASGIApp(self.sio, socketio_path=sio_path.lstrip("/")), self.http, sio_path
+        self.asgi = OriginGuard(
+            AsgiRouter(
+                socketio.ASGIApp(self.sio, socketio_path=sio_path.lstrip("/")), self.http, sio_path
+            ),
+            self.origins,
         )
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -279,6 +284,11 @@ class App:
             settings.network_safe,
             sum(1 for e in entries if e.trusted),
         )
+        if "*" in settings.cors_origins:
+            log.warning(
+                "corsOrigins contains '*': web pages from any origin may connect "
+                "(and may use the key-less SillyTavern login from loopback)"
+            )
         if not any(e.trusted and e.kind.value == "monitor" for e in entries):
             log.info(
                 "no admin yet: `newage trust add admin --type monitor` then "

@@ -96,8 +96,8 @@ class Settings(BaseSettings):
     # --- ours ---
     host: str = setting("127.0.0.1", "host")
     connection_policy: ConnectionPolicy = setting(ConnectionPolicy.FREE, "connectionPolicy")
-    cors_origins: list[str] = setting(["*"], "corsOrigins")
-    forwarded_allow_ips: list[str] = setting(["127.0.0.1"], "forwardedAllowIps")
+    cors_origins: list[str] = setting([], "corsOrigins")
+    forwarded_allow_ips: list[str] = setting([], "forwardedAllowIps")
     max_payload_bytes: int = setting(1_000_000, "maxPayloadBytes", ge=1024, le=100_000_000)
     max_payload_depth: int = setting(32, "maxPayloadDepth", ge=2, le=200)
     ping_interval: int = setting(25000, "pingInterval", ge=1000)
@@ -133,9 +133,17 @@ class Settings(BaseSettings):
     log_backups: int = setting(5, "logBackups", ge=0, le=100)
     bcrypt_cost: int = setting(10, "bcryptCost", ge=4, le=15)
     auth_failure_limit: int = setting(20, "authFailureLimit", ge=1)
+    key_issue_limit: int = setting(10, "keyIssueLimit", ge=1)
+    key_issue_global_limit: int = setting(60, "keyIssueGlobalLimit", ge=1)
     max_keys_per_client: int = setting(8, "maxKeysPerClient", ge=1, le=1000)
     key_expiry_days: int = setting(30, "keyExpiryDays", ge=0, le=36500)
     sqlite_synchronous: Literal["FULL", "NORMAL"] = setting("FULL", "sqliteSynchronous")
+    outbound_max_bytes: int = setting(16_000_000, "outboundMaxBytes", ge=100_000)
+    outbound_max_age: int = setting(20000, "outboundMaxAge", ge=1000)
+    max_connections: int = setting(5000, "maxConnections", ge=1)
+    max_connections_per_address: int = setting(256, "maxConnectionsPerAddress", ge=1)
+    handshake_rate_limit: int = setting(600, "handshakeRateLimit", ge=1)
+    namespace_connect_timeout: int = setting(5000, "namespaceConnectTimeout", ge=100)
 
     @field_validator("default_room_message_request_mode", mode="before")
     @classmethod
