@@ -1,6 +1,6 @@
 """A console chat: each line you type is a request, the answer streams back.
 
-    python examples/console_chat.py --client-id me --key KEY [--room R] [--target EXT]
+    python examples/console_chat.py --client-id me --key=KEY [--room R] [--target EXT]
 
 Lines starting with ``/`` are commands: ``/rooms``, ``/history``, ``/quit``.
 """

@@ -1,6 +1,6 @@
 """A Discord-style bot loop without Discord: a stub transport on stdin/stdout.
 
-    python examples/discord_bot.py --client-id bot --key KEY
+    python examples/discord_bot.py --client-id bot --key=KEY
 
 Type lines like ``#general ann: !ask what is newage?``; the bot answers
 ``-> #general @ann: ...``. ``!cancel`` stops the channel's running answer.

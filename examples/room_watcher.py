@@ -1,6 +1,6 @@
 """Watch rooms: every message, answer, member and request status as it happens.
 
-    python examples/room_watcher.py --client-id admin --key KEY [--deltas]
+    python examples/room_watcher.py --client-id admin --key=KEY [--deltas]
 
 An admin (a ``monitor`` trust entry) sees every room; anyone else the rooms
 they are in.

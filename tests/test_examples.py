@@ -45,7 +45,7 @@ async def example(
     key = await server.client(client_id, kind)
     proc = await asyncio.create_subprocess_exec(
         sys.executable, str(EXAMPLES / name), "--server", server.url,
-        "--client-id", client_id, "--key", key, *args,
+        "--client-id", client_id, f"--key={key}", *args,
         stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
     )  # fmt: skip
     try:

@@ -177,3 +177,15 @@ async def test_rooms_events_history_and_the_context_the_extension_gets(sdk):
     await web.leave_room("lounge")
     with pytest.raises(NewAgeError):
         await web.ask("gone", room="lounge")
+
+
+@pytest.mark.parametrize("server_settings", [dict(maxListPage=2)])
+async def test_rooms_and_members_come_whole_across_pages(sdk):
+    boss = await sdk.client("admin", ClientKind.MONITOR)
+    names = [f"room-{i}" for i in range(5)]
+    for name in names:
+        await boss.create_room(name)
+    for identity in ("a", "b", "c"):
+        await boss.join_room("room-0", identity=identity)
+    assert set(names) <= {r["name"] for r in await boss.rooms()}
+    assert {m["identity"] for m in await boss.members("room-0")} == {"admin", "a", "b", "c"}
