@@ -15,6 +15,13 @@ async def drop(client) -> None:
     await eventually(lambda: not client.connection.connected)
 
 
+def slow_reconnect(client) -> None:
+    """Reconnect after 1.5 s: time for the extension to go on while the client is away."""
+    sio = client.connection.sio
+    sio.reconnection_delay = sio.reconnection_delay_max = 1.5
+    sio.randomization_factor = 0
+
+
 async def test_an_answer_finished_while_away_is_settled_from_history(sdk):
     go_on = asyncio.Event()
 
@@ -26,9 +33,7 @@ async def test_an_answer_finished_while_away_is_settled_from_history(sdk):
 
     ext = await sdk.extension(two_parts)
     web = await sdk.client()
-    # the reconnection waits long enough for the answer to finish meanwhile
-    web.connection.sio.reconnection_delay = web.connection.sio.reconnection_delay_max = 1.5
-    web.connection.sio.randomization_factor = 0
+    slow_reconnect(web)  # long enough for the answer to finish meanwhile
     answer = await web.ask("talk")
     first = await anext(answer)
     await drop(web)
@@ -56,8 +61,7 @@ async def test_an_answer_still_streaming_after_the_reconnect_ends_exact(sdk):
 
     await sdk.extension(three_parts)
     web = await sdk.client()
-    web.connection.sio.reconnection_delay = web.connection.sio.reconnection_delay_max = 1.5
-    web.connection.sio.randomization_factor = 0
+    slow_reconnect(web)
     answer = await web.ask("count")
     first = await anext(answer)
     await drop(web)
