@@ -5,21 +5,8 @@ from __future__ import annotations
 import asyncio
 
 from newage.sdk import Request
-from tests.helpers.sdk import tokens
+from tests.helpers.sdk import drop, slow_reconnect, tokens
 from tests.helpers.wait import eventually
-
-
-async def drop(client) -> None:
-    """Break the client's transport as a network failure would (python-socketio reconnects)."""
-    await client.connection.sio.eio.ws.close()
-    await eventually(lambda: not client.connection.connected)
-
-
-def slow_reconnect(client) -> None:
-    """Reconnect after 1.5 s: time for the extension to go on while the client is away."""
-    sio = client.connection.sio
-    sio.reconnection_delay = sio.reconnection_delay_max = 1.5
-    sio.randomization_factor = 0
 
 
 async def test_an_answer_finished_while_away_is_settled_from_history(sdk):

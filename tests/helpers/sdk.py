@@ -11,6 +11,7 @@ import pytest
 from newage.protocol.names import ClientKind
 from newage.sdk import Client, Extension, Handler
 from tests.helpers.server import RunningServer
+from tests.helpers.wait import eventually
 
 
 class Sdk:
@@ -49,3 +50,16 @@ def tokens(*pieces: str) -> Callable[[Any], Awaitable[Any]]:
             yield piece
 
     return gen  # type: ignore[return-value]
+
+
+async def drop(client: Client) -> None:
+    """Break the client's transport as a network failure would (python-socketio reconnects)."""
+    await client.connection.sio.eio.ws.close()
+    await eventually(lambda: not client.connection.connected)
+
+
+def slow_reconnect(client: Client) -> None:
+    """Reconnect after 1.5 s: time for the extension to go on while the client is away."""
+    sio = client.connection.sio
+    sio.reconnection_delay = sio.reconnection_delay_max = 1.5
+    sio.randomization_factor = 0
