@@ -357,16 +357,17 @@ class Client:
             ack = await self._conn.call(LLM, RESUME_STREAM, data)
         except NewAgeError:
             ack = None
-        if ack is not None:
+        status = ack.get("requestStatus") if ack is not None else None
+        if ack is not None and not (ack.get("complete") and status is None):
             # the replay (and the end of a finished output) came before the ack;
             # the final status may have been missed while away
-            status = ack.get("requestStatus")
             if ack.get("complete") and status in TERMINAL:
                 answer.finish(str(status))
                 self._answers.pop(answer.request_id, None)
             return
-        # no replay: the history has what was missed (its read is handled
-        # after the failed resume, so nothing live is lost in between)
+        # no replay, or a finished request the server no longer tracks: the
+        # history has what was missed (read after the resume was handled, so
+        # nothing live is lost in between)
         with contextlib.suppress(NewAgeError, TimeoutError):
             await self._settle(answer)
 
