@@ -23,6 +23,7 @@ class ErrorCode(StrEnum):
     RATE_LIMITED = "rate_limited"
     INTERNAL = "internal"
     UPSTREAM = "upstream"  # the extension failed the request
+    STREAM_GONE = "stream_gone"  # the stream log no longer has what was asked
 
 
 _HTTP_STATUS = {
@@ -37,6 +38,7 @@ _HTTP_STATUS = {
     ErrorCode.RATE_LIMITED: 429,
     ErrorCode.INTERNAL: 500,
     ErrorCode.UPSTREAM: 502,
+    ErrorCode.STREAM_GONE: 410,
 }
 
 

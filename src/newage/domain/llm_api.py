@@ -46,6 +46,7 @@ API_ROOM_PREFIX = "api:"
 @dataclass(frozen=True, slots=True)
 class Piece:
     text: str
+    seq: int = 0  # the chunk's seq in the stream log (SSE ``id:``)
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,9 +80,9 @@ class AnswerFeed:
         self.ext = ext
         self.queue: asyncio.Queue[Event] = asyncio.Queue()
 
-    def chunk(self, ext: str, text: str) -> None:
+    def chunk(self, ext: str, text: str, seq: int) -> None:
         if ext == self.ext:
-            self.queue.put_nowait(Piece(text))
+            self.queue.put_nowait(Piece(text, seq))
 
     def ended(
         self,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -63,6 +64,8 @@ class LlmRequest:
     sockets: dict[str, str] = field(default_factory=dict)
     # why a failed request failed, for callers that map it (timeout, gone)
     failure: ErrorCode | None = None
+    stalled: bool = False  # told 'stalled'; the next chunk says 'processing' again
+    answers: dict[str, str] = field(default_factory=dict)  # extension -> final text
 
     @property
     def open(self) -> bool:
@@ -84,6 +87,9 @@ class RequestTracker:
         self.requests: dict[str, LlmRequest] = {}
         self._inflight: dict[str, deque[str]] = {}
         self._head_since: dict[str, float] = {}  # extension -> when its head became head
+        self.last_answer: dict[str, float] = {}  # extension -> wall time of its last answer
+        # called with an extension whenever one of its requests leaves it
+        self.on_free: list[Callable[[str], None]] = []
 
     def add(self, request: LlmRequest) -> None:
         self.requests[request.request_id] = request
@@ -135,6 +141,10 @@ class RequestTracker:
             if not queue:
                 del self._inflight[ext]
                 self._head_since.pop(ext, None)
+            if state is TargetState.COMPLETED:
+                self.last_answer[ext] = time.time()
+            for listener in self.on_free:
+                listener(ext)
         final = request.settle()
         if final is not None and request.open:
             request.status = final
