@@ -62,14 +62,14 @@ class Resumer:
     ) -> dict[str, Any]:
         """Replay to ``sid`` what the log has after ``after_seq`` and follow
         the request live; the ack. Synchronous on purpose (module doc)."""
+        if epoch is not None and epoch != self.log.epoch:
+            raise gone(LOST, request_id)  # nothing from another epoch is here
         request = self.tracker.get(request_id)
         output = self.log.get(request_id, output_id)
         room = output.room if output is not None else request.room if request else None
         requester = request.requester if request is not None else None
         if room is None or not self._may_read(by, room, requester):
             raise not_found("Request not found.", requestId=request_id)
-        if epoch is not None and epoch != self.log.epoch:
-            raise gone(LOST, request_id)
         ack: dict[str, Any] = {
             "status": "ok",
             "success": True,
