@@ -192,7 +192,13 @@ class App:
         self.sessions.extension_gone.append(self.streams.extension_gone)
         self.sessions.instance_gone.append(self.streams.instance_gone)
         self.llm_api = LlmApi(
-            self.auth, self.chat, self.rooms, self.router, self.relations, self.responder
+            self.auth,
+            self.chat,
+            self.rooms,
+            self.router,
+            self.relations,
+            self.responder,
+            self.resumer,
         )
         self.mutes.on_unmuted.append(self.thinker.unmuted)
         self.rooms.on_mode_changed.append(self._mode_changed)

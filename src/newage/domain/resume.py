@@ -12,18 +12,28 @@ a chunk only when its ``seq`` is the next one it needs (docs/protocol.md).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from newage.domain.ports import Outbox
 from newage.domain.principal import Principal
-from newage.domain.requests import RequestTracker
+from newage.domain.requests import LlmRequest, RequestTracker
 from newage.domain.rooms import RoomService
-from newage.domain.streamlog import StreamLog
+from newage.domain.streamlog import OutputLog, StreamLog
 from newage.domain.streams import StreamService
 from newage.errors import ErrorCode, NewAgeError, not_found
 from newage.protocol.names import Ev, Namespace
 
 LOST = "The stream log was lost (the server restarted); read the history."
+
+
+@dataclass(frozen=True, slots=True)
+class Replay:
+    room: str
+    ext: str
+    chunks: list[tuple[int, str]]
+    end: dict[str, Any] | None
+    prefix: str  # the text of the kept chunks up to the resume point
 
 
 def gone(message: str, request_id: str) -> NewAgeError:
@@ -51,6 +61,32 @@ class Resumer:
         room = self.rooms.rooms.get(room_name)
         return room is not None and by.identity in room.members
 
+    def _locate(
+        self, by: Principal, request_id: str, after_seq: int, output_id: str | None
+    ) -> tuple[LlmRequest | None, OutputLog | None]:
+        """The request and its output in the log, once the caller may read
+        them and the log still has what comes after ``after_seq``. No output
+        yet (None) only for an open request asked from the start."""
+        request = self.tracker.get(request_id)
+        output = self.log.get(request_id, output_id)
+        room = output.room if output is not None else request.room if request else None
+        requester = request.requester if request is not None else None
+        if room is None or not self._may_read(by, room, requester):
+            raise not_found("Request not found.", requestId=request_id)
+        if output is None:
+            if request is None or not request.open:
+                raise gone(
+                    "The stream log no longer has this request; read the history.", request_id
+                )
+            if after_seq > 0:
+                raise gone("The stream log does not have that output.", request_id)
+        elif after_seq + 1 < output.first_seq or after_seq > output.last_seq:
+            raise gone(
+                f"The stream log keeps seq {output.first_seq}..{output.last_seq} of this output.",
+                request_id,
+            )
+        return request, output
+
     def resume(
         self,
         by: Principal,
@@ -64,34 +100,21 @@ class Resumer:
         the request live; the ack. Synchronous on purpose (module doc)."""
         if epoch is not None and epoch != self.log.epoch:
             raise gone(LOST, request_id)  # nothing from another epoch is here
-        request = self.tracker.get(request_id)
-        output = self.log.get(request_id, output_id)
-        room = output.room if output is not None else request.room if request else None
-        requester = request.requester if request is not None else None
-        if room is None or not self._may_read(by, room, requester):
-            raise not_found("Request not found.", requestId=request_id)
+        request, output = self._locate(by, request_id, after_seq, output_id)
         ack: dict[str, Any] = {
             "status": "ok",
             "success": True,
             "requestId": request_id,
             "epoch": self.log.epoch,
             "requestStatus": request.status.value if request is not None else None,
+            "outputId": None,
+            "complete": False,
+            "lastSeq": 0,
+            "replayed": 0,
         }
-        if output is None:
-            if request is None or not request.open:
-                raise gone(
-                    "The stream log no longer has this request; read the history.", request_id
-                )
-            if after_seq > 0:
-                raise gone("The stream log does not have that output.", request_id)
-            # nothing relayed yet: everything will come live
+        if output is None:  # nothing relayed yet: everything will come live
             self._follow(request_id, sid)
-            return {**ack, "outputId": None, "complete": False, "lastSeq": 0, "replayed": 0}
-        if after_seq + 1 < output.first_seq or after_seq > output.last_seq:
-            raise gone(
-                f"The stream log keeps seq {output.first_seq}..{output.last_seq} of this output.",
-                request_id,
-            )
+            return ack
         replay = output.after(after_seq)
         for payload in replay:
             self.outbox.emit(Namespace.LLM, Ev.SERVER_STREAM_DATA, payload, [sid])
@@ -100,13 +123,34 @@ class Resumer:
             self.outbox.emit(Namespace.LLM, Ev.SERVER_STREAM_END, output.end, [sid])
         elif request is not None and request.open:
             self._follow(request_id, sid)
-        return {
-            **ack,
-            "outputId": output.output_id,
-            "complete": complete,
-            "lastSeq": output.last_seq,
-            "replayed": len(replay),
-        }
+        ack.update(
+            outputId=output.output_id,
+            complete=complete,
+            lastSeq=output.last_seq,
+            replayed=len(replay),
+        )
+        return ack
+
+    def replay(self, by: Principal, request_id: str, after_seq: int) -> Replay:
+        """The same for a caller without a socket (the HTTP API): the
+        chunks as (seq, text); the caller follows the rest itself, in the
+        same synchronous step."""
+        request, output = self._locate(by, request_id, after_seq, None)
+        if output is None:
+            assert request is not None
+            return Replay(request.room, next(iter(request.targets)), [], None, "")
+        events = list(output.events)
+        if events:
+            ext = str(events[0][1]["identity"])
+        else:  # an output ended before its first chunk
+            ext = next(iter(request.targets), "") if request is not None else ""
+        return Replay(
+            output.room,
+            ext,
+            [(seq, str(p["data"])) for seq, p, _ in events if seq > after_seq],
+            output.end,
+            "".join(str(p["data"]) for seq, p, _ in events if seq <= after_seq),
+        )
 
     def _follow(self, request_id: str, sid: str) -> None:
         followers = self.streams.followers.setdefault(request_id, [])

@@ -63,9 +63,10 @@ class Router:
     def load(self, ext: str) -> int:
         return self.tracker.in_flight(ext) + self.backlog(ext)
 
-    def allowed(self, room: Room, requester: Principal) -> list[str]:
-        """Connected extensions ``requester`` may use in ``room``."""
-        online = self.online()
+    def allowed(self, room: Room, requester: Principal, unavailable_too: bool = False) -> list[str]:
+        """Connected extensions ``requester`` may use in ``room`` (and that
+        answer the heartbeat, unless ``unavailable_too``)."""
+        online = self.connected() if unavailable_too else self.online()
         if requester.is_admin or self.relations.model.policy in (
             ConnectionPolicy.FREE,
             ConnectionPolicy.BROADCAST,
