@@ -16,6 +16,8 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
+import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -64,8 +66,14 @@ class ExtensionQueues:
         self._waiting: dict[str, list[Waiting]] = {}
         self._order = itertools.count()
         self._tasks: set[asyncio.Task[None]] = set()
+        self.closed = False
+        # the context an extension gets for a room (set by the chat service)
+        self.context_of: Callable[[str], Awaitable[list[dict[str, Any]]]] = self._latest
         tracker.on_free.append(self._freed)
         router.backlog = self.length
+
+    async def _latest(self, room: str) -> list[dict[str, Any]]:
+        return await self.history.latest(room, self.live.current.extension_context_limit)
 
     def length(self, ext: str) -> int:
         return len(self._waiting.get(ext, ()))
@@ -90,6 +98,7 @@ class ExtensionQueues:
         if self._free(ext):
             await self._send(request, ext, payload)
             return 0
+        self.tracker.hold(request)
         entry = Waiting(request, payload, next(self._order), time.monotonic())
         self._waiting.setdefault(ext, []).append(entry)
         self._renumber(ext)
@@ -122,7 +131,7 @@ class ExtensionQueues:
     async def pump(self, ext: str) -> None:
         """Forward waiting requests while ``ext`` has room for them."""
         limit = self.live.current.extension_concurrency
-        while self._waiting.get(ext) and self.tracker.in_flight(ext) < limit:
+        while not self.closed and self._waiting.get(ext) and self.tracker.in_flight(ext) < limit:
             if not self.presence.extension_online(ext):
                 return  # its disconnect fails what waits for it
             entry = self._waiting[ext].pop(0)
@@ -131,8 +140,7 @@ class ExtensionQueues:
             if request.targets.get(ext) is not TargetState.PENDING:
                 continue
             # the context as it is now, not as it was when the request came
-            limit_ctx = self.live.current.extension_context_limit
-            entry.payload["context"] = await self.history.latest(request.room, limit_ctx)
+            entry.payload["context"] = await self.context_of(request.room)
             if request.targets.get(ext) is not TargetState.PENDING:
                 continue  # cancelled meanwhile
             self.responder.notify(request, "forwarded", target=ext)
@@ -166,11 +174,24 @@ class ExtensionQueues:
 
     async def extension_gone(self, ext: str) -> None:
         """What waited for an extension that left fails at once (unavailable)."""
+        await self._fail_all(ext, f"Extension {ext} disconnected.")
+
+    async def close(self, reason: str) -> None:
+        """The server stops: nothing more goes out, everything waiting fails
+        (recorded, so the history shows what never got an answer)."""
+        self.closed = True
+        for ext in list(self._waiting):
+            await self._fail_all(ext, reason, record=True)
+
+    async def _fail_all(self, ext: str, reason: str, record: bool = False) -> None:
         for entry in self._waiting.pop(ext, []):
             entry.request.failure = ErrorCode.UNAVAILABLE
-            await self.responder.settle(
-                entry.request, ext, RequestStatus.FAILED, f"Extension {ext} disconnected."
-            )
+            if record:
+                output_id = str(uuid.uuid4())
+                status = RequestStatus.FAILED
+                await self.responder.respond(entry.request, ext, "", output_id, status, reason)
+            else:
+                await self.responder.settle(entry.request, ext, RequestStatus.FAILED, reason)
 
     async def expire(self) -> None:
         """Requests that waited longer than ``queueTimeout`` fail (timeout)."""

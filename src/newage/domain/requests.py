@@ -66,6 +66,7 @@ class LlmRequest:
     failure: ErrorCode | None = None
     stalled: bool = False  # told 'stalled'; the next chunk says 'processing' again
     answers: dict[str, str] = field(default_factory=dict)  # extension -> final text
+    owner: str | None = None  # the requester's clientId, for its pending cap
 
     @property
     def open(self) -> bool:
@@ -90,6 +91,7 @@ class RequestTracker:
         self.last_answer: dict[str, float] = {}  # extension -> wall time of its last answer
         # called with an extension whenever one of its requests leaves it
         self.on_free: list[Callable[[str], None]] = []
+        self._pending_of: dict[str, set[str]] = {}  # clientId -> its forwarded open requests
 
     def add(self, request: LlmRequest) -> None:
         self.requests[request.request_id] = request
@@ -103,7 +105,19 @@ class RequestTracker:
         request = self.get(request_id)
         return request if request is not None and request.open else None
 
+    def pending_of(self, owner: str) -> int:
+        return len(self._pending_of.get(owner, ()))
+
+    def hold(self, request: LlmRequest) -> None:
+        """``request`` counts toward its client's pending cap until it ends
+        (forwarded, or waiting in an extension's queue on the server)."""
+        if request.owner is not None:
+            self._pending_of.setdefault(request.owner, set()).add(request.request_id)
+
     def enqueue(self, ext: str, request_id: str) -> None:
+        request = self.requests.get(request_id)
+        if request is not None:
+            self.hold(request)
         queue = self._inflight.setdefault(ext, deque())
         if not queue:
             self._head_since[ext] = time.monotonic()
@@ -149,8 +163,18 @@ class RequestTracker:
         if final is not None and request.open:
             request.status = final
             request.finished = time.monotonic()
+            self._release(request)
             return final
         return None
+
+    def _release(self, request: LlmRequest) -> None:
+        if request.owner is None:
+            return
+        mine = self._pending_of.get(request.owner)
+        if mine is not None:
+            mine.discard(request.request_id)
+            if not mine:
+                del self._pending_of[request.owner]
 
     def touch(self, ext: str) -> None:
         """Activity from the extension counts as progress on its head."""
