@@ -26,6 +26,7 @@ ERRORS: dict[ErrorCode, tuple[int, str]] = {
     ErrorCode.FORBIDDEN: (403, "permission_error"),
     ErrorCode.NOT_FOUND: (404, "invalid_request_error"),
     ErrorCode.CONFLICT: (409, "invalid_request_error"),
+    ErrorCode.STREAM_GONE: (410, "invalid_request_error"),
     ErrorCode.RATE_LIMITED: (429, "rate_limit_error"),
     ErrorCode.UNAVAILABLE: (503, "service_unavailable_error"),
     ErrorCode.TIMEOUT: (504, "timeout_error"),
