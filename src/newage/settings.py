@@ -61,7 +61,7 @@ _file_data: contextvars.ContextVar[dict[str, Any]] = contextvars.ContextVar("_fi
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", validate_default=True)
 
-    # --- fields of the original server_settings.json (reference 3.10) ---
+    # --- fields of the original server_settings.json (docs/protocol.md) ---
     server_port: int = setting(4000, "serverPort", ge=1, le=65535)
     server_address: str = setting("http://localhost", "serverAddress")
     static_resource: dict[str, str] = setting({}, "staticResouce")
@@ -232,7 +232,7 @@ FIELD_BY_FILE_KEY["staticResource"] = "static_resource"
 # Runtime-only keys of the original that must never be loaded or written back.
 IGNORED_FILE_KEYS = frozenset({"Rooms", "clientKeys", "sillyTavernPassword"})
 
-# Fields the legacy extension settings form may change over the wire (DECISIONS 16).
+# Fields the legacy extension settings form may change over the wire (docs/protocol.md §4).
 EXTENSION_WRITABLE = frozenset(
     {
         "serverPort",
@@ -247,7 +247,7 @@ EXTENSION_WRITABLE = frozenset(
         "transport",
     }
 )
-# Fields the extension's key-less bootstrap may read (DECISIONS 17).
+# Fields the extension's key-less bootstrap may read (docs/protocol.md §4).
 PUBLIC_FIELDS = ("serverPort", "serverAddress", "networkSafe", "socketIOPath", "transport")
 
 

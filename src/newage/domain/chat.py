@@ -1,4 +1,4 @@
-"""``LLM_REQUEST`` intake and the room's message request mode (reference 5(d), 6).
+"""``LLM_REQUEST`` intake and the room's message request mode (docs/protocol.md).
 
 Order of the checks: well-formed request, requester may send (no
 extension, not muted), room and membership, no duplicate open id, targets;
@@ -36,7 +36,7 @@ from newage.protocol.names import (
 from newage.settings import LiveSettings
 from newage.store.base import Store
 
-# Fields a client may not set on its own request message (DECISIONS 9).
+# Fields a client may not set on its own request message (docs/security.md).
 SERVER_FIELDS = frozenset(
     {
         "identity",
@@ -67,7 +67,7 @@ MUTED_TEXT = "You are currently muted and cannot send messages."
 
 
 def effective_role(room: Room, principal: Principal, declared: Any) -> str:
-    """The mode vocabulary of reference 3.2.2, derived from the room, not
+    """The original protocol's role vocabulary for modes, derived from the room, not
     from what the client claims; ``special`` only from moderators."""
     room_role = room.role(principal.identity)
     if principal.is_admin or room_role is Role.MASTER:
@@ -83,7 +83,7 @@ def effective_role(room: Room, principal: Principal, declared: Any) -> str:
 
 def merge(messages: list[dict[str, Any]]) -> dict[str, Any]:
     """HostSubmit: the queued guest messages and the master's, as one request
-    carrying the master's fields (reference 6.4)."""
+    carrying the master's fields (docs/protocol.md)."""
     last = messages[-1]
     texts = [t.strip() for t in (request_text(m) for m in messages) if t.strip()]
     merged = dict(last)

@@ -2,7 +2,7 @@
 
 The extension does not send reliable request ids, so each extension has a
 FIFO of the requests forwarded to it; its head is "the request it is
-answering now" (reference 3.4). Finished requests stay a while (TTL) so a
+answering now" (docs/protocol.md). Finished requests stay a while (TTL) so a
 late regeneration with an explicit id still finds its room.
 """
 

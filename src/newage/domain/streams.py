@@ -1,4 +1,4 @@
-"""Assembling the extension's token streams into responses (reference 5(d)).
+"""Assembling the extension's token streams into responses (docs/protocol.md).
 
 The real extension sends, per generation, one ``outputId``; per token a new
 ``streamId`` with ``CLIENT_STREAM_START``, five data sub-chunks and

@@ -1,4 +1,4 @@
-"""Conversational rooms: extensions that speak up on their own (reference 6.6).
+"""Conversational rooms: extensions that speak up on their own (docs/protocol.md).
 
 Every ``conversationalCheckInterval`` ms each Conversational room whose timer
 has passed thinks with probability ``conversationalThinkProbability``; then
