@@ -18,6 +18,7 @@ from tests.helpers.browser import ARGS, CHROMIUM
 from tests.helpers.client import Peer
 from tests.helpers.server import RunningServer
 from tests.helpers.sillytavern import StandIn
+from tests.helpers.wait import eventually
 
 pytestmark = pytest.mark.browser
 
@@ -248,3 +249,16 @@ async def test_wrong_password_is_shown_in_the_panel(server, peers, browser, stan
     await page.click("#newage_connect")
     await connected(page)
     await expect(error).to_have_text("")
+
+
+@pytest.mark.parametrize("server_settings", [{**SETTINGS, "heartbeatInterval": 200}])
+async def test_the_extension_answers_the_heartbeat(server, peers, browser, standin):
+    await serving(server, peers, browser, standin)
+    boss = await admin(server, peers)
+
+    async def beaten() -> bool:
+        ack = await boss.call("/llm", "GET_EXTENSIONS_STATE", {})
+        mine = [e for e in ack["extensions"] if e["identity"] == standin.client_id]
+        return bool(mine and mine[0]["lastHeartbeatAt"] and mine[0]["available"])
+
+    await eventually(beaten, timeout=10)

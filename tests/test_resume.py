@@ -10,6 +10,7 @@ import pytest
 from newage.protocol.names import ClientKind
 from tests.helpers.actors import admin, connect, fake_extension, room
 from tests.helpers.fake_extension import split5
+from tests.helpers.node import start_node
 
 FAST = dict(streamCoalesceMs=0, streamFinalizeIdleMs=60000)
 
@@ -159,3 +160,20 @@ async def test_a_restart_changes_the_epoch_and_the_history_keeps_the_text(server
     ok(await web.call("/llm", "GET_FULL_CONTEXT", {"roomName": "web"}))
     context = (await web.next("/llm", "UPDATE_CONTEXT"))["context"]
     assert [m["data"] for m in context if m.get("isResponse")] == ["Kept text"]
+
+
+@pytest.mark.parametrize("server_settings", [dict(FAST, mirrorToMonitors=False)])
+async def test_the_official_js_client_resumes_mid_stream(server, peers):
+    ext = await fake_extension(server, peers)
+    web = await connect(server, peers, "web")
+    ok(await web.call("/llm", "LLM_REQUEST", {"requestId": "r1"}))
+    await ext.next_request()
+    output = await ext.stream(["abcde", "fghij"], request_id="r1")  # seq 1..10
+    key = server.keys["web"]
+    async with await start_node("resume.mjs", server.url, "web", key, "r1", "4") as node:
+        ack = (await node.line())["ack"]
+        assert ack["status"] == "ok" and ack["replayed"] == 6 and ack["lastSeq"] == 10, ack
+        await ext.token(output, "klmno", first=False, request_id="r1", final=True)
+        result = await node.result()
+    assert result["text"] == "efghijklmno" and result["end"]["data"] == "abcdefghijklmno"
+    assert result["seqs"] == list(range(5, 16))  # in the room from its connect: nothing new came
