@@ -196,7 +196,7 @@ export class Connection {
         llm.on('connect_error', (err) => {
             if (!err.data) {
                 // the server is unreachable: the client retries with backoff itself
-                this.set('connecting', `Server unreachable (${err.message}); retrying.`);
+                this.set('connecting', `Server unreachable (${err.message}); retrying. ${this.dropNote}`.trim());
                 return;
             }
             // a refusal of the namespace: the client does not retry it by itself
