@@ -169,6 +169,27 @@ async def test_failed_chunk_and_extension_error_fail_the_request_visibly(server,
     assert status["message"] == "生成文本时出错"
 
 
+async def test_an_error_for_an_already_failed_request_is_not_forwarded_again(server, peers):
+    ext, web = await setup(server, peers)
+    await ext.error("first failure")
+    await web.next("/llm", "ERROR", lambda p: p.get("requestId") == "r1")
+    await web.next(
+        "/llm",
+        "REQUEST_STATUS_UPDATE",
+        lambda p: p["requestId"] == "r1" and p["status"] == "failed",
+    )
+    # the extension repeats itself for the same request, naming it
+    ack = await ext.peer.call(
+        "/llm", "ERROR", {"type": "ERROR", "message": "again", "error": None, "requestId": "r1"}
+    )
+    assert ack["status"] == "ok" and ack["message"] == "Request already finished.", ack
+    await settle(web, "/llm")
+    # (next() took the first ones off the list)
+    assert [p for p in web.received("/llm", "ERROR") if p.get("requestId") == "r1"] == []
+    updates = web.received("/llm", "REQUEST_STATUS_UPDATE")
+    assert [p for p in updates if p["status"] == "failed"] == []
+
+
 async def test_disconnect_mid_request_fails_within_seconds_keeping_partial_text(server, peers):
     ext, web = await setup(server, peers)
     await web.call("/llm", "LLM_REQUEST", {"requestId": "r2", "message": "queued"})

@@ -118,11 +118,16 @@ class RoomService:
         return self.rooms_of(principal.identity)
 
     def members_view(
-        self, room: Room, muted: Callable[[str, str], Any] | None = None
+        self,
+        room: Room,
+        muted: Callable[[str, str], Any] | None = None,
+        only: list[str] | None = None,
     ) -> list[dict[str, Any]]:
-        """Member items; ``muted(identity, room)`` gives the mute in force."""
+        """Member items (of ``only``, a page of them, when given);
+        ``muted(identity, room)`` gives the mute in force."""
         items = []
-        for m in room.members.values():
+        members = room.members.values() if only is None else [room.members[i] for i in only]
+        for m in members:
             mute = muted(m.identity, room.name) if muted is not None else None
             session = self.presence.sessions.get(m.identity)
             p = session.principal if session else None
@@ -144,15 +149,26 @@ class RoomService:
         return items
 
     # ------------------------------------------------------------------ lifecycle
-    async def ensure_personal(self, identity: str) -> Room | None:
+    async def ensure_personal(
+        self, identity: str, client_id: str | None = None, *, capped: bool = False
+    ) -> Room | None:
+        """The identity's personal room, made if missing. Made for another
+        identity of ``client_id``, it counts as that client's (``createdBy``);
+        ``capped`` (plain clients) refuses one past ``maxRoomsPerClient``."""
         room = self.rooms.get(identity)
         if room is None:
+            owner = client_id or identity
+            cap = self.live.current.max_rooms_per_client
+            if capped and owner != identity and self.owned_by(owner) >= cap:
+                raise conflict(
+                    f"Client {owner} already has {cap} identity rooms (maxRoomsPerClient)."
+                )
             now = iso_now()
             room = Room(
                 identity,
                 self.default_mode(),
                 now,
-                created_by=identity,
+                created_by=owner,
                 personal_of=identity,
                 members={identity: MemberRecord(identity, Role.MASTER, now)},
             )
@@ -163,6 +179,14 @@ class RoomService:
             return room
         log.warning("room %r exists without its namesake as member: no personal room", identity)
         return None
+
+    def owned_by(self, client_id: str) -> int:
+        """Personal rooms a client made for its other identities."""
+        return sum(
+            1
+            for room in self.rooms.values()
+            if room.created_by == client_id and room.personal_of not in (None, client_id)
+        )
 
     async def join_monitor_room(self, identity: str) -> None:
         room = self.rooms[MONITOR_ROOM]
@@ -209,6 +233,29 @@ class RoomService:
             raise forbidden("monitor-room cannot be deleted.")
         if room.personal_of and self.presence.is_present(room.personal_of):
             raise conflict("Cannot delete a personal room of a connected client.")
+        await self._remove(room)
+        log.info("%s deleted room %s", actor.identity, room.name)
+
+    async def drop_unused_personal(self, identity: str, client_id: str) -> None:
+        """An identity's session ended: its personal room goes if nothing was
+        ever said in it and nobody else is in it, so a client switching
+        identities does not leave a permanent room behind for each. The
+        room named after the clientId itself stays (clients rely on it)."""
+        room = self.rooms.get(identity)
+        if (
+            room is None
+            or identity == client_id
+            or room.personal_of != identity
+            or set(room.members) != {identity}
+            or await self.store.count_messages(identity) > 0
+            or self.presence.is_present(identity)  # back while we counted
+            or self.rooms.get(identity) is not room
+        ):
+            return
+        await self._remove(room)
+        log.info("removed the unused personal room of %s", identity)
+
+    async def _remove(self, room: Room) -> None:
         await self.store.delete_room(room.name)
         del self.rooms[room.name]
         notice = {"roomName": room.name, "message": f'Room "{room.name}" has been deleted.'}
@@ -224,7 +271,6 @@ class RoomService:
             await self.outbox.leave_room(identity, room.name)
         for hook in self.on_deleted:
             await hook(room)
-        log.info("%s deleted room %s", actor.identity, room.name)
 
     # ------------------------------------------------------------------ membership
     async def add_member(self, name: Any, identity: Any, role: Any, actor: Principal) -> Room:

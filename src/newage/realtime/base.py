@@ -115,6 +115,11 @@ class BaseNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
         p = result.principal
         try:
             started = await self.app.sessions.socket_added(ref)
+        except NewAgeError as exc:
+            await self.app.sessions.socket_removed(sid)
+            message, data = exc.to_connect_refusal()
+            log.info("refused %s on %s: %s", p.identity, self.namespace, message)
+            raise socketio.exceptions.ConnectionRefusedError(message, data) from None
         except Exception:
             log.exception("could not register %s on %s", p.identity, self.namespace)
             await self.app.sessions.socket_removed(sid)
