@@ -293,6 +293,17 @@ async def test_member_status_for_processing_and_typing(server, peers):
     assert denied["status"] == "error"
 
 
+async def test_start_processing_tells_the_requester_before_any_answer(server, peers):
+    ext, web = await setup(server, peers)
+    ack = await ext.peer.call("/llm", "START_PROCESSING", {"requestId": "r1", "targetRoom": "web"})
+    assert ack["status"] == "ok", ack
+    update = await web.next("/llm", "REQUEST_STATUS_UPDATE", lambda p: p["requestId"] == "r1")
+    assert update["status"] == "processing"
+    await ext.message("done", request_id="r1")
+    done = await web.next("/llm", "REQUEST_STATUS_UPDATE", lambda p: p["requestId"] == "r1")
+    assert done["status"] == "completed"  # and `processing` was not announced twice
+
+
 async def test_fifty_concurrent_interleaved_streams_keep_their_order(server, peers):
     count = 50
     exts = [await fake_extension(server, peers, f"SillyTavern-{i}") for i in range(count)]

@@ -127,6 +127,9 @@ class LlmNamespace(HistoryEvents, BaseNamespace):
         room = data.target_room or (request.room if request else None)
         if room is not None and room in self.app.rooms.rooms:
             await self.app.status_board.set(ext, room, MemberStatus.PROCESSING)
+        if request is not None and request.open and request.request_id == data.request_id:
+            # a generation without streaming is silent until its answer
+            await self.app.responder.report_processing(request)
         return dict(OK)
 
     @on(Ev.STOP_PROCESSING, model=RoomRefIn)
