@@ -31,7 +31,6 @@ from newage.sdk.events import (
 )
 
 LLM, ROOMS = Namespace.LLM, Namespace.ROOMS
-RESUME_STREAM = "RESUME_STREAM"  # from the request lifecycle; see docs/protocol.md
 
 
 class Subscription:
@@ -354,7 +353,7 @@ class Client:
         if answer.epoch:
             data["epoch"] = answer.epoch  # another epoch: the server restarted, the log is gone
         try:
-            ack = await self._conn.call(LLM, RESUME_STREAM, data)
+            ack = await self._conn.call(LLM, Ev.RESUME_STREAM, data)
         except NewAgeError:
             ack = None
         status = ack.get("requestStatus") if ack is not None else None

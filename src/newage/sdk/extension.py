@@ -29,7 +29,6 @@ from newage.sdk.request import Request
 
 log = logging.getLogger("newage.sdk")
 LLM = Namespace.LLM
-PING_EXTENSION = "PING_EXTENSION"  # from the request lifecycle; see docs/protocol.md
 SEEN_MAX = 1000  # request ids remembered so that none is answered twice
 
 Handler = Callable[[Request], AsyncIterable[str] | Awaitable[str]]
@@ -104,7 +103,7 @@ class Extension:
         self._conn.on(LLM, Ev.CANCEL_REQUEST, self._on_cancel)
         # the server's liveness heartbeat: answered by this program's own loop,
         # so a stuck program stops getting requests
-        self._conn.on(LLM, PING_EXTENSION, lambda *_: {"status": "ok"})
+        self._conn.on(LLM, Ev.PING_EXTENSION, lambda *_: {"status": "ok"})
         self._conn.on_refused = self._on_refused
         self._queue: asyncio.Queue[_Job] = asyncio.Queue()
         self._jobs: dict[str, _Job] = {}
