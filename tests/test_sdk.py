@@ -189,3 +189,36 @@ async def test_rooms_and_members_come_whole_across_pages(sdk):
         await boss.join_room("room-0", identity=identity)
     assert set(names) <= {r["name"] for r in await boss.rooms()}
     assert {m["identity"] for m in await boss.members("room-0")} == {"admin", "a", "b", "c"}
+
+
+async def test_a_request_id_used_again_gets_the_first_answer_without_a_new_generation(sdk):
+    calls: list[str] = []
+
+    async def once(request: Request) -> str:
+        calls.append(request.text)
+        return "the first answer"
+
+    await sdk.extension(once)
+    web = await sdk.client()
+    assert await web.complete("q", request_id="same-id", timeout=10) == "the first answer"
+    again = await web.ask("q", request_id="same-id")
+    assert again.ack["duplicate"] is True
+    assert await asyncio.wait_for(again.result(), 5) == "the first answer"
+    assert calls == ["q"]
+
+
+async def test_a_request_waiting_in_the_extensions_queue_knows_its_position(sdk):
+    release = asyncio.Event()
+
+    async def slow(request: Request) -> str:
+        await release.wait()
+        return f"done {request.text}"
+
+    await sdk.extension(slow)
+    web = await sdk.client()
+    first = await web.ask("1")
+    second = await web.ask("2")
+    assert second.status == "queued" and second.position == 1
+    release.set()
+    assert await asyncio.wait_for(first.result(), 10) == "done 1"
+    assert await asyncio.wait_for(second.result(), 10) == "done 2"
