@@ -19,9 +19,11 @@ how it waits:
 defined a class per request (kept alive per connection).
 
 Sockets are switched to this class as they connect (``NewAgeServer``), so
-the rest of python-engineio (pinned to 4.15.x) is untouched. The upgrade
-path below is the library's, unchanged; the JS-client tests exercise it
-over polling-then-upgrade and websocket-only.
+the rest of python-engineio (pinned to an exact version) is untouched. The
+upgrade path below is the library's, unchanged; the JS-client tests exercise
+it over polling-then-upgrade and websocket-only, ``tests/test_upgrades.py``
+its failure branches. Every private name this relies on is listed in
+``realtime/internals.py`` and checked against the installed version.
 """
 
 from __future__ import annotations
