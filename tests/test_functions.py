@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import json
+import logging
 import time
 from pathlib import Path
 from typing import Any
@@ -178,7 +179,7 @@ async def test_registered_functions_sensitive_sync_and_failing(server, peers):
         return a + b
 
     async def boom(ctx: Any) -> None:
-        raise ValueError("it broke")
+        raise ValueError("it broke at /srv/private/db.sqlite")
 
     async def refuse(ctx: Any) -> None:
         raise forbidden("Not you.")
@@ -196,7 +197,19 @@ async def test_registered_functions_sensitive_sync_and_failing(server, peers):
     assert (await call(web, "plain", 1, 5))["result"] == 6
     missing = await call(web, "plain")
     assert missing["error"]["message"].startswith("Invalid arguments for plain: missing a required")
-    assert (await call(web, "boom"))["error"] == {"message": "it broke", "code": "internal"}
+    logged: list[logging.LogRecord] = []
+    catcher = logging.Handler()
+    catcher.emit = logged.append  # type: ignore[method-assign]
+    logging.getLogger("newage").addHandler(catcher)
+    try:
+        failed = await call(web, "boom")
+    finally:
+        logging.getLogger("newage").removeHandler(catcher)
+    # the caller learns which function failed, not the exception's text
+    assert failed["error"] == {"message": "Server function boom failed.", "code": "internal"}
+    # the operator gets the whole story in the log
+    (record,) = [r for r in logged if r.getMessage() == "server function boom failed"]
+    assert record.exc_info is not None and "/srv/private" in str(record.exc_info[1])
     assert (await call(web, "refuse"))["error"]["message"] == "Not you."
 
 
