@@ -25,7 +25,7 @@ from newage.errors import forbidden
 from newage.protocol.names import ClientKind
 from tests.helpers import actors
 from tests.helpers.client import Peer, auth
-from tests.helpers.wait import eventually
+from tests.helpers.wait import eventually, settle
 
 FC = "/function_call"
 REMOTE = {"X-Forwarded-For": "203.0.113.7"}
@@ -699,7 +699,16 @@ async def test_forward_falls_back_to_the_client_id(server, peers):
 
 @pytest.mark.parametrize("server_settings", [dict(functionCallTimeout=300)])
 async def test_forward_timeout_and_late_answer(server, peers):
-    release = await sleepy_answerer(server, peers)
+    release = asyncio.Event()
+    answered: list[str] = []
+
+    async def late(data):
+        if data["requestId"] == "r1":
+            await release.wait()
+        answered.append(data["requestId"])
+        return {**hello(data), "result": {"result": f"Hello {data['requestId']}"}}
+
+    ext = await fc_answerer(server, peers, late)
     web = await actors.connect(server, peers, "web", namespaces=(FC,))
     started = time.monotonic()
     ack = await call(web, "f", target="SillyTavern-1")
@@ -709,15 +718,20 @@ async def test_forward_timeout_and_late_answer(server, peers):
         "code": "timeout",
     }
     assert elapsed > 0.25  # not before the timeout
-    # the late answer (requestId r1) goes out before the answer to r2 on the
-    # tab's connection: it is dropped, not taken for r2's
+    # the late answer to r1 reaches the server (a round trip of the answerer
+    # after it) and is dropped: the caller hears nothing more about r1...
     release.set()
+    await eventually(lambda: answered == ["r1"])
+    await settle(ext, FC)
+    await settle(web, FC)
+    assert web.received(FC, "FUNCTION_CALL") == [] and web.received(FC, "ERROR") == []
+    # ...and it is not taken for the next call's answer
     again = await call(web, "f", target="SillyTavern-1", rid="r2")
     assert again == {
         "requestId": "r2",
         "success": True,
         "status": "ok",
-        "result": {"result": "Hello"},
+        "result": {"result": "Hello r2"},
     }
     assert server.app.functions._waiting == {}
 
