@@ -216,5 +216,10 @@ export class Connection {
         });
         llm.on('LLM_REQUEST', (data) => this.hooks.onRequest(data));
         llm.on('CANCEL_REQUEST', (data) => this.hooks.onCancel(data));
+        // the server's heartbeat: answered by this page's script, so a stuck
+        // page stops getting requests (Engine.IO pings would still be answered)
+        llm.on('PING_EXTENSION', (_data, ack) => {
+            if (typeof ack === 'function') ack({ status: 'ok' });
+        });
     }
 }

@@ -18,12 +18,16 @@ from tests.helpers.browser import ARGS, CHROMIUM
 from tests.helpers.client import Peer
 from tests.helpers.server import RunningServer
 from tests.helpers.sillytavern import StandIn
+from tests.helpers.wait import eventually
 
 pytestmark = pytest.mark.browser
 
 EMOJI_TOKENS = ["Hel", "lo", " wor", "ld ", "😀", " ok", "!"]
 # the explicit end must complete an answer long before idle time would
 SETTINGS = {"streamFinalizeIdleMs": 60000, "streamCoalesceMs": 0}
+# the server sends several requests at once: the extension's own queue works
+LOCAL_QUEUE = {**SETTINGS, "extensionConcurrency": 4}
+WAITING = ("processing", "queued", "forwarded", "stalled")
 
 
 @pytest.fixture
@@ -82,7 +86,7 @@ async def final_status(web: Peer, request_id: str, timeout: float = 10) -> dict[
     return await web.next(  # type: ignore[no-any-return]
         "/llm",
         "REQUEST_STATUS_UPDATE",
-        lambda p: p["requestId"] == request_id and p["status"] != "processing",
+        lambda p: p["requestId"] == request_id and p["status"] not in WAITING,
         timeout=timeout,
     )
 
@@ -138,7 +142,7 @@ async def test_login_stream_and_non_stream_answers(server, peers, browser, stand
     assert page.errors == []  # type: ignore[attr-defined]
 
 
-@pytest.mark.parametrize("server_settings", [SETTINGS])
+@pytest.mark.parametrize("server_settings", [LOCAL_QUEUE])
 async def test_two_queued_requests_one_generation_at_a_time(server, peers, browser, standin):
     page, web = await serving(server, peers, browser, standin)
     boss = await admin(server, peers)
@@ -175,7 +179,7 @@ async def test_a_failed_generation_reaches_the_requester(server, peers, browser,
     assert (await final_status(web, "f2"))["status"] == "completed"
 
 
-@pytest.mark.parametrize("server_settings", [SETTINGS])
+@pytest.mark.parametrize("server_settings", [LOCAL_QUEUE])
 async def test_stop_by_the_user_and_cancel_by_the_server(server, peers, browser, standin):
     page, web = await serving(server, peers, browser, standin)
     await page.evaluate("window.standin.backend.delayMs = 150")
@@ -317,7 +321,7 @@ async def test_processing_is_reported_when_a_non_stream_generation_starts(
     assert (await final_status(web, "p1"))["status"] == "completed"
 
 
-@pytest.mark.parametrize("server_settings", [SETTINGS])
+@pytest.mark.parametrize("server_settings", [LOCAL_QUEUE])
 async def test_a_disconnect_drops_the_local_jobs(server, peers, browser, standin):
     page, web = await serving(server, peers, browser, standin)
     await page.evaluate("window.standin.backend.delayMs = 150")
@@ -338,3 +342,16 @@ async def test_a_disconnect_drops_the_local_jobs(server, peers, browser, standin
     generations = await page.evaluate("window.standin.generations")
     assert "queued before the restart" not in generations
     assert generations[-1] == "after the restart"
+
+
+@pytest.mark.parametrize("server_settings", [{**SETTINGS, "heartbeatInterval": 200}])
+async def test_the_extension_answers_the_heartbeat(server, peers, browser, standin):
+    await serving(server, peers, browser, standin)
+    boss = await admin(server, peers)
+
+    async def beaten() -> bool:
+        ack = await boss.call("/llm", "GET_EXTENSIONS_STATE", {})
+        mine = [e for e in ack["extensions"] if e["identity"] == standin.client_id]
+        return bool(mine and mine[0]["lastHeartbeatAt"] and mine[0]["available"])
+
+    await eventually(beaten, timeout=10)

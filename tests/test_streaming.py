@@ -71,6 +71,7 @@ async def test_tokens_are_relayed_in_order_and_finalized_by_idle_time(server, pe
     assert statuses == ["processing"]  # the one before completion, once
 
 
+@pytest.mark.parametrize("server_settings", [dict(extensionConcurrency=2)])
 async def test_a_new_output_id_finalizes_the_previous_one(server, peers):
     ext = await fake_extension(server, peers)
     web = await connect(server, peers, "web")

@@ -25,6 +25,7 @@ class ErrorCode(StrEnum):
     BAD_SETTINGS = "bad_settings"  # a settings value or file that does not validate
     INTERNAL = "internal"
     UPSTREAM = "upstream"  # the extension failed the request
+    STREAM_GONE = "stream_gone"  # the stream log no longer has what was asked
 
 
 _HTTP_STATUS = {
@@ -41,6 +42,7 @@ _HTTP_STATUS = {
     ErrorCode.BAD_SETTINGS: 400,
     ErrorCode.INTERNAL: 500,
     ErrorCode.UPSTREAM: 502,
+    ErrorCode.STREAM_GONE: 410,
 }
 
 

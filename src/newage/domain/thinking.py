@@ -79,7 +79,8 @@ class Thinker:
             return None
         if self.mutes.muted(ext, room.name):
             return None
-        if any(r.room == room.name for r in self.tracker.queued(ext)):
+        busy = [*self.tracker.queued(ext), *self.chat.queues.waiting(ext)]
+        if any(r.room == room.name for r in busy):
             return None  # already answering in this room
         settings = self.live.current
         # the context the think is sent with (read now, kept for forward)
