@@ -15,13 +15,12 @@ from typing import Any
 import pytest
 from engineio import async_socket
 
-from newage.protocol.names import ClientKind
 from newage.realtime import internals
 from newage.realtime.engine import LeanQueue, LeanSocket
 from newage.realtime.server import NewAgeServer
 from newage.settings import Settings
 from tests.helpers.actors import connect, fake_extension
-from tests.helpers.client import Peer, auth
+from tests.helpers.client import auth
 from tests.helpers.wait import settle
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -54,6 +53,14 @@ def test_the_realtime_libraries_are_pinned_and_installed_at_the_pins():
         assert name in pinned, f"{name} must be pinned exactly (==) in pyproject.toml"
         assert version(name) == pinned[name], (name, version(name), pinned[name])
         assert lock.get(name) == pinned[name], f"requirements.lock disagrees on {name}"
+
+
+def test_every_declared_dependency_is_locked():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    declared = project["dependencies"] + project["optional-dependencies"]["dev"]
+    names = {re.match(r"[A-Za-z0-9_.-]+", d)[0].lower().replace("_", "-") for d in declared}
+    missing = sorted(names - set(locked()))
+    assert not missing, f"not in requirements.lock (run `make lock`): {missing}"
 
 
 def test_the_lock_matches_what_is_installed():
@@ -163,16 +170,12 @@ async def test_stream_frames_take_the_fast_path(server, peers):
 
 
 async def test_a_plain_client_does_not_take_the_fast_path(server, peers):
-    await server.trust("web", ClientKind.CLIENT)
     key = await server.client("web")
-    peer = Peer(server.url)
-    try:
-        await peer.open("/llm", auth("web", key))
-        fast = server.app.sio.ns("/llm").fast
-        before = fast.handled
-        frame = {"type": 1, "streamId": "s1", "outputId": "o1", "numStreams": 5}
-        await peer.emit("/llm", "CLIENT_STREAM_START", frame)
-        await settle(peer, "/llm")
-        assert fast.handled == before
-    finally:
-        await peer.close()
+    peer = peers()
+    await peer.open("/llm", auth("web", key))
+    fast = server.app.sio.ns("/llm").fast
+    before = fast.handled
+    frame = {"type": 1, "streamId": "s1", "outputId": "o1", "numStreams": 5}
+    await peer.emit("/llm", "CLIENT_STREAM_START", frame)
+    await settle(peer, "/llm")
+    assert fast.handled == before
