@@ -8,7 +8,6 @@ react to its ``connect`` events.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -101,11 +100,6 @@ class Connection:
             raise NewAgeError("Not connected.", "unavailable") from None
 
     async def close(self) -> None:
+        # shutdown() also stops a reconnection under way, which disconnect() leaves running
         with contextlib.suppress(Exception):  # closing what may already be gone
-            await self.sio.disconnect()
-        # python-socketio leaves a reconnection attempt running after disconnect()
-        # when the transport had dropped; stop it so nothing outlives us
-        task = getattr(self.sio, "_reconnect_task", None)
-        if task is not None and not task.done():
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+            await self.sio.shutdown()
