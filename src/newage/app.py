@@ -19,6 +19,7 @@ import socketio
 
 from newage import __version__
 from newage.datadir import DataDir
+from newage.domain.audit import Audit
 from newage.domain.auth import Authenticator
 from newage.domain.builtin_functions import (
     BOOTSTRAP_FUNCTIONS,
@@ -44,11 +45,13 @@ from newage.domain.mutes import MuteService
 from newage.domain.ports import identity_addr, room_addr
 from newage.domain.presence import Presence
 from newage.domain.relations import RelationService
+from newage.domain.request_log import RequestLog
 from newage.domain.requests import RequestTracker
 from newage.domain.responses import Responder
 from newage.domain.room_model import Room
 from newage.domain.rooms import RoomService
 from newage.domain.routing import Router
+from newage.domain.series import Series
 from newage.domain.sessions import SessionService
 from newage.domain.staticmap import StaticMappings
 from newage.domain.status import StatusBoard
@@ -85,6 +88,9 @@ NAMESPACES: dict[Namespace, type[BaseNamespace]] = {
 }
 WATCH_INTERVAL = 0.1  # how soon CLI edits by another process take effect
 SWEEP_INTERVAL = 1.0
+AUDIT_FLUSH_INTERVAL = 1.0
+AUDIT_PRUNE_INTERVAL = 3600.0
+CLEANUP_INTERVAL = 3600.0
 
 
 class App:
@@ -97,6 +103,8 @@ class App:
         self.live = LiveSettings(settings, settings_path or data.server_settings)
         self.metrics = Metrics()
         self.store = SQLiteStore(data.db_path, synchronous=settings.sqlite_synchronous)
+        self.audit = Audit(self.store, self.live)
+        self.live.on_change(self._settings_changed)
         self.credentials = Credentials(self.store)
         self.trust = TrustService(
             self.store, data.settings_dir, settings.bcrypt_cost, self.credentials
@@ -131,6 +139,14 @@ class App:
 
         # LLM requests, streaming, history
         self.tracker = RequestTracker()
+        self.request_log = RequestLog(self.outbox, self.live, self.audit)
+        self.tracker.log = self.request_log
+        self.series = Series(
+            self.request_log,
+            self.live,
+            lambda: sum(self.presence.count_by_namespace().values()),
+            self.tracker.open_count,
+        )
         self.router = Router(self.presence, self.relations, self.tracker, self.outbox)
         self.responder = Responder(
             self.outbox,
@@ -230,6 +246,18 @@ class App:
             total = await self.store.count_messages(room)
             self.messages.page_to(room_addr(room), room, str(uuid.uuid4()), total)
 
+    async def _cleanup_personal_rooms(self) -> None:
+        days = self.live.current.personal_room_cleanup_days
+        if days:
+            for name in await self.rooms.cleanup_personal(days):
+                self.audit.add("room.cleanup", name, days=days)
+
+    def _settings_changed(self, previous: Settings, current: Settings) -> None:
+        before, after = previous.to_file_dict(), current.to_file_dict()
+        changed = sorted(k for k in after if before.get(k) != after.get(k))
+        if changed:
+            self.audit.add("settings.change", ", ".join(changed))
+
     def _observe_request(self, status: str, seconds: float) -> None:
         self.metrics.request_seconds.labels(status).observe(seconds)
 
@@ -251,6 +279,12 @@ class App:
             if fn.name not in self.registry.functions:
                 self.registry.register(fn)
         await self.store.changed_elsewhere()  # prime the change counter
+        await self.audit.prune()
+        self._every(lambda: AUDIT_FLUSH_INTERVAL, self.audit.flush, "audit flush")
+        self._every(lambda: AUDIT_PRUNE_INTERVAL, self.audit.prune, "audit retention")
+        self._every(self.series.interval, self.series.sample, "metrics sample")
+        await self._cleanup_personal_rooms()
+        self._every(lambda: CLEANUP_INTERVAL, self._cleanup_personal_rooms, "personal rooms")
         self._every(lambda: WATCH_INTERVAL, self._store_changed, "store watch")
         self._every(lambda: SWEEP_INTERVAL, self.mutes.expire, "mute expiry")
         # idle outputs and silent extensions, at a pace that suits the timeouts
@@ -279,6 +313,8 @@ class App:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks.clear()
+        with contextlib.suppress(Exception):
+            await self.audit.flush()
         await self.store.close()
 
     def _every(

@@ -120,6 +120,11 @@ class Settings(BaseSettings):
     max_keys_per_client: int = setting(8, "maxKeysPerClient", ge=1, le=1000)
     key_expiry_days: int = setting(30, "keyExpiryDays", ge=0, le=36500)
     sqlite_synchronous: Literal["FULL", "NORMAL"] = setting("FULL", "sqliteSynchronous")
+    audit_retention_days: int = setting(90, "auditRetentionDays", ge=1, le=36500)
+    audit_max_entries: int = setting(100_000, "auditMaxEntries", ge=100, le=10_000_000)
+    monitor_requests_kept: int = setting(500, "monitorRequestsKept", ge=10, le=100_000)
+    metrics_sample_ms: int = setting(5000, "metricsSampleMs", ge=200, le=60_000)
+    personal_room_cleanup_days: int = setting(0, "personalRoomCleanupDays", ge=0, le=36500)
 
     @field_validator("default_room_message_request_mode", mode="before")
     @classmethod

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from newage.domain import audit
 from newage.domain.history import History, request_text
 from newage.domain.mutes import MuteService
 from newage.domain.ports import Outbox, identity_addr
@@ -192,6 +193,8 @@ class ChatService:
         if not targets:
             request.status = RequestStatus.QUEUED if queued else RequestStatus.NOT_FORWARDED
             request.finished = request.created
+            if self.tracker.log is not None:
+                self.tracker.log.status(request, request.status.value, None)
         else:
             current = body
             if mode is RequestMode.HOST_SUBMIT:
@@ -274,6 +277,9 @@ class ChatService:
                 requestStatus=request.status.value,
             )
         targets = await self.streams.cancel(request)
+        audit.record(
+            "request.cancel", request_id, room=request.room, actor=by.identity if by else None
+        )
         for ext in targets:
             self.outbox.emit(
                 Namespace.LLM,

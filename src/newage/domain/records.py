@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from newage.protocol.names import ClientKind, RequestMode, Role
 
@@ -101,3 +101,28 @@ class StaticMapping:
     url_path: str
     target: str  # relative to the files area
     created_at: str
+
+
+AuditLevel = Literal["info", "warn", "error"]
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    at: str
+    level: AuditLevel
+    actor: str
+    action: str
+    target: str | None
+    details: dict[str, Any]
+    id: int | None = None
+
+    def public(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "at": self.at,
+            "level": self.level,
+            "actor": self.actor,
+            "action": self.action,
+            "target": self.target,
+            "details": self.details,
+        }

@@ -66,6 +66,8 @@ class Responder:
         if request.reported_processing:
             return
         request.reported_processing = True
+        if self.tracker.log is not None:
+            self.tracker.log.first_output(request)
         await self._status_update(request, "processing", None)
 
     async def respond(
@@ -180,6 +182,8 @@ class Responder:
         state = target_state(status)
         was_open = request.open
         final = self.tracker.target_done(request, ext, state)
+        if self.tracker.log is not None:
+            self.tracker.log.output_ended(request, ext, status.value)
         await self.status.set(ext, request.room, MemberStatus.IDLE)
         watch = self.watches.get(request.request_id)
         if watch is not None:
@@ -196,7 +200,7 @@ class Responder:
             request, label, reason if status is RequestStatus.FAILED else None, message
         )
         if status is RequestStatus.FAILED:
-            log.info("request %s failed for %s: %s", request.request_id, ext, reason)
+            log.debug("request %s failed for %s: %s", request.request_id, ext, reason)
 
     async def _status_update(
         self,
@@ -205,6 +209,8 @@ class Responder:
         reason: str | None,
         message: dict[str, Any] | None = None,
     ) -> None:
+        if self.tracker.log is not None:
+            self.tracker.log.status(request, label, reason)
         if request.kind is Kind.THINK or request.requester is None:
             return
         payload: dict[str, Any] = {

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from newage.domain.records import (
+    AuditEntry,
     IdentityRecord,
     KeyRecord,
     MemberRecord,
@@ -207,3 +208,24 @@ class Store(ABC):
     ) -> list[StoredMessage]:
         """Messages with a timestamp after ``since`` (ISO) and a sequence
         number after ``after_seq`` (a paging cursor), oldest first."""
+
+    # --- audit trail ---
+    @abstractmethod
+    async def add_audit(self, entries: Sequence[AuditEntry]) -> None: ...
+
+    @abstractmethod
+    async def list_audit(
+        self,
+        *,
+        level: str | None,
+        action: str | None,
+        actor: str | None,
+        search: str | None,
+        before_id: int | None,
+        limit: int,
+    ) -> tuple[list[AuditEntry], int]:
+        """Newest first, and how many entries match in all."""
+
+    @abstractmethod
+    async def prune_audit(self, before: str, keep: int) -> int:
+        """Drop entries older than ``before`` (ISO) and all but the newest ``keep``."""

@@ -108,4 +108,17 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX identities_by_client ON identities(client_id);
     """,
+    # 4: the audit trail (admin actions and security events)
+    """
+    CREATE TABLE audit (
+        id      INTEGER PRIMARY KEY AUTOINCREMENT,
+        at      TEXT NOT NULL,
+        level   TEXT NOT NULL,
+        actor   TEXT NOT NULL,
+        action  TEXT NOT NULL,
+        target  TEXT,
+        details BLOB NOT NULL
+    );
+    CREATE INDEX audit_by_time ON audit(at);
+    """,
 ]

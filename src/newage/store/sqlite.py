@@ -27,12 +27,13 @@ from newage.domain.records import (
 from newage.protocol.names import ClientKind, RequestMode, Role
 from newage.store.base import MessageKind, Store, StoredMessage
 from newage.store.migrations import MIGRATIONS
+from newage.store.sqlite_audit import AuditTable
 from newage.store.sqlite_keys import KeyTables
 
 _MAX_IN = 500  # SQLite host-parameter headroom for IN (...) lists
 
 
-class SQLiteStore(KeyTables, Store):
+class SQLiteStore(KeyTables, AuditTable, Store):
     def __init__(self, path: Path, *, synchronous: str = "FULL") -> None:
         self.path = path
         self.synchronous = synchronous
