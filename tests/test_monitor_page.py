@@ -408,6 +408,14 @@ async def test_policy_switch_and_manual_assignment(tab: Tab, srv: RunningServer,
     try:
         await page.select_option("#policy-select", "Manual")
         await page.click("#policy-apply")
+        # nothing is assigned yet: the switch asks first, and Cancel changes nothing
+        dialog = page.locator("#confirm-dialog")
+        await expect(dialog).to_contain_text("Switch to Manual")
+        await dialog.get_by_role("button", name="Cancel").click()
+        await expect(dialog).to_be_hidden()
+        await expect(page.locator("#policy-current")).to_have_text("Free")
+        await page.click("#policy-apply")
+        await tab.confirm()
         await expect(page.locator("#policy-current")).to_have_text("Manual")
         await expect(live).to_contain_text("none")
 
