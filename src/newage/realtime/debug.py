@@ -26,7 +26,7 @@ class DebugNamespace(BaseNamespace):
     @on(Ev.READ_LOG, model=ReadLogIn)
     async def read_log(self, ref: SocketRef, data: ReadLogIn) -> dict[str, Any]:
         return await self.app.debug.read_log(
-            ref.principal, data.filename, data.level, data.page, data.page_size
+            ref.principal, data.filename, data.level, data.page, data.page_size, data.search
         )
 
     # ------------------------------------------------------------------ monitor views (admins)
