@@ -70,7 +70,13 @@ CLIENT, EXTENSION, ADMIN = "bench-client", "SillyTavern-bench", "bench-admin"
 
 # Settings of every newage server in the benchmark (the rest are defaults;
 # --set adds to them). settings_for() is the whole of what a server gets.
-BASE_SETTINGS: dict[str, Any] = {"bcryptCost": 4, "authFailureLimit": 1_000_000}
+BASE_SETTINGS: dict[str, Any] = {
+    "bcryptCost": 4,
+    "authFailureLimit": 1_000_000,
+    # thousands of benchmark clients share one address
+    "maxConnections": 1_000_000,
+    "maxConnectionsPerAddress": 1_000_000,
+}
 SCENARIO_SETTINGS: dict[str, dict[str, Any]] = {"history": {"contextSendDelay": 0}}
 
 FULL: dict[str, dict[str, Any]] = {

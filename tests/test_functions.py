@@ -569,6 +569,18 @@ def hello(data: dict[str, Any]) -> dict[str, Any]:
     return {"requestId": data["requestId"], "success": True, "result": {"result": "Hello"}}
 
 
+async def sleepy_answerer(server, peers) -> asyncio.Event:
+    """An answerer that says hello only once the returned event is set."""
+    release = asyncio.Event()
+
+    async def sleepy(data):
+        await release.wait()
+        return hello(data)
+
+    await fc_answerer(server, peers, sleepy)
+    return release
+
+
 async def test_forward_relays_the_answer(server, peers):
     ext = await fc_answerer(server, peers, hello)
     web = await actors.connect(server, peers, "web", namespaces=(FC,))
@@ -674,13 +686,7 @@ async def test_forward_falls_back_to_the_client_id(server, peers):
 
 @pytest.mark.parametrize("server_settings", [dict(functionCallTimeout=300)])
 async def test_forward_timeout_and_late_answer(server, peers):
-    release = asyncio.Event()
-
-    async def sleepy(data):
-        await release.wait()
-        return hello(data)
-
-    await fc_answerer(server, peers, sleepy)
+    release = await sleepy_answerer(server, peers)
     web = await actors.connect(server, peers, "web", namespaces=(FC,))
     started = time.monotonic()
     ack = await call(web, "f", target="SillyTavern-1")
@@ -753,3 +759,29 @@ async def test_a_waiting_forward_does_not_hold_up_the_callers_other_events(serve
     assert not forwarded.done()
     release.set()
     assert (await forwarded)["requestId"] == "slow"
+
+
+@pytest.mark.parametrize(
+    "server_settings", [dict(functionCallTimeout=500, maxPendingFunctionCalls=2)]
+)
+async def test_forwarded_calls_are_capped_per_caller_and_freed_on_timeout(server, peers):
+    release = await sleepy_answerer(server, peers)
+    web = await actors.connect(server, peers, "web", namespaces=(FC,))
+    other = await actors.connect(server, peers, "other", namespaces=(FC,))
+    waiting = [
+        asyncio.ensure_future(call(web, "f", target="SillyTavern-1", rid=f"w{i}")) for i in range(2)
+    ]
+    await eventually(lambda: server.app.outbox.pending_callbacks() == 2)
+    refused = await call(web, "f", target="SillyTavern-1", rid="w2")
+    assert refused["error"] == {
+        "message": "Too many function calls waiting (2); wait for an answer.",
+        "code": "queue_full",
+    }
+    # the cap is the caller's: another client still gets through
+    extra = asyncio.ensure_future(call(other, "f", target="SillyTavern-1", rid="o1"))
+    for ack in await asyncio.gather(*waiting, extra):
+        assert ack["error"]["code"] == "timeout", ack
+    # the target never answered and is still connected: nothing is kept
+    assert server.app.outbox.pending_callbacks() == 0
+    release.set()  # and the caller's allowance is back
+    assert (await call(web, "f", target="SillyTavern-1", rid="w3"))["success"] is True

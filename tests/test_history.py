@@ -264,11 +264,20 @@ async def test_context_sent_to_the_extension_follows_edits_and_deletes(server, p
     web = await connect(server, peers, "web")
     first = await web.call("/llm", "LLM_REQUEST", {"requestId": "a", "message": "one"})
     await ext.next_request()
-    await web.call("/llm", "EDIT_MESSAGE", {"roomName": "web", "messageId": first["messageId"],
-                                            "updatedFields": {"message": "one, edited"}})
+    await web.call(
+        "/llm",
+        "EDIT_MESSAGE",
+        {
+            "roomName": "web",
+            "messageId": first["messageId"],
+            "updatedFields": {"message": "one, edited"},
+        },
+    )
     await web.call("/llm", "LLM_REQUEST", {"requestId": "b", "message": "two"})
     context = (await ext.next_request())["context"]
     assert [m["message"] for m in context] == ["one, edited", "two"]
-    await web.call("/llm", "DELETE_MESSAGE", {"roomName": "web", "messageIds": [first["messageId"]]})
+    await web.call(
+        "/llm", "DELETE_MESSAGE", {"roomName": "web", "messageIds": [first["messageId"]]}
+    )
     await web.call("/llm", "LLM_REQUEST", {"requestId": "c", "message": "three"})
     assert [m["message"] for m in (await ext.next_request())["context"]] == ["two", "three"]

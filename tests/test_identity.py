@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
+
 from newage.protocol.names import MONITOR_ROOM, ClientKind, Role
-from tests.helpers.client import auth
+from tests.helpers.actors import fake_extension
+from tests.helpers.client import Refused, auth
 from tests.helpers.wait import eventually
 
 
@@ -167,3 +170,51 @@ async def test_client_list_follows_namespaces_of_a_session(server, peers):
         }
     ]
     assert update["nonSillyTavernClients"] == update["clients"]
+
+
+async def test_switching_identities_leaves_no_unused_rooms_behind(server, peers):
+    await fake_extension(server, peers)
+    key = await server.client("web")
+    for n in range(5):
+        tab = peers()
+        await tab.open("/llm", auth("web", key, identity=f"web#{n}"))
+        assert f"web#{n}" in server.app.rooms.rooms
+        if n == 0:  # this one is used: it keeps its room and history
+            ack = await tab.call("/llm", "LLM_REQUEST", {"requestId": "r0", "message": "keep"})
+            assert ack["status"] == "ok", ack
+        await tab.close()
+    await eventually(lambda: set(server.app.presence.sessions) == {"SillyTavern-1"})
+    names = set(server.app.rooms.rooms)
+    assert "web#0" in names
+    assert not {f"web#{n}" for n in range(1, 5)} & names
+    assert {r.name for r in await server.app.store.load_rooms()} == names
+    # the clientId's own room is never removed, used or not
+    plain = peers()
+    await plain.open("/llm", auth("web", key))
+    await plain.close()
+    await eventually(lambda: set(server.app.presence.sessions) == {"SillyTavern-1"})
+    assert "web" in server.app.rooms.rooms
+
+
+@pytest.mark.parametrize("server_settings", [dict(maxRoomsPerClient=2)])
+async def test_a_plain_client_owns_a_bounded_number_of_identity_rooms(server, peers):
+    ext = await fake_extension(server, peers)
+    key = await server.client("web")
+    for n in range(2):  # used identities keep their rooms
+        tab = peers()
+        await tab.open("/llm", auth("web", key, identity=f"web#{n}"))
+        ack = await tab.call("/llm", "LLM_REQUEST", {"requestId": f"r{n}", "message": "hi"})
+        assert ack["status"] == "ok", ack
+        await ext.next_request()
+        await tab.close()
+    assert server.app.rooms.owned_by("web") == 2
+    third = peers()
+    with pytest.raises(Refused) as refused:
+        await third.open("/llm", auth("web", key, identity="web#2"))
+    assert refused.value.message == "Client web already has 2 identity rooms (maxRoomsPerClient)."
+    assert "web#2" not in server.app.rooms.rooms
+    assert "web#2" not in server.app.presence.sessions
+    # its own identity and the identities it already has still connect
+    again = peers()
+    await again.open("/llm", auth("web", key))
+    await again.open("/", auth("web", key, identity="web#0"))

@@ -3,6 +3,7 @@ and the audit trail, with real clients and the simulated extension."""
 
 from __future__ import annotations
 
+import httpx
 import pytest
 
 from tests.helpers.actors import admin, connect, fake_extension, room
@@ -199,3 +200,23 @@ async def test_personal_rooms_of_gone_clients_are_cleaned_up(server, peers):
     assert [(e["actor"], e["action"], e["target"]) for e in entries] == [
         ("server", "room.cleanup", "web-gone")
     ]
+
+
+@pytest.mark.parametrize("server_settings", [dict(authFailureLimit=2)])
+async def test_lockouts_and_refused_origins_are_warnings(server, peers):
+    boss = await admin(server, peers, namespaces=("/debug",))
+    await server.client("bob")
+    attacker = peers()
+    for _ in range(2):
+        with pytest.raises(Refused, match="Invalid key"):
+            await attacker.open("/rooms", auth("bob", "bad"))
+    with pytest.raises(Refused, match="Too many failed attempts"):
+        await attacker.open("/rooms", auth("bob", "bad"))
+    async with httpx.AsyncClient() as http:
+        refused = await http.get(server.url + "/", headers={"Origin": "https://evil.example"})
+    assert refused.status_code == 403
+    entries = await audit(boss, level="warn")
+    seen = [(e["action"], e["target"], e["actor"]) for e in entries]
+    assert ("login.locked", "'bob'", "127.0.0.1") in seen, seen
+    assert ("origin.refused", "'https://evil.example'", "127.0.0.1") in seen, seen
+    assert sum(1 for s in seen if s[0] == "login.refused") == 2

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from tests.helpers.actors import admin, connect, extension, room
 from tests.helpers.wait import settle
 
@@ -361,6 +363,29 @@ async def test_mutes(server, peers):
     )
 
 
+async def test_negative_or_huge_mute_durations_are_refused(server, peers):
+    boss = await admin(server, peers)
+    await connect(server, peers, "web")
+    await room(boss, "tavern", {"web": "guest"})
+    for duration in (-1, -0.5, 10**12, 1e308, True):
+        refused = err(
+            await boss.call(
+                "/rooms",
+                "MUTE_MEMBER",
+                {"targetIdentity": "web", "roomName": "tavern", "duration": duration},
+            )
+        )
+        assert refused["message"].startswith("duration must be"), refused
+        assert server.app.mutes.muted("web", "tavern") is None
+    assert await server.app.store.load_mutes() == []
+    muted = ok(
+        await boss.call(
+            "/rooms", "MUTE_MEMBER", {"targetIdentity": "web", "roomName": "tavern", "duration": 0}
+        )
+    )
+    assert muted["duration"] == "permanent"  # 0 stays the original's "permanent"
+
+
 async def test_monitors_hear_room_traffic_through_monitor_room(server, peers):
     boss = await admin(server, peers, namespaces=("/llm", "/rooms"))
     ok(await boss.call("/rooms", "CREATE_ROOM", "tavern"))
@@ -382,9 +407,17 @@ async def test_admins_see_every_rooms_changes(server, peers):
     assert created["roomName"] == "tavern" and created["room"]["master"] == "admin#act"
     ok(await boss.call("/rooms", "ADD_CLIENT_TO_ROOM", {"identity": "web", "roomName": "tavern"}))
     assert (await watcher.next("/rooms", "MEMBER_JOINED"))["identity"] == "web"
-    ok(await boss.call("/rooms", "SET_ROOM_MESSAGE_REQUEST_MODE", {"roomName": "tavern", "mode": "MasterOnly"}))
+    ok(
+        await boss.call(
+            "/rooms", "SET_ROOM_MESSAGE_REQUEST_MODE", {"roomName": "tavern", "mode": "MasterOnly"}
+        )
+    )
     assert (await watcher.next("/rooms", "ROOM_MODE_CHANGED"))["mode"] == "MasterOnly"
-    ok(await boss.call("/rooms", "MUTE_MEMBER", {"targetIdentity": "web", "roomName": "tavern", "duration": 60}))
+    ok(
+        await boss.call(
+            "/rooms", "MUTE_MEMBER", {"targetIdentity": "web", "roomName": "tavern", "duration": 60}
+        )
+    )
     members = ok(await boss.call("/rooms", "GET_CLIENTS_IN_ROOM", "tavern"))["clients"]
     web_item = next(m for m in members if m["identity"] == "web")
     assert web_item["muted"] is True and web_item["mutedUntil"].endswith("Z")
@@ -396,3 +429,32 @@ async def test_admins_see_every_rooms_changes(server, peers):
         "roomName": "tavern",
         "message": 'Room "tavern" has been deleted.',
     }
+
+
+@pytest.mark.parametrize("server_settings", [dict(maxListPage=3)])
+async def test_room_and_member_lists_are_paged(server, peers):
+    boss = await admin(server, peers)
+    for n in range(5):
+        ok(await boss.call("/rooms", "CREATE_ROOM", f"room{n}"))
+    first = ok(await boss.call("/rooms", "GET_ROOMS"))
+    every = sorted(server.app.rooms.rooms)
+    assert first["rooms"] == every[:3] and first["total"] == len(every)
+    assert first["nextOffset"] == 3 and len(first["roomDetails"]) == 3
+    names = list(first["rooms"])
+    offset = first["nextOffset"]
+    while offset is not None:
+        page = ok(await boss.call("/rooms", "GET_ROOMS", {"offset": offset, "limit": 2}))
+        assert len(page["rooms"]) <= 2
+        names += page["rooms"]
+        offset = page["nextOffset"]
+    assert names == every
+    for n in range(4):
+        await connect(server, peers, f"m{n}")
+    await room(boss, "big", {f"m{n}": "guest" for n in range(4)})
+    members = ok(await boss.call("/rooms", "GET_CLIENTS_IN_ROOM", "big"))  # bare string
+    assert len(members["clients"]) == 3 and members["total"] == 5 and members["nextOffset"] == 3
+    rest = ok(await boss.call("/rooms", "GET_CLIENTS_IN_ROOM", {"roomName": "big", "offset": 3}))
+    assert rest["nextOffset"] is None
+    seen = [c["identity"] for c in members["clients"] + rest["clients"]]
+    assert sorted(seen) == sorted(["admin", "m0", "m1", "m2", "m3"])
+    err(await boss.call("/rooms", "GET_ROOMS", {"offset": -1}))

@@ -139,3 +139,57 @@ async def test_changed_elsewhere_sees_other_processes(store, tmp_path):
     assert await store.changed_elsewhere()
     await store.set_meta("mine", "1")  # our own writes do not count
     assert not await store.changed_elsewhere()
+
+
+async def test_a_response_text_is_stored_once(store, tmp_path):
+    await store.create_room(RoomRecord("r", RequestMode.IMMEDIATE, "t"))
+    text = "unique-answer-text " * 50
+    body = {"messageId": "m1", "responseId": "p1", "isResponse": True, "data": text}
+    body["message"] = text
+    await store.append_message("r", "response", body)
+    conn = sqlite3.connect(tmp_path / "db.sqlite")
+    raw = conn.execute("SELECT body FROM messages").fetchone()[0]
+    conn.close()
+    assert bytes(raw).count(b"unique-answer-text") == 50  # once, not twice
+    loaded = (await store.latest_messages("r", 1))[0].body
+    assert loaded == body  # both fields, as the wire has them
+    edited = {**body, "data": "new", "message": "new"}
+    await store.update_message("r", (await store.latest_messages("r", 1))[0].seq, edited)
+    assert (await store.latest_messages("r", 1))[0].body == edited
+
+
+async def test_the_migration_stores_old_responses_once(tmp_path):
+    path = tmp_path / "db.sqlite"
+    conn = sqlite3.connect(path)
+    for script in MIGRATIONS[:2]:
+        conn.executescript(script)
+    conn.execute("PRAGMA user_version = 2")
+    conn.execute("INSERT INTO rooms (name, mode, created_at) VALUES ('r', 'Immediate', 't')")
+    rows = [
+        ("m1", "response", '{"messageId":"m1","data":"twice","message":"twice"}'),
+        ("m2", "response", '{"messageId":"m2","data":"a","message":"b"}'),
+        ("m3", "request", '{"messageId":"m3","data":"req","message":"req"}'),
+    ]
+    for message_id, kind, body in rows:
+        conn.execute(
+            "INSERT INTO messages (room, message_id, kind, ts, body) VALUES ('r', ?, ?, 't', ?)",
+            (message_id, kind, body.encode()),
+        )
+    conn.commit()
+    conn.close()
+    store = SQLiteStore(path)
+    await store.open()
+    try:
+        conn = sqlite3.connect(path)
+        raw = [bytes(r[0]) for r in conn.execute("SELECT body FROM messages ORDER BY seq")]
+        conn.close()
+        assert raw[0].count(b"twice") == 1 and raw[1].count(b'"a"') == 1
+        assert raw[2].count(b"req") == 2  # requests are kept as the client sent them
+        bodies = [m.body for m in await store.latest_messages("r", 3)]
+        assert [(b["data"], b["message"]) for b in bodies] == [
+            ("twice", "twice"),
+            ("a", "b"),
+            ("req", "req"),
+        ]
+    finally:
+        await store.close()

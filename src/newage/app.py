@@ -44,6 +44,7 @@ from newage.domain.messages import MessageService
 from newage.domain.mutes import MuteService
 from newage.domain.ports import identity_addr, room_addr
 from newage.domain.presence import Presence
+from newage.domain.recovery import PARTIAL_SAVE_INTERVAL, OpenAnswers
 from newage.domain.relations import RelationService
 from newage.domain.request_log import RequestLog
 from newage.domain.requests import RequestTracker
@@ -59,6 +60,7 @@ from newage.domain.streams import StreamService
 from newage.domain.thinking import Thinker
 from newage.domain.trust import KeyService, TrustService
 from newage.http.app import AsgiRouter, build_http_app
+from newage.http.origins import OriginGuard, OriginPolicy
 from newage.logs import log
 from newage.metrics import Metrics
 from newage.protocol.names import MONITOR_ROOM, Namespace, RequestMode
@@ -113,7 +115,8 @@ class App:
         self.auth = Authenticator(self.store, self.credentials, lambda: self.live.current)
         self.presence = Presence()
 
-        self.sio = NewAgeServer(settings)
+        self.origins = OriginPolicy(lambda: self.live.current)
+        self.sio = NewAgeServer(lambda: self.live.current, self.origins.for_engineio)
         self.outbox = SocketOutbox(self.sio, self.presence, self.metrics)
         self.guard = AccessGuard(self.store, self.presence, self.outbox)
         self.relations = RelationService(self.store, self.outbox, self.presence)
@@ -180,6 +183,16 @@ class App:
         self.llm_api = LlmApi(
             self.auth, self.chat, self.rooms, self.router, self.relations, self.responder
         )
+        self.answers = OpenAnswers(
+            self.store,
+            self.tracker,
+            self.streams,
+            self.responder,
+            self.history,
+            lambda room: room in self.rooms.rooms,
+        )
+        self.chat.on_forward = self.answers.opened
+        self.responder.on_settled = self.answers.settled
         self.mutes.on_unmuted.append(self.thinker.unmuted)
         self.rooms.on_mode_changed.append(self._mode_changed)
         self.history.after_record.append(self._legacy_context)
@@ -203,8 +216,12 @@ class App:
             self.sio.register_namespace(cls(namespace.value, self))
         self.http = build_http_app(self)
         sio_path = settings.socket_io_path
-        self.asgi = AsgiRouter(
-            socketio.ASGIApp(self.sio, socketio_path=sio_path.lstrip("/")), self.http, sio_path
+        self.asgi = OriginGuard(
+            AsgiRouter(
+                socketio.ASGIApp(self.sio, socketio_path=sio_path.lstrip("/")), self.http, sio_path
+            ),
+            self.origins,
+            on_refused=self._origin_refused,
         )
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -252,6 +269,9 @@ class App:
             for name in await self.rooms.cleanup_personal(days):
                 self.audit.add("room.cleanup", name, days=days)
 
+    def _origin_refused(self, origin: str, peer: str) -> None:
+        self.audit.add("origin.refused", repr(origin), actor=peer or "unknown peer", level="warn")
+
     def _settings_changed(self, previous: Settings, current: Settings) -> None:
         before, after = previous.to_file_dict(), current.to_file_dict()
         changed = sorted(k for k in after if before.get(k) != after.get(k))
@@ -278,7 +298,9 @@ class App:
         for fn in decorated_functions():
             if fn.name not in self.registry.functions:
                 self.registry.register(fn)
+        await self.answers.recover()
         await self.store.changed_elsewhere()  # prime the change counter
+        self._every(lambda: PARTIAL_SAVE_INTERVAL, self.answers.save_partials, "partial answers")
         await self.audit.prune()
         self._every(lambda: AUDIT_FLUSH_INTERVAL, self.audit.flush, "audit flush")
         self._every(lambda: AUDIT_PRUNE_INTERVAL, self.audit.prune, "audit retention")
@@ -300,11 +322,20 @@ class App:
             settings.network_safe,
             sum(1 for e in entries if e.trusted),
         )
+        if "*" in settings.cors_origins:
+            log.warning(
+                "corsOrigins contains '*': web pages from any origin may connect "
+                "(and may use the key-less SillyTavern login from loopback)"
+            )
         if not any(e.trusted and e.kind.value == "monitor" for e in entries):
             log.info(
                 "no admin yet: `newage trust add admin --type monitor` then "
                 "`newage keys create admin` gives a key for the monitor page"
             )
+
+    async def closing(self) -> None:
+        """SIGTERM, before connections close: requesters hear their requests fail."""
+        await self.answers.shut_down(self.outbox.drained)
 
     async def shutdown(self) -> None:
         for task in self._tasks:

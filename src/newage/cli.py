@@ -12,6 +12,7 @@ Exit codes: 0 success, 1 failure (e.g. nothing to revoke), 2 usage,
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import sys
 from collections.abc import Awaitable, Callable
@@ -118,8 +119,9 @@ def serve(
     import uvicorn
 
     from newage.app import App
+    from newage.graceful import GracefulServer
+    from newage.http.serving import raise_fd_limit, uvicorn_options
     from newage.logs import setup_logging
-    from newage.realtime.server import hard_payload_limit
 
     data, settings = prepare(data_dir, config, {"host": host, "server_port": port})
     setup_logging(
@@ -133,22 +135,20 @@ def serve(
 
         set_level("debug")
     app = App(data, settings, config)
-    uvicorn.run(
+    raise_fd_limit()
+    config_ = uvicorn.Config(
         app.asgi,
         host=settings.host,
         port=settings.server_port,
         loop="uvloop",
-        http="httptools",
-        ws="websockets-sansio",
-        ws_per_message_deflate=False,
-        ws_max_size=hard_payload_limit(settings) + 1024,
-        proxy_headers=True,
-        forwarded_allow_ips=settings.forwarded_allow_ips,
-        log_config=None,
-        access_log=False,
-        lifespan="on",
         timeout_graceful_shutdown=5,
+        **uvicorn_options(settings),
     )
+    server = GracefulServer(config_, app.closing)
+    with contextlib.suppress(KeyboardInterrupt):
+        server.run()
+    if not server.started:
+        raise typer.Exit(3)  # as uvicorn.run does when start-up fails
 
 
 @cli.command()

@@ -21,6 +21,7 @@ class ErrorCode(StrEnum):
     TIMEOUT = "timeout"
     TOO_LARGE = "too_large"
     RATE_LIMITED = "rate_limited"
+    QUEUE_FULL = "queue_full"  # too much pending work; try again later
     INTERNAL = "internal"
     UPSTREAM = "upstream"  # the extension failed the request
 
@@ -35,6 +36,7 @@ _HTTP_STATUS = {
     ErrorCode.TIMEOUT: 504,
     ErrorCode.TOO_LARGE: 413,
     ErrorCode.RATE_LIMITED: 429,
+    ErrorCode.QUEUE_FULL: 429,
     ErrorCode.INTERNAL: 500,
     ErrorCode.UPSTREAM: 502,
 }
@@ -98,6 +100,10 @@ def conflict(message: str, **extra: Any) -> NewAgeError:
 
 def unavailable(message: str, **extra: Any) -> NewAgeError:
     return NewAgeError(ErrorCode.UNAVAILABLE, message, **extra)
+
+
+def queue_full(message: str, **extra: Any) -> NewAgeError:
+    return NewAgeError(ErrorCode.QUEUE_FULL, message, **extra)
 
 
 def unauthenticated(message: str, **extra: Any) -> NewAgeError:

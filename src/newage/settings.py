@@ -96,8 +96,8 @@ class Settings(BaseSettings):
     # --- ours ---
     host: str = setting("127.0.0.1", "host")
     connection_policy: ConnectionPolicy = setting(ConnectionPolicy.FREE, "connectionPolicy")
-    cors_origins: list[str] = setting(["*"], "corsOrigins")
-    forwarded_allow_ips: list[str] = setting(["127.0.0.1"], "forwardedAllowIps")
+    cors_origins: list[str] = setting([], "corsOrigins")
+    forwarded_allow_ips: list[str] = setting([], "forwardedAllowIps")
     max_payload_bytes: int = setting(1_000_000, "maxPayloadBytes", ge=1024, le=100_000_000)
     max_payload_depth: int = setting(32, "maxPayloadDepth", ge=2, le=200)
     ping_interval: int = setting(25000, "pingInterval", ge=1000)
@@ -112,14 +112,38 @@ class Settings(BaseSettings):
     legacy_context_broadcast: bool = setting(False, "legacyContextBroadcast")
     emit_update_context: bool = setting(True, "emitUpdateContext")
     extension_context_limit: int = setting(100, "extensionContextLimit", ge=1, le=100000)
+    max_pending_requests_per_client: int = setting(
+        100, "maxPendingRequestsPerClient", ge=1, le=100_000
+    )
+    max_pending_requests_per_extension: int = setting(
+        100, "maxPendingRequestsPerExtension", ge=1, le=100_000
+    )
+    max_pending_function_calls: int = setting(16, "maxPendingFunctionCalls", ge=1, le=10_000)
+    # an answer goes out as data and message in one event: 2 x 1.9 MB stays
+    # under the 4 MiB a stock python-socketio client reads per message
+    max_answer_bytes: int = setting(1_000_000, "maxAnswerBytes", ge=1000, le=1_900_000)
+    max_rooms_per_client: int = setting(20, "maxRoomsPerClient", ge=1, le=100_000)
+    max_list_page: int = setting(1000, "maxListPage", ge=1, le=100_000)
+    history_page_bytes: int = setting(1_000_000, "historyPageBytes", ge=10_000, le=3_000_000)
+    extension_context_bytes: int = setting(
+        2_000_000, "extensionContextBytes", ge=10_000, le=50_000_000
+    )
     log_level: Literal["debug", "info", "warn", "error"] = setting("info", "logLevel")
     log_max_bytes: int = setting(10_000_000, "logMaxBytes", ge=10_000)
     log_backups: int = setting(5, "logBackups", ge=0, le=100)
     bcrypt_cost: int = setting(10, "bcryptCost", ge=4, le=15)
     auth_failure_limit: int = setting(20, "authFailureLimit", ge=1)
+    key_issue_limit: int = setting(10, "keyIssueLimit", ge=1)
+    key_issue_global_limit: int = setting(60, "keyIssueGlobalLimit", ge=1)
     max_keys_per_client: int = setting(8, "maxKeysPerClient", ge=1, le=1000)
     key_expiry_days: int = setting(30, "keyExpiryDays", ge=0, le=36500)
     sqlite_synchronous: Literal["FULL", "NORMAL"] = setting("FULL", "sqliteSynchronous")
+    outbound_max_bytes: int = setting(16_000_000, "outboundMaxBytes", ge=100_000)
+    outbound_max_age: int = setting(20000, "outboundMaxAge", ge=1000)
+    max_connections: int = setting(5000, "maxConnections", ge=1)
+    max_connections_per_address: int = setting(256, "maxConnectionsPerAddress", ge=1)
+    handshake_rate_limit: int = setting(600, "handshakeRateLimit", ge=1)
+    namespace_connect_timeout: int = setting(5000, "namespaceConnectTimeout", ge=100)
     audit_retention_days: int = setting(90, "auditRetentionDays", ge=1, le=36500)
     audit_max_entries: int = setting(100_000, "auditMaxEntries", ge=100, le=10_000_000)
     monitor_requests_kept: int = setting(500, "monitorRequestsKept", ge=10, le=100_000)

@@ -14,11 +14,19 @@ import uvicorn
 
 from newage.app import App
 from newage.datainit import prepare_data_dir
+from newage.http.serving import uvicorn_options
 from newage.protocol.names import ClientKind
-from newage.realtime.server import hard_payload_limit
 
 # Fast bcrypt and short timers keep the suite quick; tests that care override.
-TEST_SETTINGS: dict[str, Any] = {"bcryptCost": 4, "contextSendDelay": 0, "authFailureLimit": 1000}
+TEST_SETTINGS: dict[str, Any] = {
+    "bcryptCost": 4,
+    "contextSendDelay": 0,
+    "authFailureLimit": 1000,
+    "keyIssueLimit": 1000,
+    "keyIssueGlobalLimit": 1000,
+    # tests act as remote peers through X-Forwarded-For from loopback
+    "forwardedAllowIps": ["127.0.0.1"],
+}
 
 
 def write_settings(data_dir: Path, changes: dict[str, Any]) -> None:
@@ -57,17 +65,7 @@ class RunningServer:
         sock.bind(("127.0.0.1", self.port))
         self.port = sock.getsockname()[1]
         config = uvicorn.Config(
-            self.app.asgi,
-            http="httptools",
-            ws="websockets-sansio",
-            ws_per_message_deflate=False,
-            ws_max_size=hard_payload_limit(settings) + 1024,
-            proxy_headers=True,
-            forwarded_allow_ips=["127.0.0.1"],
-            log_config=None,
-            access_log=False,
-            lifespan="on",
-            timeout_graceful_shutdown=1,
+            self.app.asgi, timeout_graceful_shutdown=1, **uvicorn_options(settings)
         )
         self._server = uvicorn.Server(config)
         # the test runner owns the signals

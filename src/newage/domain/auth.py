@@ -17,16 +17,11 @@ from typing import Any
 from newage.clock import iso_now
 from newage.domain.credentials import Credentials
 from newage.domain.identities import IdentityRegistry
-from newage.domain.keys import (
-    FailureLimiter,
-    VerifiedCache,
-    expired,
-    fingerprint,
-    verify_secret,
-)
+from newage.domain.keys import VerifiedCache, expired, fingerprint, verify_secret
+from newage.domain.limits import WindowLimiter, rate_limited
 from newage.domain.principal import ConnMode, Principal, is_loopback
 from newage.domain.records import KeyRecord, TrustEntry
-from newage.errors import ErrorCode, NewAgeError, forbidden, unauthenticated
+from newage.errors import NewAgeError, forbidden, unauthenticated
 from newage.protocol.names import EXTENSION_TYPES, GET_KEY, ClientKind, Namespace
 from newage.settings import Settings
 from newage.store.base import Store
@@ -34,6 +29,7 @@ from newage.store.base import Store
 _NAME = re.compile(r"^[^\x00-\x1f\x7f]{1,128}$")
 _TEXT_LIMIT = 2000
 _TOUCH_EVERY = 60.0
+TOO_MANY = "Too many failed attempts; try again later."
 KEY_NAMESPACES = frozenset({Namespace.SILLYTAVERN, Namespace.AUTH})
 ELEVATED_NAMESPACES = frozenset({Namespace.DEBUG})
 
@@ -76,13 +72,27 @@ class Authenticator:
         self.credentials = credentials
         self.settings = settings
         self.cache = VerifiedCache()
-        self.limiter = FailureLimiter(settings().auth_failure_limit)
+        # Failures count per (address, clientId): guessing one client's key
+        # never locks out another client from the same address (loopback
+        # hosts the admin, the extension and any local attacker alike).
+        self.failures = WindowLimiter(lambda: settings().auth_failure_limit)
+        # Key issuance hashes with bcrypt: bounded per address and overall so
+        # getKey cannot keep the CPU busy.
+        self.issues = WindowLimiter(lambda: settings().key_issue_limit)
+        self.issues_all = WindowLimiter(lambda: settings().key_issue_global_limit)
         self._touched: dict[tuple[str, str], float] = {}
         self.identities = IdentityRegistry(store, credentials)
 
-    def _fail(self, peer: str, message: str) -> NewAgeError:
-        self.limiter.failed(peer)
+    def _fail(self, peer: str, client_id: str, message: str) -> NewAgeError:
+        self.failures.hit((peer, client_id))
         return unauthenticated(message)
+
+    def issuing(self, peer: str) -> None:
+        """Count one key issuance from ``peer``; refuse past the limits."""
+        if self.issues.blocked(peer) or self.issues_all.blocked(None):
+            raise rate_limited("Too many keys issued; try again later.")
+        self.issues.hit(peer)
+        self.issues_all.hit(None)
 
     async def _matches(self, hashed: str, key: str) -> bool:
         if self.cache.hit(hashed, key):
@@ -101,12 +111,16 @@ class Authenticator:
         if entry.password_hash:
             if not isinstance(password, str) or not password:
                 return False
+            if self.failures.blocked((peer, entry.client_id)):
+                raise rate_limited(TOO_MANY)
             if not await asyncio.to_thread(verify_secret, password, entry.password_hash):
-                raise self._fail(peer, "Invalid password.")
+                raise self._fail(peer, entry.client_id, "Invalid password.")
             return True
         if self.settings().network_safe and not is_loopback(peer):
             raise self._fail(
-                peer, "Without a password, keys are only issued to loopback clients (networkSafe)."
+                peer,
+                entry.client_id,
+                "Without a password, keys are only issued to loopback clients (networkSafe).",
             )
         return True
 
@@ -123,19 +137,19 @@ class Authenticator:
             identity = client_id
         elif not _NAME.match(identity):
             raise unauthenticated("Invalid identity.")
-        if self.limiter.blocked(peer):
-            raise NewAgeError(ErrorCode.RATE_LIMITED, "Too many failed attempts; try again later.")
 
         entry = self.credentials.trust.get(client_id)
         if entry is None or not entry.trusted:
             entry = await self.credentials.fresh_trust(client_id)
         if entry is None or not entry.trusted:
-            raise self._fail(peer, "Client is not trusted.")
+            raise self._fail(peer, client_id, "Client is not trusted.")
         declared = auth.get("clientType")
         if declared is None or declared == "":
             declared = default_type(entry.kind)
         if not isinstance(declared, str) or not declared_type_allowed(entry.kind, declared):
-            raise self._fail(peer, f"clientType {declared!r} is not allowed for this client.")
+            raise self._fail(
+                peer, client_id, f"clientType {declared!r} is not allowed for this client."
+            )
 
         principal = Principal(
             client_id=client_id,
@@ -150,19 +164,19 @@ class Authenticator:
         key = auth.get("key")
         if key == GET_KEY:
             if namespace not in KEY_NAMESPACES:
-                raise self._fail(peer, "Invalid key.")
+                raise self._fail(peer, client_id, "Invalid key.")
             if not principal.is_extension:
-                raise self._fail(peer, "Only SillyTavern clients may request a key.")
+                raise self._fail(peer, client_id, "Only SillyTavern clients may request a key.")
             ready = await self.check_password(entry, auth.get("password"), peer)
             await self.identities.check(identity, client_id, claim=False)
             return AuthResult(principal, ConnMode.KEY_PENDING, may_issue=ready)
         if key is None and namespace == Namespace.FUNCTION_CALL and principal.is_extension:
             if not await self.check_password(entry, auth.get("password"), peer):
-                raise self._fail(peer, "Password required.")
+                raise self._fail(peer, client_id, "Password required.")
             await self.identities.check(identity, client_id, claim=False)
             return AuthResult(principal, ConnMode.BOOTSTRAP)
         if not isinstance(key, str) or not key:
-            raise self._fail(peer, "Invalid key.")
+            raise self._fail(peer, client_id, "Invalid key.")
         await self.verify_key(client_id, key, peer)
         # only now, authenticated, may the connection take an unowned identity
         await self.identities.check(identity, client_id, claim=True)
@@ -179,7 +193,12 @@ class Authenticator:
         # check, so a wrong key costs one bcrypt whatever their number.
         tag = fingerprint(key)
         record = self._usable(self.credentials.keys.get(client_id, ()), tag)
-        if record is None or not await self._matches(record.hash, key):
+        # Past the failure limit only a key verified before is accepted: no
+        # bcrypt work for guesses, and the owner's working key still opens.
+        if self.failures.blocked((peer, client_id)):
+            if record is None or not self.cache.hit(record.hash, key):
+                raise rate_limited(TOO_MANY)
+        elif record is None or not await self._matches(record.hash, key):
             # before refusing, make sure the view is not behind the CLI
             fresh = self._usable(await self.credentials.fresh_keys(client_id), tag)
             if (
@@ -187,7 +206,7 @@ class Authenticator:
                 or (record is not None and fresh.hash == record.hash)  # already checked
                 or not await self._matches(fresh.hash, key)
             ):
-                raise self._fail(peer, "Invalid key.")
+                raise self._fail(peer, client_id, "Invalid key.")
             record = fresh
         now = time.monotonic()
         touched = (client_id, tag)

@@ -8,7 +8,10 @@ refused request leaves nothing behind.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
+
+import orjson
 
 from newage.domain import audit
 from newage.domain.history import History, request_text
@@ -21,7 +24,7 @@ from newage.domain.rooms import RoomService
 from newage.domain.routing import Router, parse_targets
 from newage.domain.status import StatusBoard
 from newage.domain.streams import StreamService
-from newage.errors import NewAgeError, conflict, forbidden, not_found
+from newage.errors import NewAgeError, conflict, forbidden, not_found, queue_full
 from newage.protocol.llm import LlmRequestIn
 from newage.protocol.names import (
     Ev,
@@ -92,6 +95,19 @@ def merge(messages: list[dict[str, Any]]) -> dict[str, Any]:
     return merged
 
 
+def newest_within(messages: list[dict[str, Any]], budget: int) -> list[dict[str, Any]]:
+    """The newest messages whose JSON fits in ``budget`` bytes, oldest first
+    (a message too big for the whole budget ends the context there)."""
+    kept: list[dict[str, Any]] = []
+    for message in reversed(messages):
+        budget -= len(orjson.dumps(message))
+        if budget < 0:
+            break
+        kept.append(message)
+    kept.reverse()
+    return kept
+
+
 class ChatService:
     def __init__(
         self,
@@ -116,6 +132,8 @@ class ChatService:
         self.status = status
         self.live = live
         self.streams = streams
+        # the answers now owed are made durable (crash recovery)
+        self.on_forward: Callable[[LlmRequest, list[str]], Awaitable[None]] | None = None
 
     async def request(
         self, principal: Principal, sid: str | None, data: LlmRequestIn
@@ -136,6 +154,11 @@ class ChatService:
             raise forbidden("Invalid or unauthorized target room.", requestId=request_id)
         if self.tracker.get_open(request_id) is not None:
             raise conflict("Duplicate requestId.", requestId=request_id)
+        cap = self.live.current.max_pending_requests_per_client
+        if self.tracker.pending_of(principal.client_id) >= cap:
+            raise queue_full(
+                f"Too many requests in flight ({cap}); wait for an answer.", requestId=request_id
+            )
         try:
             return await self._dispatch(principal, room, data)
         except NewAgeError as exc:
@@ -173,6 +196,7 @@ class ChatService:
         else:
             note = "Message recorded (Conversational)."
 
+        self._check_extension_queues(targets)
         body = {k: v for k, v in data.items() if k not in SERVER_FIELDS}
         body.update(
             identity=principal.identity,
@@ -185,7 +209,13 @@ class ChatService:
         )
         body = await self.history.record(room.name, "request", body)
         request = LlmRequest(
-            request_id, room.name, principal.identity, mode, Kind.USER, body["messageId"]
+            request_id,
+            room.name,
+            principal.identity,
+            mode,
+            Kind.USER,
+            body["messageId"],
+            owner=principal.client_id,
         )
         self.tracker.add(request)
         if queued:
@@ -215,6 +245,12 @@ class ChatService:
             "targets": targets,
         }
 
+    def _check_extension_queues(self, targets: list[str]) -> None:
+        cap = self.live.current.max_pending_requests_per_extension
+        for target in targets:
+            if self.tracker.in_flight(target) >= cap:
+                raise queue_full(f"Extension {target} has too many requests waiting ({cap}).")
+
     async def forward(
         self,
         request: LlmRequest,
@@ -224,8 +260,11 @@ class ChatService:
         type_: str | None,
         instruction: str | None = None,
     ) -> None:
-        limit = self.live.current.extension_context_limit
-        context = await self.history.latest(room.name, limit)
+        settings = self.live.current
+        context = newest_within(
+            await self.history.latest(room.name, settings.extension_context_limit),
+            settings.extension_context_bytes,
+        )
         payload: dict[str, Any] = {
             "mode": request.mode.value,
             "requestId": request.request_id,
@@ -245,6 +284,8 @@ class ChatService:
         request.status = RequestStatus.PROCESSING
         for target in targets:
             request.targets[target] = TargetState.PENDING
+        if self.on_forward is not None:
+            await self.on_forward(request, targets)
         for target in targets:
             self.tracker.enqueue(target, request.request_id)
             await self.router.send(target, payload, request)

@@ -32,6 +32,7 @@ from newage.errors import (
     bad_request,
     forbidden,
     not_found,
+    queue_full,
     unauthenticated,
     unavailable,
 )
@@ -297,6 +298,7 @@ class FunctionService:
         self.bootstrap_functions = bootstrap_functions
         # target sid -> calls waiting on it, cancelled at once when it goes
         self._waiting: dict[str, set[asyncio.Future[Any]]] = {}
+        self._calls_of: dict[str, int] = {}  # caller clientId -> its forwarded calls waiting
 
     async def call_server(self, ctx: CallContext, name: str, args: Any) -> Any:
         fn = self.registry.get(name)
@@ -333,9 +335,28 @@ class FunctionService:
             ]
         return list(sids)
 
-    async def forward(self, payload: dict[str, Any], target: str) -> dict[str, Any]:
+    async def forward(
+        self, payload: dict[str, Any], target: str, caller: str | None = None
+    ) -> dict[str, Any]:
         """Send the call to every socket of ``target``; the first answer wins,
-        later ones are dropped."""
+        later ones are dropped. ``caller`` (a clientId) has a cap on calls
+        waiting at once."""
+        if caller is None:
+            return await self._forward(payload, target)
+        cap = self.live.current.max_pending_function_calls
+        if self._calls_of.get(caller, 0) >= cap:
+            raise queue_full(f"Too many function calls waiting ({cap}); wait for an answer.")
+        self._calls_of[caller] = self._calls_of.get(caller, 0) + 1
+        try:
+            return await self._forward(payload, target)
+        finally:
+            left = self._calls_of[caller] - 1
+            if left:
+                self._calls_of[caller] = left
+            else:
+                del self._calls_of[caller]
+
+    async def _forward(self, payload: dict[str, Any], target: str) -> dict[str, Any]:
         sids = self.target_sids(target)
         if not sids:
             raise unavailable(f'Target "{target}" is not connected.')

@@ -11,7 +11,7 @@ import hmac
 import re
 import secrets
 import time
-from collections import OrderedDict, deque
+from collections import OrderedDict
 
 import bcrypt
 
@@ -96,36 +96,3 @@ class VerifiedCache:
 
     def clear(self) -> None:
         self._entries.clear()
-
-
-class FailureLimiter:
-    """Sliding-window count of failed authentications per peer address.
-
-    Past the limit a peer is refused before any bcrypt work, which bounds
-    both guessing and the CPU an attacker can make us burn.
-    """
-
-    def __init__(self, limit: int, window: float = 60.0) -> None:
-        self.limit = limit
-        self.window = window
-        self._fails: dict[str, deque[float]] = {}
-
-    def _recent(self, peer: str, now: float) -> deque[float]:
-        times = self._fails.get(peer)
-        if times is None:
-            return deque()
-        while times and now - times[0] > self.window:
-            times.popleft()
-        if not times:
-            del self._fails[peer]
-        return times
-
-    def blocked(self, peer: str) -> bool:
-        return len(self._recent(peer, time.monotonic())) >= self.limit
-
-    def failed(self, peer: str) -> None:
-        now = time.monotonic()
-        self._recent(peer, now)
-        self._fails.setdefault(peer, deque()).append(now)
-        if len(self._fails) > 100_000:  # bound memory under a spray of addresses
-            self._fails.pop(next(iter(self._fails)))

@@ -13,9 +13,11 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+import orjson
+
 from newage.clock import iso, iso_now, parse_iso
 from newage.domain.history import History
-from newage.domain.ports import Outbox
+from newage.domain.ports import Outbox, split_addr
 from newage.domain.principal import Principal
 from newage.domain.room_model import Room, is_moderator
 from newage.domain.rooms import RoomService
@@ -49,6 +51,16 @@ FROZEN = frozenset(
 )
 UPDATE_CONTEXT_LIMIT = 1000  # UPDATE_CONTEXT repeats the pages; only for small rooms
 OFFLINE_BATCH = 500
+
+
+def within(bodies: list[dict[str, Any]], budget: int) -> list[dict[str, Any]]:
+    """The first of ``bodies`` whose JSON fits in ``budget`` bytes (at least
+    one, which is itself bounded by the answer and payload limits)."""
+    for n, body in enumerate(bodies):
+        budget -= len(orjson.dumps(body))
+        if budget < 0:
+            return bodies[: max(1, n)]
+    return bodies
 
 
 def may_change(room: Room, actor: Principal, message: dict[str, Any]) -> bool:
@@ -192,16 +204,25 @@ class MessageService:
         size, delay = settings.context_page_size, settings.context_send_delay / 1000
         pages = max(1, math.ceil(total / size))
         after = 0
+        budget = settings.history_page_bytes
         keep: list[dict[str, Any]] | None = [] if total <= UPDATE_CONTEXT_LIMIT else None
+        kept_bytes = 0
         try:
-            for number in range(1, pages + 1):
+            number = 0
+            while True:
+                number += 1
                 batch = await self.store.page_messages(room, after, size)
-                if batch:
-                    after = batch[-1].seq
-                page = [m.body for m in batch]
+                page = within([m.body for m in batch], budget)
+                if page:
+                    after = batch[len(page) - 1].seq
                 if keep is not None:
-                    keep += page
-                last = number == pages or len(batch) < size
+                    kept_bytes += sum(len(orjson.dumps(b)) for b in page)
+                    keep = keep + page if kept_bytes <= budget else None
+                # a page cut short by bytes adds one: totalPages is an estimate
+                cut = len(page) < len(batch)
+                last = not cut and (number >= pages or len(batch) < size)
+                if cut and number >= pages:
+                    pages = number + 1
                 self.outbox.emit(
                     Namespace.LLM,
                     Ev.UPDATE_CONTEXT_PAGE,
@@ -217,6 +238,11 @@ class MessageService:
                 )
                 if last:
                     break
+                # one page at a time: the next is read once this one is out
+                # (to one socket; the legacy room broadcast is paced by delay)
+                one_socket = split_addr(address)[0] == ""
+                if one_socket and not await self.outbox.sent(address, Namespace.LLM):
+                    return
                 if delay:
                     await asyncio.sleep(delay)
             if keep is not None and settings.emit_update_context:
@@ -244,10 +270,12 @@ class MessageService:
         # whole history at once
         total = after = 0
         more = True
+        budget = self.live.current.history_page_bytes
         while more:
-            batch = await self.store.messages_since(room.name, since_iso, after, OFFLINE_BATCH + 1)
-            more = len(batch) > OFFLINE_BATCH
-            batch = batch[:OFFLINE_BATCH]
+            rows = await self.store.messages_since(room.name, since_iso, after, OFFLINE_BATCH + 1)
+            bodies = within([m.body for m in rows[:OFFLINE_BATCH]], budget)
+            batch = rows[: len(bodies)]
+            more = len(rows) > len(batch)
             self.outbox.emit(
                 Namespace.LLM,
                 Ev.OFFLINE_MESSAGES,
@@ -261,6 +289,9 @@ class MessageService:
             )
             total += len(batch)
             after = batch[-1].seq if batch else after
+            # a batch at a time: memory stays one batch whatever the room's size
+            if more and not await self.outbox.sent(sid, Namespace.LLM):
+                break
         return {"roomName": room.name, "since": since_iso, "totalMessages": total}
 
     def stop_paging(self, sid: str) -> None:

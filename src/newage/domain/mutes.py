@@ -8,6 +8,7 @@ anywhere, for a global mute) are refused.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -25,13 +26,27 @@ from newage.errors import bad_request, forbidden, not_found
 from newage.protocol.names import SYSTEM_IDENTITY, Ev, MemberStatus, Namespace
 from newage.store.base import Store
 
-MAX_DURATION = 10 * 365 * 24 * 3600  # ten years; longer is "permanent"
+MAX_DURATION = 10 * 365 * 24 * 3600  # ten years; a permanent mute is asked for by omitting it
 NOTICE_NAMESPACES = (Namespace.LLM, Namespace.ROOMS)
 UnmuteHook = Callable[[str, str | None], Awaitable[None]]
 
 
 def _key(identity: str, room: str | None) -> tuple[str, str]:
     return identity, room or ""
+
+
+def _seconds(duration: Any) -> int | None:
+    """A mute's length; only an absent (or 0) duration means permanent, so
+    a typo or an overflow never silences someone for good."""
+    if duration is None or (type(duration) in (int, float) and duration == 0):
+        return None
+    if type(duration) not in (int, float) or not math.isfinite(duration):
+        raise bad_request("duration must be a number of seconds.")
+    if duration < 0 or duration > MAX_DURATION:
+        raise bad_request(
+            f"duration must be between 1 and {MAX_DURATION} seconds (omit it for a permanent mute)."
+        )
+    return max(1, int(duration))
 
 
 class MuteService:
@@ -82,11 +97,7 @@ class MuteService:
         target = valid_room_name(target)
         room = valid_room_name(room_name) if room_name is not None else None
         self._check(target, room, actor)
-        if duration is not None and not isinstance(duration, int | float):
-            raise bad_request("duration must be a number of seconds.")
-        seconds: int | None = None  # None: permanent
-        if duration is not None and 0 < duration <= MAX_DURATION:
-            seconds = max(1, int(duration))
+        seconds = _seconds(duration)  # None: permanent
         until = FOREVER if seconds is None else iso_from_epoch(time.time() + seconds)
         record = MuteRecord(target, until, actor.identity, room, seconds)
         await self.store.put_mute(record)

@@ -58,3 +58,7 @@ class Outbox(Protocol):
 
     async def call(self, namespace: str, sid: str, event: str, data: Any, timeout: float) -> Any:
         """Emit with an ack and wait for it; raise TimeoutError when none comes."""
+
+    async def sent(self, sid: str, namespace: str) -> bool:
+        """Wait until what was queued for socket ``sid`` has gone out to the
+        transport; False when the socket is gone (stop sending to it)."""

@@ -103,6 +103,21 @@ class StaticMapping:
     created_at: str
 
 
+@dataclass(slots=True)
+class PendingAnswer:
+    """An answer an extension owes: kept durable while the request is open,
+    so a crash leaves a trace the next start can close (and the text so far)."""
+
+    request_id: str
+    ext: str
+    room: str
+    requester: str | None
+    mode: str
+    kind: str
+    output_id: str | None = None
+    text: str = ""
+
+
 AuditLevel = Literal["info", "warn", "error"]
 
 

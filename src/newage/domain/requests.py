@@ -67,6 +67,7 @@ class LlmRequest:
     sockets: dict[str, str] = field(default_factory=dict)
     # why a failed request failed, for callers that map it (timeout, gone)
     failure: ErrorCode | None = None
+    owner: str | None = None  # the requester's clientId, for its pending cap
 
     @property
     def open(self) -> bool:
@@ -88,6 +89,7 @@ class RequestTracker:
         self.requests: dict[str, LlmRequest] = {}
         self._inflight: dict[str, deque[str]] = {}
         self._head_since: dict[str, float] = {}  # extension -> when its head became head
+        self._pending_of: dict[str, set[str]] = {}  # clientId -> its forwarded open requests
         self.log: RequestLog | None = None  # what the monitor shows of each request
 
     def add(self, request: LlmRequest) -> None:
@@ -104,7 +106,13 @@ class RequestTracker:
         request = self.get(request_id)
         return request if request is not None and request.open else None
 
+    def pending_of(self, owner: str) -> int:
+        return len(self._pending_of.get(owner, ()))
+
     def enqueue(self, ext: str, request_id: str) -> None:
+        request = self.requests.get(request_id)
+        if request is not None and request.owner is not None:
+            self._pending_of.setdefault(request.owner, set()).add(request_id)
         queue = self._inflight.setdefault(ext, deque())
         if not queue:
             self._head_since[ext] = time.monotonic()
@@ -148,8 +156,18 @@ class RequestTracker:
         if final is not None and request.open:
             request.status = final
             request.finished = time.monotonic()
+            self._release(request)
             return final
         return None
+
+    def _release(self, request: LlmRequest) -> None:
+        if request.owner is None:
+            return
+        mine = self._pending_of.get(request.owner)
+        if mine is not None:
+            mine.discard(request.request_id)
+            if not mine:
+                del self._pending_of[request.owner]
 
     def touch(self, ext: str) -> None:
         """Activity from the extension counts as progress on its head."""

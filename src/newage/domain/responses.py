@@ -57,6 +57,8 @@ class Responder:
         self.audience = audience  # room -> addresses of its human audience
         self.observe = observe
         self.watches: dict[str, AnswerWatch] = {}  # requestId -> its watcher
+        # a target's outcome is recorded (the pending answer can go)
+        self.on_settled: Callable[[str, str], Awaitable[None]] | None = None
 
     def to_room(self, room: str, event: str, data: dict[str, Any]) -> None:
         self.outbox.emit(Namespace.LLM, event, data, self.audience(room), skip_extensions=True)
@@ -122,8 +124,10 @@ class Responder:
             self.observe(RequestStatus.CANCELLED.value, time.monotonic() - request.created)
         await self._status_update(request, RequestStatus.CANCELLED.value, None)
         watch = self.watches.get(request.request_id)
-        if watch is not None:
-            for ext in targets:
+        for ext in targets:
+            if self.on_settled is not None:
+                await self.on_settled(request.request_id, ext)
+            if watch is not None:
                 watch.ended(ext, RequestStatus.CANCELLED, "", None, None)
 
     async def keep_cancelled(
@@ -184,6 +188,8 @@ class Responder:
         final = self.tracker.target_done(request, ext, state)
         if self.tracker.log is not None:
             self.tracker.log.output_ended(request, ext, status.value)
+        if self.on_settled is not None:
+            await self.on_settled(request.request_id, ext)
         await self.status.set(ext, request.room, MemberStatus.IDLE)
         watch = self.watches.get(request.request_id)
         if watch is not None:

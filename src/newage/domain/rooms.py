@@ -120,11 +120,16 @@ class RoomService:
         return self.rooms_of(principal.identity)
 
     def members_view(
-        self, room: Room, muted: Callable[[str, str], Any] | None = None
+        self,
+        room: Room,
+        muted: Callable[[str, str], Any] | None = None,
+        only: list[str] | None = None,
     ) -> list[dict[str, Any]]:
-        """Member items; ``muted(identity, room)`` gives the mute in force."""
+        """Member items (of ``only``, a page of them, when given);
+        ``muted(identity, room)`` gives the mute in force."""
         items = []
-        for m in room.members.values():
+        members = room.members.values() if only is None else [room.members[i] for i in only]
+        for m in members:
             mute = muted(m.identity, room.name) if muted is not None else None
             session = self.presence.sessions.get(m.identity)
             p = session.principal if session else None
@@ -146,15 +151,26 @@ class RoomService:
         return items
 
     # ------------------------------------------------------------------ lifecycle
-    async def ensure_personal(self, identity: str) -> Room | None:
+    async def ensure_personal(
+        self, identity: str, client_id: str | None = None, *, capped: bool = False
+    ) -> Room | None:
+        """The identity's personal room, made if missing. Made for another
+        identity of ``client_id``, it counts as that client's (``createdBy``);
+        ``capped`` (plain clients) refuses one past ``maxRoomsPerClient``."""
         room = self.rooms.get(identity)
         if room is None:
+            owner = client_id or identity
+            cap = self.live.current.max_rooms_per_client
+            if capped and owner != identity and self.owned_by(owner) >= cap:
+                raise conflict(
+                    f"Client {owner} already has {cap} identity rooms (maxRoomsPerClient)."
+                )
             now = iso_now()
             room = Room(
                 identity,
                 self.default_mode(),
                 now,
-                created_by=identity,
+                created_by=owner,
                 personal_of=identity,
                 members={identity: MemberRecord(identity, Role.MASTER, now)},
             )
@@ -165,6 +181,14 @@ class RoomService:
             return room
         log.warning("room %r exists without its namesake as member: no personal room", identity)
         return None
+
+    def owned_by(self, client_id: str) -> int:
+        """Personal rooms a client made for its other identities."""
+        return sum(
+            1
+            for room in self.rooms.values()
+            if room.created_by == client_id and room.personal_of not in (None, client_id)
+        )
 
     async def join_monitor_room(self, identity: str) -> None:
         room = self.rooms[MONITOR_ROOM]
@@ -212,8 +236,27 @@ class RoomService:
             raise forbidden("monitor-room cannot be deleted.")
         if room.personal_of and self.presence.is_present(room.personal_of):
             raise conflict("Cannot delete a personal room of a connected client.")
-        await self._drop(room)
+        await self._remove(room)
         audit.record("room.delete", room.name)
+
+    async def drop_unused_personal(self, identity: str, client_id: str) -> None:
+        """An identity's session ended: its personal room goes if nothing was
+        ever said in it and nobody else is in it, so a client switching
+        identities does not leave a permanent room behind for each. The
+        room named after the clientId itself stays (clients rely on it)."""
+        room = self.rooms.get(identity)
+        if (
+            room is None
+            or identity == client_id
+            or room.personal_of != identity
+            or set(room.members) != {identity}
+            or await self.store.count_messages(identity) > 0
+            or self.presence.is_present(identity)  # back while we counted
+            or self.rooms.get(identity) is not room
+        ):
+            return
+        await self._remove(room)
+        log.info("removed the unused personal room of %s", identity)
 
     async def cleanup_personal(self, days: int) -> list[str]:
         """Delete the personal rooms of clients gone for ``days`` days: no
@@ -227,11 +270,11 @@ class RoomService:
             latest = await self.store.latest_messages(room.name, 1)
             last = str(latest[0].body.get("timestamp") or "") if latest else room.created_at
             if last and last < cutoff and room.name in self.rooms:
-                await self._drop(room)
+                await self._remove(room)
                 gone.append(room.name)
         return gone
 
-    async def _drop(self, room: Room) -> None:
+    async def _remove(self, room: Room) -> None:
         await self.store.delete_room(room.name)
         del self.rooms[room.name]
         notice = {"roomName": room.name, "message": f'Room "{room.name}" has been deleted.'}

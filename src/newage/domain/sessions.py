@@ -51,7 +51,7 @@ class SessionService:
         session = self.presence.add(ref)
         p = ref.principal
         if session is not None:
-            await self.rooms.ensure_personal(p.identity)
+            await self.rooms.ensure_personal(p.identity, p.client_id, capped=p.is_plain)
             if p.is_admin:
                 await self.rooms.join_monitor_room(p.identity)
         if ref.mode is ConnMode.FULL and ref.namespace in ROOM_MIRROR_NAMESPACES:
@@ -95,6 +95,7 @@ class SessionService:
                 await self.relations.client_offline(p.identity)
             for hook in self.session_ended:
                 await hook(p.identity)
+            await self.rooms.drop_unused_personal(p.identity, p.client_id)
         still_here = ref.mode is ConnMode.FULL and self.presence.is_present(p.identity)
         if ended is not None or still_here:
             self.schedule_broadcast()

@@ -26,6 +26,7 @@ from newage.domain.responses import Responder
 from newage.errors import ErrorCode
 from newage.logs import log
 from newage.protocol.names import Ev, RequestStatus, StreamType
+from newage.protocol.surrogates import hold_back, repair
 from newage.settings import LiveSettings
 
 ENDED_KEPT = 10_000  # ended outputs remembered for late continuations
@@ -55,9 +56,11 @@ class Output:
     flush: asyncio.TimerHandle | None = None
     done: bool = False
     continued: bool = False  # more of an output that had already ended
+    held: str = ""  # a high UTF-16 half waiting for its partner in the next chunk
+    size: int = 0  # UTF-8 bytes received, against maxAnswerBytes
 
     def text(self) -> str:
-        return "".join(s.text() for s in self.streams.values())
+        return repair("".join(s.text() for s in self.streams.values()))
 
     @property
     def cancelled(self) -> bool:
@@ -74,6 +77,7 @@ class StreamService:
         self._streams: dict[tuple[str, str], tuple[Output, TokenStream]] = {}
         # recently ended outputs: (extension, outputId) -> (request, last seq)
         self._ended: OrderedDict[tuple[str, str], tuple[LlmRequest, int]] = OrderedDict()
+        self._cut_outputs: OrderedDict[tuple[str, str], None] = OrderedDict()  # too long
 
     @property
     def active(self) -> int:
@@ -99,7 +103,9 @@ class StreamService:
             current = None
         if current is None:
             ended = self._ended.pop((ext, output_id), None)
-            if ended is not None:
+            if (ext, output_id) in self._cut_outputs:
+                current = Output(output_id, ext, None)  # the rest of a cut answer
+            elif ended is not None:
                 # More of an output already ended by idle time (the stream
                 # stalled longer than streamFinalizeIdleMs): it still
                 # belongs to its own request, not to the next in the queue.
@@ -126,6 +132,12 @@ class StreamService:
         output, stream = found
         output.last_activity = time.monotonic()
         self.tracker.touch(ext)
+        if output.request is None:
+            return  # swallowed: nothing to keep
+        output.size += len(text.encode("utf-8", "surrogatepass"))
+        if output.size > self.live.current.max_answer_bytes:
+            await self._cut(output)
+            return
         if type_ == StreamType.STREAM_DATA_RETRY:
             already = index in stream.chunks
             stream.chunks[index] = text
@@ -139,6 +151,10 @@ class StreamService:
             if previous is not None:
                 return  # a changed repeat replaces the chunk, like a retry
         if output.request is None or not text or output.cancelled:
+            return
+        text, output.held = hold_back(output.held + text)
+        text = repair(text)
+        if not text:
             return
         await self.responder.report_processing(output.request)
         if self.live.current.stream_coalesce_ms > 0:
@@ -176,6 +192,19 @@ class StreamService:
             await self.finish(
                 found[0], RequestStatus.FAILED, "The extension reported a failed chunk."
             )
+
+    async def _cut(self, output: Output) -> None:
+        """The answer grew past maxAnswerBytes: it ends, failed, with what
+        came before this chunk; the rest of the output is swallowed."""
+        limit = self.live.current.max_answer_bytes
+        self._cut_outputs[(output.ext, output.output_id)] = None
+        while len(self._cut_outputs) > ENDED_KEPT:
+            self._cut_outputs.popitem(last=False)
+        await self.finish(
+            output,
+            RequestStatus.FAILED,
+            f"The answer was longer than {limit} bytes (maxAnswerBytes) and was cut off.",
+        )
 
     # ------------------------------------------------------------------ relaying
     def _flush(self, output: Output) -> None:
@@ -235,6 +264,12 @@ class StreamService:
         request = output.request
         if request is None:
             return
+        if output.held and output.last_stream is not None:
+            # the partner never came: the half goes out as U+FFFD, as in the text
+            output.pending.append(
+                (output.last_stream, 0, StreamType.STREAM_DATA_LAST, repair(output.held))
+            )
+            output.held = ""
         self._flush(output)
         self._ended[(output.ext, output.output_id)] = (request, output.seq)
         while len(self._ended) > ENDED_KEPT:
@@ -296,6 +331,13 @@ class StreamService:
                 await self.responder.keep_cancelled(request, ext, text, output_id)
             return True
         await self.responder.report_processing(request)
+        limit = self.live.current.max_answer_bytes
+        reason = None
+        raw = text.encode("utf-8", "surrogatepass")
+        if len(raw) > limit:
+            text = repair(raw[:limit].decode("utf-8", "ignore"))
+            status = RequestStatus.FAILED
+            reason = f"The answer was longer than {limit} bytes (maxAnswerBytes) and was cut off."
         if text:
             self.responder.to_room(
                 request.room,
@@ -311,9 +353,9 @@ class StreamService:
                 },
             )
         if ongoing is not None:
-            await self.finish(ongoing, status, text=text)
+            await self.finish(ongoing, status, reason, text=text)
         else:
-            await self.responder.respond(request, ext, text, output_id, status)
+            await self.responder.respond(request, ext, text, output_id, status, reason)
         return True
 
     async def cancel(self, request: LlmRequest) -> list[str]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import AliasChoices, Field, StringConstraints, model_validator
+from pydantic import AfterValidator, AliasChoices, Field, StringConstraints, model_validator
 
 from newage.protocol.models import Name, Payload
 
@@ -13,9 +13,16 @@ from newage.protocol.models import Name, Payload
 CHUNK_MAX = 1_000_000
 ID_MAX = 200
 INDEX_MAX = 10_000
-Chunk = Annotated[str, StringConstraints(max_length=CHUNK_MAX)]
 Id = Annotated[str, StringConstraints(min_length=1, max_length=ID_MAX)]
 ROOM = AliasChoices("roomName", "room", "targetRoom")
+
+
+def _chunk(value: Any) -> str:
+    if type(value) is not str:
+        raise ValueError("Input should be a valid string")
+    if len(value) > CHUNK_MAX:
+        raise ValueError(f"String should have at most {CHUNK_MAX} characters")
+    return value
 
 
 class LlmRequestIn(Payload):
@@ -45,7 +52,9 @@ class StreamDataIn(Payload):
     type: int
     stream_id: Id = Field(validation_alias="streamId")
     chunk_index: int = Field(ge=0, le=INDEX_MAX, validation_alias="chunkIndex")
-    data: Chunk = ""
+    # may hold half of a UTF-16 pair (protocol/surrogates.py), which a
+    # pydantic ``str`` refuses
+    data: Annotated[Any, AfterValidator(_chunk)] = ""
 
 
 # how an answer ended, as the extension reports it (``stopped``: its user

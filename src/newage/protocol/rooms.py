@@ -24,6 +24,24 @@ class RoomIn(Payload):
         return {"roomName": data} if isinstance(data, str) else data
 
 
+class PageIn(Payload):
+    """``{offset?, limit?}`` of a paged list; any other payload (none, a bare
+    value of the original) reads the first page."""
+
+    offset: int = Field(0, ge=0)
+    limit: int | None = Field(None, ge=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _bare(cls, data: Any) -> Any:
+        return data if isinstance(data, dict) else {}
+
+
+class RoomPageIn(RoomIn):
+    offset: int = Field(0, ge=0)
+    limit: int | None = Field(None, ge=1)
+
+
 class MemberIn(Payload):
     identity: Name = Field(validation_alias=MEMBER)
     room_name: Name = Field(validation_alias=ROOM)
@@ -47,7 +65,7 @@ class RoleIn(TargetIn):
 class MuteIn(Payload):
     target: Name = Field(validation_alias=TARGET)
     room_name: Name | None = Field(None, validation_alias=ROOM)
-    duration: float | None = None
+    duration: Any = None  # checked by the mute service (a bool is not a duration)
 
 
 class UnmuteIn(Payload):

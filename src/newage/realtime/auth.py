@@ -7,7 +7,7 @@ from typing import Any
 from newage.domain.auth import AuthResult
 from newage.domain.presence import SocketRef
 from newage.domain.principal import ConnMode
-from newage.errors import bad_request, forbidden
+from newage.errors import NewAgeError, bad_request, forbidden
 from newage.logs import log
 from newage.protocol.models import LoginIn, OptionalClientIdIn
 from newage.protocol.names import Ev
@@ -18,7 +18,11 @@ class AuthNamespace(BaseNamespace):
     async def accepted(self, ref: SocketRef, result: AuthResult) -> None:
         if result.mode is ConnMode.KEY_PENDING:
             if result.may_issue:
-                await self._issue(ref)
+                try:
+                    await self._issue(ref)
+                except NewAgeError as exc:
+                    failed = {**exc.to_ack(), "success": False}
+                    await self.emit(Ev.CLIENT_KEY_ASSIGNED, failed, to=ref.sid)
             else:
                 # a password is configured: the client must send LOGIN
                 await self.emit(
@@ -32,6 +36,7 @@ class AuthNamespace(BaseNamespace):
                 )
 
     async def _issue(self, ref: SocketRef) -> dict[str, Any]:
+        self.app.auth.issuing(ref.principal.peer)
         settings = self.app.live.current
         key, record = await self.app.keys.issue(
             ref.principal.client_id, settings.max_keys_per_client, settings.key_expiry_days

@@ -109,8 +109,10 @@ class BaseNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
             await self.authorize(result)
         except NewAgeError as exc:
             message, data = exc.to_connect_refusal()
+            # a refusal of the login limiter is a lockout
+            locked = exc.code is ErrorCode.RATE_LIMITED
             self.app.audit.add(
-                "login.refused",
+                "login.locked" if locked else "login.refused",
                 _who(auth),
                 actor=peer or "unknown peer",
                 level="warn",
@@ -122,6 +124,11 @@ class BaseNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
         p = result.principal
         try:
             started = await self.app.sessions.socket_added(ref)
+        except NewAgeError as exc:
+            await self.app.sessions.socket_removed(sid)
+            message, data = exc.to_connect_refusal()
+            log.info("refused %s on %s: %s", p.identity, self.namespace, message)
+            raise socketio.exceptions.ConnectionRefusedError(message, data) from None
         except Exception:
             log.exception("could not register %s on %s", p.identity, self.namespace)
             await self.app.sessions.socket_removed(sid)

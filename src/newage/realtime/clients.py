@@ -78,6 +78,7 @@ class ClientsNamespace(BaseNamespace):
         if ref.principal.is_admin:
             key, record = await self.app.keys.create(target)
         else:  # its own: one more key, the ones its other tabs use stay valid
+            self.app.auth.issuing(ref.principal.peer)  # bcrypt: same limits as getKey
             settings = self.app.live.current
             key, record = await self.app.keys.issue(
                 target, settings.max_keys_per_client, settings.key_expiry_days

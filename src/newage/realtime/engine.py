@@ -27,6 +27,9 @@ over polling-then-upgrade and websocket-only.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import socket
+import struct
 import sys
 import time
 from collections import deque
@@ -133,25 +136,73 @@ async def lean_translate_request(scope: Any, receive: Receive, send: Any) -> dic
     return environ
 
 
+class OutboundBudget:
+    """How much one connection may leave unsent, and what happens past it."""
+
+    __slots__ = ("exceeded", "max_age", "max_bytes", "tripped")
+
+    def __init__(self, max_bytes: int, max_age: float, exceeded: Callable[[str], None]) -> None:
+        self.max_bytes = max_bytes
+        self.max_age = max_age
+        self.exceeded = exceeded
+        self.tripped = False
+
+    def trip(self, why: str) -> None:
+        if not self.tripped:
+            self.tripped = True
+            self.exceeded(why)
+
+
+def _size(item: Any) -> int:
+    data = getattr(item, "data", None)
+    if isinstance(data, (str, bytes)):
+        return len(data) + 64
+    return 64
+
+
 class LeanQueue:
     """The outbound packet queue of one socket, for its single consumer.
 
     Same contract as the parts of ``asyncio.Queue`` python-engineio uses
     (``put``/``put_nowait``, ``get``/``get_nowait``, ``task_done``, ``join``)
     at a third of the memory: no event, no getter/putter deques.
+
+    With a :class:`OutboundBudget` it also keeps count of the bytes waiting
+    and of when the oldest of them was queued: a client that stops reading
+    makes both grow, and the budget trips once either is past its limit.
     """
 
-    __slots__ = ("_items", "_joined", "_unfinished", "_waiter")
+    __slots__ = (
+        "_bytes",
+        "_items",
+        "_joined",
+        "_times",
+        "_unfinished",
+        "_waiter",
+        "budget",
+    )
 
     def __init__(self) -> None:
         self._items: deque[Any] = deque()
+        self._times: deque[float] = deque()
+        self._bytes = 0
         self._waiter: asyncio.Future[None] | None = None
         self._joined: asyncio.Future[None] | None = None
         self._unfinished = 0
+        self.budget: OutboundBudget | None = None
 
     def put_nowait(self, item: Any) -> None:
         self._items.append(item)
         self._unfinished += 1
+        budget = self.budget
+        if budget is not None:
+            now = time.monotonic()
+            self._times.append(now)
+            self._bytes += _size(item)
+            if self._bytes > budget.max_bytes:
+                budget.trip(f"{self._bytes} bytes waiting")
+            elif now - self._times[0] > budget.max_age:
+                budget.trip(f"a packet waiting for {now - self._times[0]:.1f} s")
         waiter = self._waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
@@ -159,10 +210,16 @@ class LeanQueue:
     async def put(self, item: Any) -> None:
         self.put_nowait(item)
 
+    def _taken(self, item: Any) -> Any:
+        if self.budget is not None:
+            self._times.popleft()
+            self._bytes -= _size(item)
+        return item
+
     def get_nowait(self) -> Any:
         if not self._items:
             raise asyncio.QueueEmpty
-        return self._items.popleft()
+        return self._taken(self._items.popleft())
 
     async def get(self) -> Any:
         while not self._items:
@@ -171,7 +228,13 @@ class LeanQueue:
                 await self._waiter
             finally:
                 self._waiter = None
-        return self._items.popleft()
+        return self._taken(self._items.popleft())
+
+    def discard(self) -> None:
+        """Drop everything waiting (the connection is being closed)."""
+        self._items.clear()
+        self._times.clear()
+        self._bytes = 0
 
     def task_done(self) -> None:
         self._unfinished -= 1
@@ -191,8 +254,9 @@ class LeanQueue:
         return len(self._items)
 
     @classmethod
-    def taking_over(cls, queue: Any) -> LeanQueue:
+    def taking_over(cls, queue: Any, budget: OutboundBudget | None = None) -> LeanQueue:
         lean = cls()
+        lean.budget = budget
         while True:
             try:
                 lean.put_nowait(queue.get_nowait())
@@ -200,7 +264,34 @@ class LeanQueue:
                 return lean
 
 
+def transport_aborter(ws: Any) -> Callable[[], None] | None:
+    """A way to drop the TCP connection under a websocket at once.
+
+    A close handshake (and ``transport.close``) first waits for the write
+    buffer to drain, which a peer that stopped reading never lets happen;
+    even a plain close of the descriptor leaves the kernel sending what is
+    queued behind a zero window. A zero linger turns the close into a reset
+    that frees both buffers now. uvicorn's ASGI ``send`` is a method of its
+    protocol object, which holds the transport.
+    """
+    protocol = getattr(getattr(ws, "asgi_send", None), "__self__", None)
+    transport = getattr(protocol, "transport", None)
+    if transport is None or not callable(getattr(transport, "abort", None)):
+        return None
+
+    def abort() -> None:
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        transport.abort()
+
+    return abort
+
+
 class LeanSocket(async_socket.AsyncSocket):  # type: ignore[misc]
+    newage_abort: Callable[[], None] | None = None
+
     def schedule_ping(self) -> None:
         # The library keeps a task asleep for the whole ping interval, per
         # socket; a timer handle costs a fraction of that memory.
@@ -295,6 +386,7 @@ class LeanSocket(async_socket.AsyncSocket):  # type: ignore[misc]
                     break
             await ws.close()
 
+        self.newage_abort = transport_aborter(ws)
         writer_task = asyncio.ensure_future(writer())
         self.server.logger.info("%s: Upgrade to websocket successful", self.sid)
 

@@ -22,6 +22,7 @@ import orjson
 from newage.domain.principal import ConnMode
 from newage.protocol.llm import CHUNK_MAX, ID_MAX, INDEX_MAX
 from newage.protocol.names import Ev, StreamType
+from newage.protocol.surrogates import lenient_loads
 from newage.realtime.engine import STREAM_FRAME_HEAD
 
 if TYPE_CHECKING:
@@ -35,6 +36,15 @@ DATA_TYPES = {
     Ev.CLIENT_STREAM_DATA_LAST.value: StreamType.STREAM_DATA_LAST.value,
     Ev.CLIENT_STREAM_DATA_RETRY.value: StreamType.STREAM_DATA_RETRY.value,
 }
+
+
+def loads(text: str) -> Any:
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        if "\\ud" not in text and "\\uD" not in text:
+            raise
+        return lenient_loads(text)  # half of an emoji, sliced by JavaScript
 
 
 def _id(value: Any) -> bool:
@@ -71,8 +81,8 @@ class FastStreamPath:
         if len(frame) > self.soft_limit:
             return False  # the full path answers with a clear error
         try:
-            event, payload = orjson.loads(frame[JSON_AT:])
-        except (orjson.JSONDecodeError, ValueError, TypeError):
+            event, payload = loads(frame[JSON_AT:])
+        except (orjson.JSONDecodeError, ValueError, TypeError, RecursionError):
             return False
         if type(payload) is not dict:
             return False

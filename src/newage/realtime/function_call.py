@@ -51,4 +51,4 @@ class FunctionCallNamespace(BaseNamespace):
             "identity": p.identity,
             "kind": p.kind.value,
         }
-        return await self.app.functions.forward(payload, data.target)
+        return await self.app.functions.forward(payload, data.target, p.client_id)

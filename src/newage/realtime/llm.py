@@ -6,6 +6,7 @@ import uuid
 from typing import TYPE_CHECKING, Any
 
 from newage.domain.presence import SocketRef
+from newage.domain.requests import TargetState
 from newage.errors import bad_request, forbidden
 from newage.protocol.llm import (
     CancelIn,
@@ -118,6 +119,10 @@ class LlmNamespace(HistoryEvents, BaseNamespace):
         request = self.app.streams.resolve(ext, data.request_id)
         if request is None:
             return {**OK, "message": "No request in flight."}
+        if request.targets.get(ext) is not TargetState.PENDING:
+            # already settled (timed out, failed chunk, answered): the
+            # requester heard its outcome once and must not hear it again
+            return {**OK, "message": "Request already finished.", "requestId": request.request_id}
         text = (
             data.message if isinstance(data.message, str) and data.message else "Generation failed."
         )

@@ -21,6 +21,8 @@ from newage.metrics import Metrics
 from newage.protocol.names import ROOM_MIRROR_NAMESPACES
 from newage.realtime.server import NewAgeServer
 
+SENT_POLL = 0.01  # seconds between looks at a socket's outbound queue
+
 
 class SocketOutbox:
     def __init__(self, sio: NewAgeServer, presence: Presence, metrics: Metrics) -> None:
@@ -133,5 +135,40 @@ class SocketOutbox:
             if not future.done():
                 future.set_result(args[0] if len(args) == 1 else list(args) or None)
 
-        await self.sio.emit(event, data, to=sid, namespace=namespace, callback=answered)
-        return await asyncio.wait_for(future, timeout)
+        try:
+            # (cancelled during the emit, the callback may be registered already)
+            await self.sio.emit(event, data, to=sid, namespace=namespace, callback=answered)
+            return await asyncio.wait_for(future, timeout)
+        finally:
+            if not future.done():
+                future.cancel()
+            # python-socketio keeps an unanswered callback until the target
+            # disconnects; a call given up on must not hold memory that long
+            self._forget_callback(sid, answered)
+
+    def _forget_callback(self, sid: str, callback: Any) -> None:
+        waiting = self.sio.manager.callbacks.get(sid)
+        if not waiting:
+            return
+        for ack_id, held in list(waiting.items()):
+            if held is callback:
+                del waiting[ack_id]
+                return
+
+    async def sent(self, sid: str, namespace: str) -> bool:
+        eio_sid = self.sio.manager.eio_sid_from_sid(sid, namespace)
+        while True:
+            sock = self.sio.eio.sockets.get(eio_sid) if eio_sid is not None else None
+            if sock is None or sock.closed or sock.closing:
+                return False
+            if sock.queue.empty():
+                return True
+            await asyncio.sleep(SENT_POLL)  # the writer task signals nothing
+
+    def drained(self) -> bool:
+        """Every connection's outbound queue is empty."""
+        return all(sock.queue.empty() for sock in list(self.sio.eio.sockets.values()))
+
+    def pending_callbacks(self) -> int:
+        """Callbacks python-socketio holds for unanswered calls (all sockets)."""
+        return sum(len(w) - 1 for w in self.sio.manager.callbacks.values())

@@ -14,10 +14,12 @@ from newage.protocol.rooms import (
     ModeIn,
     MuteIn,
     OptionalRoomIn,
+    PageIn,
     PolicyIn,
     RemoveIn,
     RoleIn,
     RoomIn,
+    RoomPageIn,
     TargetIn,
     UnmuteIn,
 )
@@ -35,11 +37,22 @@ class RoomsNamespace(HistoryEvents, BaseNamespace):
         return self.app.live.current.network_safe
 
     # ------------------------------------------------------------------ rooms
-    @on(Ev.GET_ROOMS, "getRooms")
-    async def get_rooms(self, ref: SocketRef, _: Any) -> dict[str, Any]:
+    def _page(
+        self, items: list[Any], offset: int, limit: int | None
+    ) -> tuple[list[Any], dict[str, Any]]:
+        """One page of a list, and the fields that say where the rest is."""
+        cap = self.app.live.current.max_list_page
+        size = min(limit or cap, cap)
+        page = items[offset : offset + size]
+        end = offset + len(page)
+        return page, {"total": len(items), "nextOffset": end if end < len(items) else None}
+
+    @on(Ev.GET_ROOMS, "getRooms", model=PageIn)
+    async def get_rooms(self, ref: SocketRef, data: PageIn) -> dict[str, Any]:
         names = self.app.rooms.visible_names(ref.principal)
+        names, paging = self._page(names, data.offset, data.limit)
         details = [self.app.rooms.rooms[n].info() for n in names]
-        return ok(rooms=names, roomDetails=details)
+        return ok(rooms=names, roomDetails=details, **paging)
 
     @on(Ev.CREATE_ROOM, model=RoomIn)
     async def create_room(self, ref: SocketRef, data: RoomIn) -> dict[str, Any]:
@@ -51,8 +64,8 @@ class RoomsNamespace(HistoryEvents, BaseNamespace):
         await self.app.rooms.delete(data.room_name, ref.principal)
         return ok(roomName=data.room_name)
 
-    @on(Ev.GET_CLIENTS_IN_ROOM, "getClientsInRoom", model=RoomIn)
-    async def clients_in_room(self, ref: SocketRef, data: RoomIn) -> dict[str, Any]:
+    @on(Ev.GET_CLIENTS_IN_ROOM, "getClientsInRoom", model=RoomPageIn)
+    async def clients_in_room(self, ref: SocketRef, data: RoomPageIn) -> dict[str, Any]:
         room = self.app.rooms.get(data.room_name)
         p = ref.principal
         # who is in a room is the room's business: its members, the
@@ -60,8 +73,9 @@ class RoomsNamespace(HistoryEvents, BaseNamespace):
         serving = p.is_extension and p.identity in self.app.relations.for_room(room.name)
         if not (p.is_admin or p.identity in room.members or serving):
             raise forbidden("You are not a member of this room.")
-        members = self.app.rooms.members_view(room, self.app.mutes.muted)
-        return ok(roomName=room.name, clients=members, room=room.info())
+        identities, paging = self._page(list(room.members), data.offset, data.limit)
+        members = self.app.rooms.members_view(room, self.app.mutes.muted, identities)
+        return ok(roomName=room.name, clients=members, room=room.info(), **paging)
 
     # ------------------------------------------------------------------ members
     @on(Ev.ADD_CLIENT_TO_ROOM, model=MemberIn)

@@ -46,6 +46,7 @@ class SillyTavernNamespace(BaseNamespace):
                 raise bad_request("Invalid password.")
             self.ready[ref.sid] = True
         already = self.app.presence.extension_online(p.identity)
+        self.app.auth.issuing(p.peer)
         settings = self.app.live.current
         key, _ = await self.app.keys.issue(
             p.client_id, settings.max_keys_per_client, settings.key_expiry_days

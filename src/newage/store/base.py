@@ -21,6 +21,7 @@ from newage.domain.records import (
     KeyRecord,
     MemberRecord,
     MuteRecord,
+    PendingAnswer,
     RoomRecord,
     StaticMapping,
     TrustEntry,
@@ -171,6 +172,19 @@ class Store(ABC):
 
     @abstractmethod
     async def queue_clear(self, room: str) -> None: ...
+
+    # --- answers owed by extensions (crash recovery) ---
+    @abstractmethod
+    async def pending_put(self, answers: Sequence[PendingAnswer]) -> None: ...
+
+    @abstractmethod
+    async def pending_text(self, request_id: str, ext: str, output_id: str, text: str) -> None: ...
+
+    @abstractmethod
+    async def pending_done(self, request_id: str, ext: str) -> None: ...
+
+    @abstractmethod
+    async def pending_all(self) -> list[PendingAnswer]: ...
 
     # --- chat history ---
     @abstractmethod

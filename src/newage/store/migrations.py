@@ -108,7 +108,32 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX identities_by_client ON identities(client_id);
     """,
-    # 4: the audit trail (admin actions and security events)
+    # 4: a response's text stored once (``data`` is restored from ``message``
+    # when read)
+    """
+    UPDATE messages
+       SET body = CAST(json_remove(CAST(body AS TEXT), '$.data') AS BLOB)
+     WHERE kind = 'response'
+       AND json_valid(CAST(body AS TEXT))
+       AND json_type(CAST(body AS TEXT), '$.data') = 'text'
+       AND json_extract(CAST(body AS TEXT), '$.data')
+           = json_extract(CAST(body AS TEXT), '$.message');
+    """,
+    # 5: answers owed by extensions, for closing them after a crash
+    """
+    CREATE TABLE pending_answers (
+        request_id TEXT NOT NULL,
+        ext        TEXT NOT NULL,
+        room       TEXT NOT NULL,
+        requester  TEXT,
+        mode       TEXT NOT NULL,
+        kind       TEXT NOT NULL,
+        output_id  TEXT,
+        text       TEXT NOT NULL DEFAULT '',
+        PRIMARY KEY (request_id, ext)
+    );
+    """,
+    # 6: the audit trail (admin actions and security events)
     """
     CREATE TABLE audit (
         id      INTEGER PRIMARY KEY AUTOINCREMENT,

@@ -20,6 +20,7 @@ import orjson
 from newage.domain.records import (
     MemberRecord,
     MuteRecord,
+    PendingAnswer,
     RoomRecord,
     StaticMapping,
     TrustEntry,
@@ -325,10 +326,43 @@ class SQLiteStore(KeyTables, AuditTable, Store):
     async def queue_clear(self, room: str) -> None:
         await self._exec("DELETE FROM guest_queue WHERE room = ?", (room,))
 
+    # ------------------------------------------------------------------ pending answers
+    async def pending_put(self, answers: Sequence[PendingAnswer]) -> None:
+        async with self._tx() as w:
+            await w.executemany(
+                "INSERT OR REPLACE INTO pending_answers (request_id, ext, room, requester, "
+                "mode, kind, output_id, text) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (a.request_id, a.ext, a.room, a.requester, a.mode, a.kind, a.output_id, a.text)
+                    for a in answers
+                ],
+            )
+
+    async def pending_text(self, request_id: str, ext: str, output_id: str, text: str) -> None:
+        await self._exec(
+            "UPDATE pending_answers SET output_id = ?, text = ? WHERE request_id = ? AND ext = ?",
+            (output_id, text, request_id, ext),
+        )
+
+    async def pending_done(self, request_id: str, ext: str) -> None:
+        await self._exec(
+            "DELETE FROM pending_answers WHERE request_id = ? AND ext = ?", (request_id, ext)
+        )
+
+    async def pending_all(self) -> list[PendingAnswer]:
+        rows = await self._all(
+            "SELECT request_id, ext, room, requester, mode, kind, output_id, text "
+            "FROM pending_answers ORDER BY rowid"
+        )
+        return [PendingAnswer(*row) for row in rows]
+
     # ------------------------------------------------------------------ history
     @staticmethod
     def _msg(row: Any) -> StoredMessage:
-        return StoredMessage(seq=row[0], room=row[1], kind=row[2], body=orjson.loads(row[3]))
+        body = orjson.loads(row[3])
+        if row[2] == "response" and "data" not in body and "message" in body:
+            body["data"] = body["message"]  # stored once, see _encode
+        return StoredMessage(seq=row[0], room=row[1], kind=row[2], body=body)
 
     async def append_message(self, room: str, kind: MessageKind, body: dict[str, Any]) -> int:
         async with self._lock:
@@ -341,7 +375,7 @@ class SQLiteStore(KeyTables, AuditTable, Store):
                     body.get("responseId"),
                     kind,
                     body.get("timestamp", ""),
-                    orjson.dumps(body),
+                    _encode(kind, body),
                 ),
             )
             seq = cur.lastrowid
@@ -366,7 +400,7 @@ class SQLiteStore(KeyTables, AuditTable, Store):
     async def update_message(self, room: str, seq: int, body: dict[str, Any]) -> None:
         await self._exec(
             "UPDATE messages SET body = ? WHERE room = ? AND seq = ?",
-            (orjson.dumps(body), room, seq),
+            (_encode("response" if body.get("isResponse") else "request", body), room, seq),
         )
 
     async def delete_messages(self, room: str, ids: Sequence[str]) -> list[str]:
@@ -421,6 +455,14 @@ class SQLiteStore(KeyTables, AuditTable, Store):
             (room, since, after_seq, limit),
         )
         return [self._msg(r) for r in rows]
+
+
+def _encode(kind: str, body: dict[str, Any]) -> bytes:
+    """A response carries its text as both ``data`` and ``message`` (the
+    wire has both); the row keeps it once and ``_msg`` restores ``data``."""
+    if kind == "response" and "data" in body and body["data"] == body.get("message"):
+        return orjson.dumps({k: v for k, v in body.items() if k != "data"})
+    return orjson.dumps(body)
 
 
 def _chunks(items: list[str]) -> Iterable[list[str]]:
