@@ -217,6 +217,10 @@ class Store(ABC):
         """The newest ``limit`` messages, oldest first."""
 
     @abstractmethod
+    async def messages_before(self, room: str, before_seq: int, limit: int) -> list[StoredMessage]:
+        """The newest ``limit`` messages before ``before_seq``, oldest first."""
+
+    @abstractmethod
     async def messages_since(
         self, room: str, since: str, after_seq: int, limit: int
     ) -> list[StoredMessage]:

@@ -446,6 +446,14 @@ class SQLiteStore(KeyTables, AuditTable, Store):
         )
         return [self._msg(r) for r in reversed(rows)]
 
+    async def messages_before(self, room: str, before_seq: int, limit: int) -> list[StoredMessage]:
+        rows = await self._all(
+            "SELECT seq, room, kind, body FROM messages WHERE room = ? AND seq < ? "
+            "ORDER BY seq DESC LIMIT ?",
+            (room, before_seq, limit),
+        )
+        return [self._msg(r) for r in reversed(rows)]
+
     async def messages_since(
         self, room: str, since: str, after_seq: int, limit: int
     ) -> list[StoredMessage]:
