@@ -276,7 +276,8 @@ class App:
         before, after = previous.to_file_dict(), current.to_file_dict()
         changed = sorted(k for k in after if before.get(k) != after.get(k))
         if changed:
-            self.audit.add("settings.change", ", ".join(changed))
+            values = {k: str(after[k])[:100] for k in changed}
+            self.audit.add("settings.change", ", ".join(changed), **values)
 
     def _observe_request(self, status: str, seconds: float) -> None:
         self.metrics.request_seconds.labels(status).observe(seconds)

@@ -7,7 +7,7 @@ import { h, fill, text, table } from './dom.js';
 /**
  * pagedTable({id, columns: [{label, class?, sort?: (item) => value}], row: (item) => <tr>,
  *   key: (item) => string, search: (item) => string, pageSize?, empty?, filters?: [elements]})
- * returns {el, set(items), reset(), show(key)}.
+ * returns {el, set(items), refresh(), reset(), show(key)}.
  */
 export function pagedTable({ id, columns, row, key, search, pageSize = 50, empty = 'Nothing here yet.', filters = [], accept = () => true }) {
   let items = [];
@@ -43,7 +43,8 @@ export function pagedTable({ id, columns, row, key, search, pageSize = 50, empty
     page = Math.min(page, pages - 1);
     const shown = list.slice(page * pageSize, (page + 1) * pageSize);
     const next_ = JSON.stringify([sortBy, sortDir, page, shown.map(key), shown]);
-    text(where, list.length ? `${page * pageSize + 1}–${page * pageSize + shown.length} of ${list.length}` : '0 of 0');
+    const label = list.length ? `${page * pageSize + 1}–${page * pageSize + shown.length} of ${list.length}` : '0 of 0';
+    if (where.textContent !== label) text(where, label);
     prev.disabled = page === 0;
     next.disabled = page >= pages - 1;
     if (!force && next_ === signature) return;
@@ -69,6 +70,8 @@ export function pagedTable({ id, columns, row, key, search, pageSize = 50, empty
     el,
     set(list) { items = list; render(); },
     refresh() { render(true); },
+    /** A filter changed: back to the first page. */
+    reset() { page = 0; render(true); },
     /** Go to the page holding the item with this key (a deep link). */
     show(k) {
       query.value = '';

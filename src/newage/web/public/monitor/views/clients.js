@@ -112,7 +112,7 @@ function create(ctx) {
             : h('button', { type: 'button', class: 'small', on: { click: () => retrust(t) } }, 'Trust again')));
     },
   });
-  trustState.addEventListener('change', () => trust.refresh());
+  trustState.addEventListener('change', () => trust.reset());
   let focus = null;
 
   const refreshButton = h('button', { type: 'button', id: 'trust-refresh', on: { click: () => loadTrust() } }, 'Refresh');

@@ -74,7 +74,9 @@ function create(ctx) {
     h('td', null, h('a', { href: `#/rooms/${encodeURIComponent(r.roomName)}`, class: 'ident' }, r.roomName), ' ', badge(r.mode)),
     h('td', null, r.requester ?? '–'),
     stateCell(r),
-    h('td', null, Object.entries(r.targets).map(([ext, s]) => h('span', { class: 'chip', title: s }, `${ext}: ${s}`))),
+    // a target's own outcome is named only where it differs from the request's
+    h('td', null, Object.entries(r.targets).map(([ext, s]) => h('span', { class: 'chip', title: s, dataset: { state: s } },
+      s === r.state || (s === 'pending' && r.state !== 'failed') ? ext : `${ext}: ${s}`))),
     h('td', { class: 'num' }, ms(r.queueWaitMs)),
     h('td', { class: 'num' }, ms(r.firstTokenMs)),
     h('td', { class: 'num' }, r.tokens || '–'),

@@ -46,7 +46,7 @@ function create(ctx) {
     h('td', { class: 'small' }, r.mode),
     h('td', { class: 'num' }, (r.members || []).length)),
   });
-  showGone.addEventListener('change', () => list.refresh());
+  showGone.addEventListener('change', () => list.reset());
   const nameInput = h('input', { id: 'room-name', name: 'roomName', required: true, spellcheck: 'false', autocomplete: 'off', placeholder: 'New room name' });
   const createError = h('p', { class: 'form-error', role: 'alert', hidden: true });
   const createForm = h('form', { class: 'inline-form', id: 'room-create' },

@@ -47,7 +47,9 @@ function create(ctx) {
         ],
         series: [{}, ...c.series.map(([, label, css]) => ({ label, stroke: color(css), width: 2, spanGaps: false }))],
       };
-      return { def: c, box, plot: new uPlot(opts, data(c), box) };
+      const chart = { def: c, box, plot: new uPlot(opts, data(c), box) };
+      draw(chart);
+      return chart;
     });
   }
 
@@ -76,7 +78,7 @@ function create(ctx) {
     if (fresh.t.length) last = fresh.t[fresh.t.length - 1];
     text(totals, `Since start: ${ack.totals.requests} request(s), ${ack.totals.tokens} token(s), ${ack.totals.failures} failure(s) · one point every ${interval / 1000} s`);
     if (!charts.length) build();
-    for (const c of charts) c.plot.setData(data(c.def));
+    for (const c of charts) draw(c);
     section.dataset.points = String(columns.t.length);
     renderExtensions(ack.extensions || []);
   }
@@ -99,7 +101,15 @@ function create(ctx) {
     clearTimeout(timer);
     timer = setTimeout(async () => { await poll(); if (!section.hidden) schedule(); }, interval);
   };
-  windowSelect.addEventListener('change', () => { for (const c of charts) c.plot.setData(data(c.def)); });
+  /** New data into a chart; its box says the top value drawn (for a glance, and for tests). */
+  function draw(c) {
+    const values = data(c.def);
+    c.plot.setData(values);
+    const top = Math.max(...values.slice(1).flat().filter((v) => typeof v === 'number'));
+    if (Number.isFinite(top)) c.box.dataset.max = String(top); else delete c.box.dataset.max;
+  }
+
+  windowSelect.addEventListener('change', () => { for (const c of charts) draw(c); });
   window.addEventListener('resize', () => {
     for (const c of charts) c.plot.setSize({ width: Math.max(240, c.box.clientWidth), height: 180 });
   });
