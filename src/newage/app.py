@@ -277,7 +277,7 @@ class App:
         changed = sorted(k for k in after if before.get(k) != after.get(k))
         if changed:
             values = {k: str(after[k])[:100] for k in changed}
-            self.audit.add("settings.change", ", ".join(changed), **values)
+            self.audit.add("settings.change", ", ".join(changed), values=values)
 
     def _observe_request(self, status: str, seconds: float) -> None:
         self.metrics.request_seconds.labels(status).observe(seconds)
