@@ -108,7 +108,8 @@ class RequestLog:
 
     # ------------------------------------------------------------------ recording
     def _event(self, entry: Entry, what: str, **detail: Any) -> None:
-        entry.trace.append({"at": iso_from_epoch(time.time()), "event": what, **detail})
+        known = {k: v for k, v in detail.items() if v is not None}
+        entry.trace.append({"at": iso_from_epoch(time.time()), "event": what, **known})
 
     def _push(self, entry: Entry) -> None:
         if self.live.current.mirror_to_monitors:

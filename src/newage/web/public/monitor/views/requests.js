@@ -57,7 +57,7 @@ function create(ctx) {
     next.disabled = offset + PAGE >= total;
     fill(list, table(
       [{ label: 'Request' }, { label: 'Room' }, { label: 'From' }, { label: 'State' }, { label: 'To' },
-        { label: 'Queue wait', class: 'num' }, { label: 'First token', class: 'num' }, { label: 'Tokens', class: 'num' },
+        { label: 'Wait', class: 'num' }, { label: '1st token', class: 'num' }, { label: 'Tokens', class: 'num' },
         { label: 'Duration', class: 'num' }, { label: 'Received' }],
       ack.requests.map(row),
       { empty: 'No request matches.', class: 'data', id: 'requests-table' }));
@@ -71,7 +71,8 @@ function create(ctx) {
     },
     h('td', null, h('code', { title: r.requestId }, r.requestId.length > 12 ? `${r.requestId.slice(0, 12)}…` : r.requestId),
       r.kind === 'think' ? badge('think') : null),
-    h('td', null, h('a', { href: `#/rooms/${encodeURIComponent(r.roomName)}`, class: 'ident' }, r.roomName), ' ', badge(r.mode)),
+    h('td', null, h('a', { href: `#/rooms/${encodeURIComponent(r.roomName)}`, class: 'ident' }, r.roomName),
+      h('div', { class: 'muted small' }, r.mode)),
     h('td', null, r.requester ?? '–'),
     stateCell(r),
     // a target's own outcome is named only where it differs from the request's
