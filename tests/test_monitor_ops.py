@@ -11,21 +11,23 @@ from __future__ import annotations
 import asyncio
 import re
 import statistics
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 
 import pytest
 import pytest_asyncio
-from playwright.async_api import Browser, async_playwright, expect
+from playwright.async_api import Browser, expect
 
 from newage.domain.records import TrustEntry
 from newage.protocol.names import ClientKind
 from tests.helpers.actors import connect, fake_extension, room
-from tests.helpers.browser import ARGS, CHROMIUM, NARROW, Tab, open_tab
+from tests.helpers.browser import NARROW, Tab
 from tests.helpers.client import Peer
+from tests.helpers.monitor import browser, login, narrow_tab, page_of, peers, tab
 from tests.helpers.server import RunningServer
 from tests.helpers.wait import eventually
 
 pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="module")]
+__all__ = ["browser", "narrow_tab", "peers", "tab"]  # fixtures used by name
 
 SETTINGS = {"metricsSampleMs": 300, "streamCoalesceMs": 0}
 NONE = "\u2013"  # what the page shows for "no value"
@@ -57,55 +59,6 @@ async def srv(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Running
     server.keys["admin"] = await server.client("admin", ClientKind.MONITOR)
     yield server
     await server.stop()
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as pw:
-        chromium = await pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
-        yield chromium
-        await chromium.close()
-
-
-@pytest_asyncio.fixture(loop_scope="module")
-async def peers(srv: RunningServer) -> AsyncIterator[Callable[..., Peer]]:
-    made: list[Peer] = []
-
-    def make(**kwargs: object) -> Peer:
-        peer = Peer(srv.url, **kwargs)  # type: ignore[arg-type]
-        made.append(peer)
-        return peer
-
-    yield make
-    for peer in made:
-        await peer.close()
-
-
-async def _tab(browser: Browser, server: RunningServer, viewport: dict[str, int] | None = None):
-    tab = await open_tab(browser, server.url, viewport)
-    try:
-        yield tab
-    finally:
-        await tab.context.close()
-    assert not tab.errors, tab.errors
-    assert not tab.dialogs, tab.dialogs
-    assert not tab.failed, tab.failed
-
-
-@pytest_asyncio.fixture(loop_scope="module")
-async def tab(browser: Browser, srv: RunningServer) -> AsyncIterator[Tab]:
-    async for t in _tab(browser, srv):
-        yield t
-
-
-@pytest_asyncio.fixture(loop_scope="module")
-async def narrow_tab(browser: Browser, srv: RunningServer) -> AsyncIterator[Tab]:
-    async for t in _tab(browser, srv, NARROW):
-        yield t
-
-
-async def login(tab: Tab, server: RunningServer) -> None:
-    await tab.login("admin", server.keys["admin"])
 
 
 async def cancel_dialog(tab: Tab, title: str) -> None:
@@ -370,7 +323,7 @@ async def test_search_sort_paging_and_deep_links_with_1000_trust_entries(
     await server.start()
     try:
         assert server.app is not None
-        key = await server.client("admin", ClientKind.MONITOR)
+        key = server.keys["admin"] = await server.client("admin", ClientKind.MONITOR)
         when = "2026-12-01T09:00:00.000Z"
         for i in range(1000):
             await server.app.store.put_trust(
@@ -379,10 +332,10 @@ async def test_search_sort_paging_and_deep_links_with_1000_trust_entries(
         for i in range(0, 1000, 4):
             await server.app.keys.create(f"bulk-{i:04d}")
         await server.app.credentials.refresh()
-        async for tab in _tab(browser, server):
-            page = tab.page
-            await tab.login("admin", key)
-            await tab.view("clients")
+        async for big_tab in page_of(browser, server):
+            page = big_tab.page
+            await big_tab.login("admin", key)
+            await big_tab.view("clients")
             where = page.locator("#trust-table-where")
             entries = len(await server.app.trust.list())
             assert entries > 1000
@@ -416,11 +369,11 @@ async def test_search_sort_paging_and_deep_links_with_1000_trust_entries(
             await sort.click()
             await sort.click()  # descending
             await expect(rows.first).to_have_attribute("data-client-id", "bulk-0999")
-            await tab.shot("clients-1000")
+            await big_tab.shot("clients-1000")
 
             # deep links: a client on page 15, a room
             await page.goto(server.url + "/#/clients/bulk-0700")
-            target = tab.row("#trust-table", "client-id", "bulk-0700")
+            target = big_tab.row("#trust-table", "client-id", "bulk-0700")
             await expect(target).to_be_visible()
             await expect(target).to_have_class(re.compile("selected"))
             await expect(where).to_contain_text(f"of {entries}")
@@ -640,14 +593,14 @@ async def test_screenshots_of_every_view(browser: Browser, srv: RunningServer, p
     await web.call("/llm", "LLM_REQUEST", {"requestId": f"shot-{width}", "message": "Hello"})
     await ext.next_request(predicate=lambda p: p["requestId"] == f"shot-{width}")
     await ext.stream(["Hi", " there"], request_id=f"shot-{width}", final=True)
-    async for tab in _tab(browser, srv, {"width": width, "height": 900}):
-        await login(tab, srv)
-        page = tab.page
+    async for view_tab in page_of(browser, srv, {"width": width, "height": 900}):
+        await login(view_tab, srv)
+        page = view_tab.page
         for name in VIEWS:
-            await tab.view(name)
+            await view_tab.view(name)
             if name == "trends":
                 await expect(page.locator("#chart-load canvas")).to_have_count(1)
             await asyncio.sleep(0.3)  # let a view's first load paint
             width_now = await page.evaluate("document.documentElement.scrollWidth")
             assert width_now <= width, (name, width_now)
-            await tab.shot(f"view-{name}-{width}")
+            await view_tab.shot(f"view-{name}-{width}")

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from newage.clock import iso_from_epoch, iso_now
-from newage.domain.records import AuditEntry, AuditLevel
+from newage.domain.records import AuditEntry, AuditFilter, AuditLevel
 from newage.logs import log
 from newage.settings import LiveSettings
 from newage.store.base import Store
@@ -102,26 +102,10 @@ class Audit:
         before = iso_from_epoch(time.time() - settings.audit_retention_days * 86400)
         return await self.store.prune_audit(before, settings.audit_max_entries)
 
-    async def query(
-        self,
-        *,
-        level: str | None,
-        action: str | None,
-        actor: str | None,
-        search: str | None,
-        before_id: int | None,
-        limit: int,
-    ) -> tuple[list[AuditEntry], int]:
-        """Newest first; filters combine; ``before_id`` pages further back."""
+    async def query(self, query: AuditFilter) -> tuple[list[AuditEntry], int]:
+        """Newest first, and the number of matches."""
         await self.flush()  # what was just done is in the answer
-        return await self.store.list_audit(
-            level=level,
-            action=action,
-            actor=actor,
-            search=search,
-            before_id=before_id,
-            limit=limit,
-        )
+        return await self.store.list_audit(query)
 
 
 def record(

@@ -141,3 +141,15 @@ class AuditEntry:
             "target": self.target,
             "details": self.details,
         }
+
+
+@dataclass(frozen=True, slots=True)
+class AuditFilter:
+    """What to read of the audit trail: every set field narrows it down."""
+
+    level: str | None = None  # this level and worse
+    action: str | None = None  # an action or its family ("trust")
+    actor: str | None = None
+    search: str | None = None
+    before_id: int | None = None  # paging: entries older than this one
+    limit: int = 50

@@ -6,6 +6,7 @@ from typing import Any
 
 from newage.domain.presence import SocketRef
 from newage.domain.principal import require_admin
+from newage.domain.records import AuditFilter
 from newage.errors import not_found
 from newage.protocol.functions import ReadLogIn
 from newage.protocol.monitoring import GetAuditIn, GetRequestsIn, GetSeriesIn
@@ -64,11 +65,8 @@ class DebugNamespace(BaseNamespace):
     async def get_audit(self, ref: SocketRef, data: GetAuditIn) -> dict[str, Any]:
         self._admin(ref)
         entries, total = await self.app.audit.query(
-            level=data.level,
-            action=data.action,
-            actor=data.actor,
-            search=data.search,
-            before_id=data.before_id,
-            limit=data.limit,
+            AuditFilter(
+                data.level, data.action, data.actor, data.search, data.before_id, data.limit
+            )
         )
         return {**OK, "entries": [e.public() for e in entries], "total": total}

@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 from newage.domain.records import (
     AuditEntry,
+    AuditFilter,
     IdentityRecord,
     KeyRecord,
     MemberRecord,
@@ -232,16 +233,7 @@ class Store(ABC):
     async def add_audit(self, entries: Sequence[AuditEntry]) -> None: ...
 
     @abstractmethod
-    async def list_audit(
-        self,
-        *,
-        level: str | None,
-        action: str | None,
-        actor: str | None,
-        search: str | None,
-        before_id: int | None,
-        limit: int,
-    ) -> tuple[list[AuditEntry], int]:
+    async def list_audit(self, query: AuditFilter) -> tuple[list[AuditEntry], int]:
         """Newest first, and how many entries match in all."""
 
     @abstractmethod

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 import aiosqlite
 import orjson
 
-from newage.domain.records import AuditEntry
+from newage.domain.records import AuditEntry, AuditFilter
 
 AUDIT_LEVELS = {"info": 0, "warn": 1, "error": 2}
 
@@ -36,16 +36,9 @@ class AuditTable:
                 ],
             )
 
-    async def list_audit(
-        self,
-        *,
-        level: str | None,
-        action: str | None,
-        actor: str | None,
-        search: str | None,
-        before_id: int | None,
-        limit: int,
-    ) -> tuple[list[AuditEntry], int]:
+    async def list_audit(self, query: AuditFilter) -> tuple[list[AuditEntry], int]:
+        level, action, actor, search = query.level, query.action, query.actor, query.search
+        before_id, limit = query.before_id, query.limit
         where: list[str] = []
         params: list[Any] = []
         if level in AUDIT_LEVELS:

@@ -14,7 +14,15 @@ const CHARTS = [
   { id: 'load', title: 'Open sockets and requests', series: [['connections', 'sockets', '--accent'], ['inFlight', 'requests in flight', '--warn']] },
 ];
 
-const color = (name) => getComputedStyle(document.documentElement).getPropertyValue(name).trim() || '#888';
+/** A theme colour as the canvas needs it (the variables hold light-dark() pairs). */
+function color(name) {
+  const probe = document.createElement('span');
+  probe.style.color = `var(${name})`;
+  document.body.appendChild(probe);
+  const value = getComputedStyle(probe).color;
+  probe.remove();
+  return value || '#888';
+}
 
 function create(ctx) {
   let timer = null;
