@@ -3,6 +3,8 @@ and the audit trail, with real clients and the simulated extension."""
 
 from __future__ import annotations
 
+import logging
+
 import httpx
 import pytest
 
@@ -220,3 +222,17 @@ async def test_lockouts_and_refused_origins_are_warnings(server, peers):
     assert ("login.locked", "'bob'", "127.0.0.1") in seen, seen
     assert ("origin.refused", "'https://evil.example'", "127.0.0.1") in seen, seen
     assert sum(1 for s in seen if s[0] == "login.refused") == 2
+
+
+@pytest.mark.parametrize("server_settings", [FAST])
+async def test_debug_logging_traces_each_request_step(server, peers, caplog):
+    ext = await fake_extension(server, peers)
+    web = await connect(server, peers, "web")
+    with caplog.at_level(logging.DEBUG, logger="newage"):
+        await web.call("/llm", "LLM_REQUEST", {"requestId": "dbg-1", "message": "Hi"})
+        await ext.next_request()
+        await ext.stream(["a"], request_id="dbg-1", final=True)
+        await web.next("/llm", "REQUEST_STATUS_UPDATE", lambda p: p["status"] == "completed")
+    steps = [r.getMessage() for r in caplog.records if "request dbg-1 (web)" in r.getMessage()]
+    assert any(": received" in s for s in steps) and any(": forwarded" in s for s in steps)
+    assert any(": completed" in s for s in steps), steps

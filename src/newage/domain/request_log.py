@@ -5,7 +5,8 @@ The tracker forgets a request once it is done; this log keeps the last
 first token, tokens, duration) and a bounded list of what happened to each
 one, and counts what the trends charts and the per-extension table need.
 Every change of state is pushed to the admins (``REQUEST_STATE`` on
-``/llm``, to ``monitor-room``) so the page needs no polling.
+``/llm``, to ``monitor-room``) so the page needs no polling; in debug mode
+each step is a log line too.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from newage.clock import iso_from_epoch
 from newage.domain.audit import Audit
 from newage.domain.ports import Outbox, room_addr
+from newage.logs import log
 from newage.protocol.names import MONITOR_ROOM, Ev, Namespace
 from newage.settings import LiveSettings
 
@@ -110,6 +112,7 @@ class RequestLog:
     def _event(self, entry: Entry, what: str, **detail: Any) -> None:
         known = {k: v for k, v in detail.items() if v is not None}
         entry.trace.append({"at": iso_from_epoch(time.time()), "event": what, **known})
+        log.debug("request %s (%s): %s %s", entry.request_id, entry.room, what, known or "")
 
     def _push(self, entry: Entry) -> None:
         if self.live.current.mirror_to_monitors:
