@@ -2,7 +2,11 @@
 // Answering LLM_REQUESTs: one at a time (SillyTavern generates one answer at
 // a time), each as a normal generation in the room's chat: the request text
 // becomes the user turn and SillyTavern's generate() writes the answer, so
-// the character card, persona, world info and presets apply.
+// the character card, persona, world info and presets apply. A request waits
+// while SillyTavern generates for its own user; while ours runs, SillyTavern
+// itself ignores the user's Send (the draft stays in the input box).
+
+import { Activity } from './activity.js';
 
 const SEEN_MAX = 1000; // request ids remembered so that none is answered twice
 
@@ -16,6 +20,23 @@ function requestText(data) {
         if (typeof value === 'string' && value) return value;
     }
     return '';
+}
+
+const MONTHS = ['January', 'February', 'March', 'April', 'May', 'June', 'July',
+    'August', 'September', 'October', 'November', 'December'];
+
+/**
+ * A message time SillyTavern can read back: its own getMessageTimeStamp()
+ * when getContext() offers it, else the format SillyTavern 1.12 writes
+ * ("December 2, 2026 10:28pm"), which its timestampToMoment() parses.
+ */
+function messageTimeStamp(ctx) {
+    if (typeof ctx.getMessageTimeStamp === 'function') return ctx.getMessageTimeStamp();
+    const d = new Date();
+    const hours = d.getHours() % 12 || 12;
+    const minutes = String(d.getMinutes()).padStart(2, '0');
+    const meridiem = d.getHours() >= 12 ? 'pm' : 'am';
+    return `${MONTHS[d.getMonth()]} ${d.getDate()}, ${d.getFullYear()} ${hours}:${minutes}${meridiem}`;
 }
 
 /** Stream frames of one answer: each increment of the text is one stream. */
@@ -85,6 +106,8 @@ export class Answerer {
         this.onChange = onChange;
         this.queue = [];
         this.running = null;
+        this.generating = null; // the job whose generate() call runs
+        this.activity = new Activity(getContext, () => this.generating !== null);
         this.seen = new Set();
         this.served = 0;
     }
@@ -99,7 +122,10 @@ export class Answerer {
         this.seen.add(id);
         if (this.seen.size > SEEN_MAX) this.seen.delete(this.seen.values().next().value);
         const room = typeof data.targetRoom === 'string' ? data.targetRoom : null;
-        this.queue.push({ id, room, text: requestText(data), cancelled: false, stopped: false });
+        const job = { id, room, text: requestText(data), cancelled: false, stopped: false, dropped: false };
+        // a job dropped at a disconnect says nothing more: the server failed it
+        job.send = (event, payload) => !job.dropped && this.send(event, payload);
+        this.queue.push(job);
         this.onChange();
         this.pump();
     }
@@ -115,6 +141,21 @@ export class Answerer {
             this.running.cancelled = true;
             this.stopGeneration();
         }
+    }
+
+    /**
+     * The socket is gone, so the server has failed every request it gave us:
+     * forget the queue and stop the running one. Returns how many were dropped.
+     */
+    drop() {
+        const count = this.pending;
+        this.queue.length = 0;
+        if (this.running) {
+            this.running.dropped = true;
+            if (this.generating === this.running) this.stopGeneration();
+        }
+        this.onChange();
+        return count;
     }
 
     stopGeneration() {
@@ -141,25 +182,30 @@ export class Answerer {
     }
 
     fail(job, message) {
-        this.send('ERROR', { message, error: { message }, requestId: job.id });
+        job.send('ERROR', { message, error: { message }, requestId: job.id });
     }
 
     async run(job) {
+        const wanted = () => !job.cancelled && !job.dropped;
+        // never switch chats or add a turn under a generation SillyTavern runs
+        await this.activity.idle(wanted);
+        if (!wanted()) return;
         try {
             await this.conversations.enter(job.room);
         } catch (err) {
             this.fail(job, String(err.message || err));
             return;
         }
-        if (job.cancelled) return;
+        if (!wanted()) return;
         const ctx = this.getContext();
         const { eventSource, eventTypes } = ctx;
-        const writer = new StreamWriter(this.send, job.id);
+        const writer = new StreamWriter(job.send, job.id);
         const onToken = (text) => {
-            if (this.running === job && !job.cancelled) writer.update(String(text ?? ''));
+            // only tokens of our own generate() call belong to the answer
+            if (this.generating === job && !job.cancelled) writer.update(String(text ?? ''));
         };
         const onStopped = () => {
-            if (this.running === job) job.stopped = true;
+            if (this.generating === job) job.stopped = true;
         };
         eventSource.on(eventTypes.STREAM_TOKEN_RECEIVED, onToken);
         eventSource.on(eventTypes.GENERATION_STOPPED, onStopped);
@@ -169,12 +215,21 @@ export class Answerer {
         let restoreDraft = () => {};
         try {
             userIndex = await this.addUserTurn(job.text);
+            // the user may have pressed Send while the turn was being saved
+            await this.activity.idle(wanted);
+            if (!wanted()) return;
             restoreDraft = setAsideDraft();
+            // the requester sees `processing` now, not with the first token
+            const processing = { requestId: job.id };
+            if (job.room) processing.targetRoom = job.room;
+            job.send('START_PROCESSING', processing);
+            this.generating = job;
             // automatic_trigger: SillyTavern adds no user message of its own
             result = await ctx.generate('normal', { automatic_trigger: true });
         } catch (err) {
             error = err;
         } finally {
+            this.generating = null;
             eventSource.removeListener(eventTypes.STREAM_TOKEN_RECEIVED, onToken);
             eventSource.removeListener(eventTypes.GENERATION_STOPPED, onStopped);
             restoreDraft();
@@ -188,6 +243,7 @@ export class Answerer {
         const text = userIndex >= 0 && chat.length - 1 > userIndex && last && !last.is_user
             ? String(last.mes ?? '') : '';
         const stopped = job.stopped || job.cancelled;
+        if (job.dropped) return; // failed by the server at the disconnect
         if (job.cancelled && !writer.started) return; // the server has ended it already
         if (error && !stopped) {
             this.fail(job, `Generation failed: ${error.message || error}`);
@@ -203,7 +259,7 @@ export class Answerer {
         } else if (text || stopped) {
             const answer = { type: 0, data: text, requestId: job.id, outputId: writer.outputId };
             if (stopped) answer.status = 'stopped';
-            this.send('message', answer);
+            job.send('message', answer);
         } else {
             this.fail(job, 'SillyTavern produced no answer (is an API connected?).');
             return;
@@ -218,7 +274,7 @@ export class Answerer {
             name: ctx.name1,
             is_user: true,
             is_system: false,
-            send_date: new Date().toLocaleString(),
+            send_date: messageTimeStamp(ctx),
             mes: text,
             extra: {},
         };

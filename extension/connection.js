@@ -1,7 +1,8 @@
 // newage extension for SillyTavern. SPDX-License-Identifier: AGPL-3.0-or-later
 // Login and the /llm socket: key-less bootstrap, key issuance
 // (IDENTIFY_SILLYTAVERN), reconnection with backoff, a fresh login when the
-// server refuses the saved key.
+// server refuses the saved key. When the /llm socket goes away the server
+// fails every request it gave this extension, so the local jobs go too.
 
 import { io } from './lib/socket.io.esm.min.js';
 
@@ -12,7 +13,8 @@ const BACKOFF_MAX = 30000;
 export class Connection {
     /**
      * @param {object} settings the live settings (serverUrl, clientId, password, key)
-     * @param {object} hooks {onRequest(data), onCancel(data), onChange(), saveKey()}
+     * @param {object} hooks {onRequest(data), onCancel(data), onChange(), saveKey(),
+     *     onLost() -> how many requests were dropped}
      */
     constructor(settings, hooks) {
         this.settings = settings;
@@ -21,6 +23,7 @@ export class Connection {
         this.wanted = false;
         this.state = 'disconnected'; // disconnected | connecting | connected
         this.lastError = '';
+        this.dropNote = ''; // shown until the next connect has been seen
         this.backoff = BACKOFF_MIN;
         this.timer = null;
         this.generation = 0; // a newer start() or stop() makes older attempts moot
@@ -41,8 +44,9 @@ export class Connection {
         this.wanted = false;
         this.generation += 1;
         clearTimeout(this.timer);
+        const wasConnected = !!this.llm?.connected;
         this.closeLlm();
-        this.set('disconnected');
+        this.set('disconnected', wasConnected ? this.lost() : undefined);
     }
 
     /** Send on /llm; dropped (and said so) while disconnected. */
@@ -71,6 +75,15 @@ export class Connection {
 
     url(namespace) {
         return this.settings.serverUrl.replace(/\/+$/, '') + namespace;
+    }
+
+    /** The socket is gone: drop the local jobs; the note for the panel. */
+    lost() {
+        const count = this.hooks.onLost();
+        this.dropNote = count
+            ? `${count} request${count === 1 ? '' : 's'} dropped (the server failed them at the disconnect).`
+            : '';
+        return this.dropNote;
     }
 
     closeLlm() {
@@ -166,22 +179,24 @@ export class Connection {
         this.llm = llm;
         llm.on('connect', () => {
             this.backoff = BACKOFF_MIN;
-            this.set('connected', '');
+            this.set('connected', this.dropNote);
+            this.dropNote = '';
         });
         llm.on('disconnect', (reason) => {
+            const note = this.lost();
             if (reason === 'io server disconnect') {
                 // closed by the server (key revoked, trust withdrawn): log in afresh
                 this.settings.key = null;
                 this.hooks.saveKey();
-                this.retryLater('Disconnected by the server.');
+                this.retryLater(`Disconnected by the server. ${note}`.trim());
             } else if (reason !== 'io client disconnect') {
-                this.set('connecting', `Connection lost (${reason}); reconnecting.`);
+                this.set('connecting', `Connection lost (${reason}); reconnecting. ${note}`.trim());
             }
         });
         llm.on('connect_error', (err) => {
             if (!err.data) {
                 // the server is unreachable: the client retries with backoff itself
-                this.set('connecting', `Server unreachable (${err.message}); retrying.`);
+                this.set('connecting', `Server unreachable (${err.message}); retrying. ${this.dropNote}`.trim());
                 return;
             }
             // a refusal of the namespace: the client does not retry it by itself
@@ -201,5 +216,10 @@ export class Connection {
         });
         llm.on('LLM_REQUEST', (data) => this.hooks.onRequest(data));
         llm.on('CANCEL_REQUEST', (data) => this.hooks.onCancel(data));
+        // the server's heartbeat: answered by this page's script, so a stuck
+        // page stops getting requests (Engine.IO pings would still be answered)
+        llm.on('PING_EXTENSION', (_data, ack) => {
+            if (typeof ack === 'function') ack({ status: 'ok' });
+        });
     }
 }

@@ -96,6 +96,7 @@ function start() {
         onCancel: (data) => answerer.cancel(data),
         onChange: render,
         saveKey: persist,
+        onLost: () => answerer.drop(),
     });
     const send = (event, payload) => connection.send(event, payload);
     answerer = new Answerer(getContext, send, new Conversations(getContext, settings), render);

@@ -1,4 +1,4 @@
-"""The command-line contract (DECISIONS 15), against real processes."""
+"""The command-line contract (README, "Command line"), against real processes."""
 
 from __future__ import annotations
 

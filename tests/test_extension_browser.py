@@ -18,12 +18,16 @@ from tests.helpers.browser import ARGS, CHROMIUM
 from tests.helpers.client import Peer
 from tests.helpers.server import RunningServer
 from tests.helpers.sillytavern import StandIn
+from tests.helpers.wait import eventually
 
 pytestmark = pytest.mark.browser
 
 EMOJI_TOKENS = ["Hel", "lo", " wor", "ld ", "😀", " ok", "!"]
 # the explicit end must complete an answer long before idle time would
 SETTINGS = {"streamFinalizeIdleMs": 60000, "streamCoalesceMs": 0}
+# the server sends several requests at once: the extension's own queue works
+LOCAL_QUEUE = {**SETTINGS, "extensionConcurrency": 4}
+WAITING = ("processing", "queued", "forwarded", "stalled")
 
 
 @pytest.fixture
@@ -56,10 +60,10 @@ async def connected(page: Page, timeout: float = 10_000) -> None:
     await expect(status).to_have_attribute("data-state", "connected", timeout=timeout)
 
 
-async def serving(server, peers, browser, standin) -> tuple[Page, Peer]:
+async def serving(server, peers, browser, standin, **settings: Any) -> tuple[Page, Peer]:
     """The extension connected in its page, and a requester."""
     await server.trust(standin.client_id, ClientKind.SILLYTAVERN)
-    page = await open_page(browser, standin, server)
+    page = await open_page(browser, standin, server, **settings)
     await connected(page)
     return page, await connect(server, peers, "web")
 
@@ -82,7 +86,7 @@ async def final_status(web: Peer, request_id: str, timeout: float = 10) -> dict[
     return await web.next(  # type: ignore[no-any-return]
         "/llm",
         "REQUEST_STATUS_UPDATE",
-        lambda p: p["requestId"] == request_id and p["status"] != "processing",
+        lambda p: p["requestId"] == request_id and p["status"] not in WAITING,
         timeout=timeout,
     )
 
@@ -112,6 +116,15 @@ async def test_login_stream_and_non_stream_answers(server, peers, browser, stand
     assert await page.evaluate("window.standin.chatId()") == "newage - web"
     texts = await page.evaluate("window.standin.chatTexts()")
     assert texts[-2:] == ["user: Hi there", "char: " + "".join(EMOJI_TOKENS)]
+    # the user turn carries a time SillyTavern can read (it shows it on the message)
+    age = await page.evaluate(
+        """() => {
+            const turn = window.standin.files['newage - web'].find((m) => m.mes === 'Hi there');
+            const date = window.standin.parseTimestamp(turn.send_date);
+            return date && !Number.isNaN(date.getTime()) ? (Date.now() - date) / 1000 : null;
+        }"""
+    )
+    assert age is not None and -120 < age < 120, age
 
     await page.evaluate("window.standin.backend.streaming = false")
     await ask(web, "r2", "plain please")
@@ -129,7 +142,7 @@ async def test_login_stream_and_non_stream_answers(server, peers, browser, stand
     assert page.errors == []  # type: ignore[attr-defined]
 
 
-@pytest.mark.parametrize("server_settings", [SETTINGS])
+@pytest.mark.parametrize("server_settings", [LOCAL_QUEUE])
 async def test_two_queued_requests_one_generation_at_a_time(server, peers, browser, standin):
     page, web = await serving(server, peers, browser, standin)
     boss = await admin(server, peers)
@@ -166,7 +179,7 @@ async def test_a_failed_generation_reaches_the_requester(server, peers, browser,
     assert (await final_status(web, "f2"))["status"] == "completed"
 
 
-@pytest.mark.parametrize("server_settings", [SETTINGS])
+@pytest.mark.parametrize("server_settings", [LOCAL_QUEUE])
 async def test_stop_by_the_user_and_cancel_by_the_server(server, peers, browser, standin):
     page, web = await serving(server, peers, browser, standin)
     await page.evaluate("window.standin.backend.delayMs = 150")
@@ -245,3 +258,100 @@ async def test_wrong_password_is_shown_in_the_panel(server, peers, browser, stan
     await page.click("#newage_connect")
     await connected(page)
     await expect(error).to_have_text("")
+
+
+@pytest.mark.parametrize("server_settings", [SETTINGS])
+async def test_a_request_waits_while_sillytavern_answers_its_user(server, peers, browser, standin):
+    # answering in the chat that is open: the one the user is talking in
+    page, web = await serving(server, peers, browser, standin, conversation="current")
+    await page.evaluate("window.standin.backend.delayMs = 40")
+    # the SillyTavern user's own message is being answered when the request arrives
+    await page.evaluate("window.standin.userSend('typed by the user')")
+    await page.wait_for_function(
+        "window.standin.chatTexts().at(-1).startsWith('char: Echo')", timeout=10_000
+    )
+    await ask(web, "b1", "from newage")
+    assert (await final_status(web, "b1"))["status"] == "completed"
+    # only its own tokens, none of the user's reply
+    assert streamed(web, "b1") == "Echo: from newage"
+    assert await page.evaluate("window.standin.overlaps") == 0
+    assert await page.evaluate("window.standin.generations") == ["typed by the user", "from newage"]
+    # it was given the user's finished reply, not half of it
+    prompts = await page.evaluate("window.standin.prompts")
+    assert prompts[1][-2:] == ["Echo: typed by the user", "from newage"]
+    assert (await page.evaluate("window.standin.chatTexts()"))[-4:] == [
+        "user: typed by the user",
+        "char: Echo: typed by the user",
+        "user: from newage",
+        "char: Echo: from newage",
+    ]
+
+    # while it answers, the user's Send is ignored by SillyTavern (its draft stays)
+    await page.evaluate("window.standin.backend.delayMs = 100")
+    await ask(web, "b2", "second from newage")
+    first = await web.next(
+        "/llm", "SERVER_STREAM_DATA", lambda p: p["requestId"] == "b2", timeout=10
+    )
+    await page.evaluate("window.standin.userSend('too early')")
+    assert (await final_status(web, "b2"))["status"] == "completed"
+    assert first["data"] + streamed(web, "b2") == "Echo: second from newage"
+    assert await page.input_value("#send_textarea") == "too early"
+    assert "too early" not in await page.evaluate("window.standin.generations")
+
+
+@pytest.mark.parametrize("server_settings", [SETTINGS])
+async def test_processing_is_reported_when_a_non_stream_generation_starts(
+    server, peers, browser, standin
+):
+    page, web = await serving(server, peers, browser, standin)
+    # a non-stream answer of 15 tokens x 150 ms: about 2 s of silence
+    await page.evaluate("window.standin.backend.streaming = false")
+    await page.evaluate("window.standin.backend.delayMs = 150")
+    await ask(web, "p1", "a question answered in one piece")
+    await web.next(
+        "/llm",
+        "REQUEST_STATUS_UPDATE",
+        lambda p: p["requestId"] == "p1" and p["status"] == "processing",
+        timeout=10,
+    )
+    seen = time.monotonic()
+    answer = await web.next("/llm", "message", lambda p: p.get("requestId") == "p1", timeout=10)
+    assert time.monotonic() - seen > 0.8  # it came when the generation began, not with the answer
+    assert answer["data"] == "Echo: a question answered in one piece"
+    assert (await final_status(web, "p1"))["status"] == "completed"
+
+
+@pytest.mark.parametrize("server_settings", [LOCAL_QUEUE])
+async def test_a_disconnect_drops_the_local_jobs(server, peers, browser, standin):
+    page, web = await serving(server, peers, browser, standin)
+    await page.evaluate("window.standin.backend.delayMs = 150")
+    await ask(web, "d1", "a long question that streams for a while")
+    await ask(web, "d2", "queued before the restart")
+    await web.next("/llm", "SERVER_STREAM_DATA", lambda p: p["requestId"] == "d1", timeout=10)
+    await server.restart()  # the server failed both; the extension must forget them
+    await page.wait_for_function("window.standin.stops === 1", timeout=10_000)
+    await expect(page.locator("#newage_error")).to_contain_text("2 requests dropped")
+    await connected(page, timeout=20_000)
+    await expect(page.locator("#newage_status")).to_contain_text("queue: 0")
+
+    web2 = await connect(server, peers, "web")
+    await page.evaluate("window.standin.backend.delayMs = 10")
+    await ask(web2, "d3", "after the restart")
+    assert (await final_status(web2, "d3"))["status"] == "completed"
+    assert streamed(web2, "d3") == "Echo: after the restart"
+    generations = await page.evaluate("window.standin.generations")
+    assert "queued before the restart" not in generations
+    assert generations[-1] == "after the restart"
+
+
+@pytest.mark.parametrize("server_settings", [{**SETTINGS, "heartbeatInterval": 200}])
+async def test_the_extension_answers_the_heartbeat(server, peers, browser, standin):
+    await serving(server, peers, browser, standin)
+    boss = await admin(server, peers)
+
+    async def beaten() -> bool:
+        ack = await boss.call("/llm", "GET_EXTENSIONS_STATE", {})
+        mine = [e for e in ack["extensions"] if e["identity"] == standin.client_id]
+        return bool(mine and mine[0]["lastHeartbeatAt"] and mine[0]["available"])
+
+    await eventually(beaten, timeout=10)

@@ -259,6 +259,7 @@ async def test_legacy_context_broadcast_is_opt_in(server, peers, server_settings
         assert web.received("/llm", "UPDATE_CONTEXT_PAGE") == []
 
 
+@pytest.mark.parametrize("server_settings", [dict(extensionConcurrency=4)])
 async def test_context_sent_to_the_extension_follows_edits_and_deletes(server, peers):
     ext = await fake_extension(server, peers)
     web = await connect(server, peers, "web")

@@ -196,7 +196,8 @@ async def test_switching_identities_leaves_no_unused_rooms_behind(server, peers)
     assert "web" in server.app.rooms.rooms
 
 
-@pytest.mark.parametrize("server_settings", [dict(maxRoomsPerClient=2)])
+# both requests reach the extension without waiting for an answer
+@pytest.mark.parametrize("server_settings", [dict(maxRoomsPerClient=2, extensionConcurrency=2)])
 async def test_a_plain_client_owns_a_bounded_number_of_identity_rooms(server, peers):
     ext = await fake_extension(server, peers)
     key = await server.client("web")

@@ -389,8 +389,16 @@ async def test_cors_preflight_refuses_other_origins(server):
             "/v1/models",
             headers={"Origin": "http://evil.example", "Access-Control-Request-Method": "GET"},
         )
-    assert pre.status_code == 400
+    assert pre.status_code == 403  # the server-wide origin guard
+    assert pre.json()["message"] == "Origin not allowed."
     assert "access-control-allow-origin" not in pre.headers
+    async with httpx.AsyncClient(base_url=server.url) as http:
+        good = await http.options(
+            "/v1/models",
+            headers={"Origin": "http://good.example", "Access-Control-Request-Method": "GET"},
+        )
+    assert good.status_code == 200
+    assert good.headers["access-control-allow-origin"] == "http://good.example"
 
 
 async def test_a_socket_member_of_the_room_sees_the_api_conversation(server, peers):

@@ -65,7 +65,8 @@ async def test_the_largest_answer_reaches_a_stock_python_socketio_client(server,
 
 
 @pytest.mark.parametrize(
-    "server_settings", [dict(extensionContextBytes=10_000, extensionContextLimit=100)]
+    "server_settings",
+    [dict(extensionContextBytes=10_000, extensionContextLimit=100, extensionConcurrency=8)],
 )
 async def test_the_context_sent_to_an_extension_is_bounded_in_bytes(server, peers):
     ext = await fake_extension(server, peers)

@@ -64,6 +64,7 @@ async def test_tokens_are_relayed_in_order_and_finalized_by_idle_time(server, pe
     assert statuses == ["processing"]  # the one before completion, once
 
 
+@pytest.mark.parametrize("server_settings", [dict(extensionConcurrency=2)])
 async def test_a_new_output_id_finalizes_the_previous_one(server, peers):
     ext = await fake_extension(server, peers)
     web = await connect(server, peers, "web")
@@ -285,6 +286,17 @@ async def test_member_status_for_processing_and_typing(server, peers):
     ] == "idle"
     denied = await web.call("/llm", "START_TYPING", {"targetRoom": "admin"})
     assert denied["status"] == "error"
+
+
+async def test_start_processing_tells_the_requester_before_any_answer(server, peers):
+    ext, web = await setup(server, peers)
+    ack = await ext.peer.call("/llm", "START_PROCESSING", {"requestId": "r1", "targetRoom": "web"})
+    assert ack["status"] == "ok", ack
+    update = await web.next("/llm", "REQUEST_STATUS_UPDATE", lambda p: p["requestId"] == "r1")
+    assert update["status"] == "processing"
+    await ext.message("done", request_id="r1")
+    done = await web.next("/llm", "REQUEST_STATUS_UPDATE", lambda p: p["requestId"] == "r1")
+    assert done["status"] == "completed"  # and `processing` was not announced twice
 
 
 async def test_fifty_concurrent_interleaved_streams_keep_their_order(server, peers):

@@ -39,16 +39,19 @@ from newage.domain.functions import (
 )
 from newage.domain.guard import AccessGuard
 from newage.domain.history import History
+from newage.domain.liveness import Liveness
 from newage.domain.llm_api import LlmApi
 from newage.domain.messages import MessageService
 from newage.domain.mutes import MuteService
 from newage.domain.ports import identity_addr, room_addr
 from newage.domain.presence import Presence
-from newage.domain.recovery import PARTIAL_SAVE_INTERVAL, OpenAnswers
+from newage.domain.queue import ExtensionQueues
+from newage.domain.recovery import PARTIAL_SAVE_INTERVAL, SHUTDOWN_REASON, OpenAnswers
 from newage.domain.relations import RelationService
 from newage.domain.request_log import RequestLog
 from newage.domain.requests import RequestTracker
 from newage.domain.responses import Responder
+from newage.domain.resume import Resumer
 from newage.domain.room_model import Room
 from newage.domain.rooms import RoomService
 from newage.domain.routing import Router
@@ -56,6 +59,7 @@ from newage.domain.series import Series
 from newage.domain.sessions import SessionService
 from newage.domain.staticmap import StaticMappings
 from newage.domain.status import StatusBoard
+from newage.domain.streamlog import MemoryStreamLog
 from newage.domain.streams import StreamService
 from newage.domain.thinking import Thinker
 from newage.domain.trust import KeyService, TrustService
@@ -159,7 +163,30 @@ class App:
             self.watchers,
             self._observe_request,
         )
-        self.streams = StreamService(self.tracker, self.responder, self.live)
+        self.stream_log = MemoryStreamLog(*self._stream_log_bounds(settings))
+        self.live.on_change(
+            lambda _old, new: self.stream_log.configure(*self._stream_log_bounds(new))
+        )
+        self.streams = StreamService(self.tracker, self.responder, self.live, self.stream_log)
+        self.queues = ExtensionQueues(
+            self.tracker,
+            self.router,
+            self.presence,
+            self.responder,
+            self.status_board,
+            self.history,
+            self.live,
+        )
+        self.liveness = Liveness(
+            self.router,
+            self.presence,
+            self.tracker,
+            self.queues,
+            self.responder,
+            self.outbox,
+            self.live,
+        )
+        self.resumer = Resumer(self.stream_log, self.streams, self.tracker, self.rooms, self.outbox)
         self.chat = ChatService(
             self.store,
             self.outbox,
@@ -171,6 +198,7 @@ class App:
             self.status_board,
             self.live,
             self.streams,
+            self.queues,
         )
         self.messages = MessageService(
             self.store, self.outbox, self.rooms, self.live, self.audience, self.history
@@ -178,10 +206,18 @@ class App:
         self.thinker = Thinker(
             self.rooms, self.mutes, self.presence, self.router, self.tracker, self.chat, self.live
         )
+        # what waits in its queue fails first, or freed slots would pull it in
+        self.sessions.extension_gone.append(self.queues.extension_gone)
         self.sessions.extension_gone.append(self.streams.extension_gone)
         self.sessions.instance_gone.append(self.streams.instance_gone)
         self.llm_api = LlmApi(
-            self.auth, self.chat, self.rooms, self.router, self.relations, self.responder
+            self.auth,
+            self.chat,
+            self.rooms,
+            self.router,
+            self.relations,
+            self.responder,
+            self.resumer,
         )
         self.answers = OpenAnswers(
             self.store,
@@ -263,6 +299,17 @@ class App:
             total = await self.store.count_messages(room)
             self.messages.page_to(room_addr(room), room, str(uuid.uuid4()), total)
 
+    @staticmethod
+    def _stream_log_bounds(settings: Settings) -> tuple[int, int, float]:
+        return (
+            settings.stream_log_max_bytes,
+            settings.stream_log_total_bytes,
+            settings.stream_log_retention_ms / 1000,
+        )
+
+    async def _check_stalls(self) -> None:
+        self.liveness.check_stalls()
+
     async def _cleanup_personal_rooms(self) -> None:
         days = self.live.current.personal_room_cleanup_days
         if days:
@@ -313,6 +360,9 @@ class App:
         # idle outputs and silent extensions, at a pace that suits the timeouts
         self._every(self.streams.sweep_interval, self.streams.sweep, "stream sweep")
         self._every(self.thinker.interval, self.thinker.tick, "conversational check")
+        self._every(lambda: SWEEP_INTERVAL, self.queues.expire, "queue expiry")
+        self._every(self.liveness.stall_interval, self._check_stalls, "stall check")
+        self._every(self.liveness.heartbeat_interval, self.liveness.beat, "heartbeat")
         settings = self.live.current
         log.info(
             "newage %s ready on %s:%s (data %s, networkSafe %s, %d trusted clients)",
@@ -336,6 +386,8 @@ class App:
 
     async def closing(self) -> None:
         """SIGTERM, before connections close: requesters hear their requests fail."""
+        # first what waits in the queues, or the freed slots would forward it
+        await self.queues.close(SHUTDOWN_REASON)
         await self.answers.shut_down(self.outbox.drained)
 
     async def shutdown(self) -> None:

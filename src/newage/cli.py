@@ -1,4 +1,4 @@
-"""The ``newage`` command line (DECISIONS 15).
+"""The ``newage`` command line (README, "Command line").
 
 Trust and key commands open the data directory's store directly, so they
 work whether or not a server is running on it; a running server sees the

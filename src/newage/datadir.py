@@ -1,8 +1,8 @@
 """Layout of a data directory.
 
 ```
-<data>/settings/server_settings.json   server settings (reference 3.10)
-<data>/settings/*.json                 per-client trust files (reference 3.9)
+<data>/settings/server_settings.json   server settings (README, "Configuration")
+<data>/settings/*.json                 per-client trust files (README, "Configuration")
 <data>/logs/{combined,error,warn,info}.log
 <data>/files/                          the only area file functions can reach
 <data>/newage.db                       SQLite store (keys, rooms, history, ...)

@@ -24,6 +24,7 @@ class ErrorCode(StrEnum):
     QUEUE_FULL = "queue_full"  # too much pending work; try again later
     INTERNAL = "internal"
     UPSTREAM = "upstream"  # the extension failed the request
+    STREAM_GONE = "stream_gone"  # the stream log no longer has what was asked
 
 
 _HTTP_STATUS = {
@@ -39,6 +40,7 @@ _HTTP_STATUS = {
     ErrorCode.QUEUE_FULL: 429,
     ErrorCode.INTERNAL: 500,
     ErrorCode.UPSTREAM: 502,
+    ErrorCode.STREAM_GONE: 410,
 }
 
 

@@ -61,7 +61,7 @@ _file_data: contextvars.ContextVar[dict[str, Any]] = contextvars.ContextVar("_fi
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", validate_default=True)
 
-    # --- fields of the original server_settings.json (reference 3.10) ---
+    # --- fields of the original server_settings.json (docs/protocol.md) ---
     server_port: int = setting(4000, "serverPort", ge=1, le=65535)
     server_address: str = setting("http://localhost", "serverAddress")
     static_resource: dict[str, str] = setting({}, "staticResouce")
@@ -107,6 +107,14 @@ class Settings(BaseSettings):
     stream_finalize_idle_ms: int = setting(5000, "streamFinalizeIdleMs", ge=50)
     stream_coalesce_ms: int = setting(10, "streamCoalesceMs", ge=0, le=20)
     completed_request_ttl: int = setting(600000, "completedRequestTtl", ge=1000)
+    extension_concurrency: int = setting(1, "extensionConcurrency", ge=1, le=64)
+    queue_timeout: int = setting(600000, "queueTimeout", ge=0)
+    stall_timeout: int = setting(30000, "stallTimeout", ge=100)
+    heartbeat_interval: int = setting(15000, "heartbeatInterval", ge=0)
+    heartbeat_timeout: int = setting(10000, "heartbeatTimeout", ge=100)
+    stream_log_retention_ms: int = setting(600000, "streamLogRetentionMs", ge=0)
+    stream_log_max_bytes: int = setting(4_000_000, "streamLogMaxBytes", ge=0)
+    stream_log_total_bytes: int = setting(256_000_000, "streamLogTotalBytes", ge=0)
     api_keep_alive_ms: int = setting(15000, "apiKeepAliveMs", ge=100, le=600000)
     mirror_to_monitors: bool = setting(True, "mirrorToMonitors")
     legacy_context_broadcast: bool = setting(False, "legacyContextBroadcast")
@@ -230,7 +238,7 @@ FIELD_BY_FILE_KEY["staticResource"] = "static_resource"
 # Runtime-only keys of the original that must never be loaded or written back.
 IGNORED_FILE_KEYS = frozenset({"Rooms", "clientKeys", "sillyTavernPassword"})
 
-# Fields the legacy extension settings form may change over the wire (DECISIONS 16).
+# Fields the legacy extension settings form may change over the wire (docs/protocol.md §4).
 EXTENSION_WRITABLE = frozenset(
     {
         "serverPort",
@@ -245,7 +253,7 @@ EXTENSION_WRITABLE = frozenset(
         "transport",
     }
 )
-# Fields the extension's key-less bootstrap may read (DECISIONS 17).
+# Fields the extension's key-less bootstrap may read (docs/protocol.md §4).
 PUBLIC_FIELDS = ("serverPort", "serverAddress", "networkSafe", "socketIOPath", "transport")
 
 

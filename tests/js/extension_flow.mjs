@@ -1,5 +1,5 @@
 // The real SillyTavern-NewAge extension's start-up and login, step for step
-// (reference 5(a)), with the official socket.io-client v4.
+// (docs/protocol.md §4), with the official socket.io-client v4.
 // Usage: node extension_flow.mjs <url> <polling|websocket> <clientId>
 // Prints one JSON object with what each step observed; exits 1 on failure.
 import { io } from "socket.io-client";
@@ -32,7 +32,7 @@ async function upgraded(socket) {
 }
 
 try {
-  // 1-2: key-less remember-me read on /function_call (DECISIONS 17)
+  // 1-2: key-less remember-me read on /function_call (docs/protocol.md §4)
   const check = await open("/function_call", base);
   out.steps.checkRememberMe = await ack(check, "FUNCTION_CALL", {
     requestId: "checkRememberMe", target: "server", functionName: "readJsonFromFile",

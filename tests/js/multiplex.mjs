@@ -1,5 +1,5 @@
 // One Manager (one Engine.IO connection), several namespaces, mixed outcomes:
-// refusals must close only their own namespace (reference 1.7.5).
+// refusals must close only their own namespace (docs/protocol.md).
 // Usage: node multiplex.mjs <url> <polling|websocket> <clientId> <key>
 import { Manager } from "socket.io-client";
 

@@ -7,6 +7,10 @@
 // piece; GENERATION_ENDED comes before MESSAGE_RECEIVED; stopGeneration()
 // aborts, emits GENERATION_STOPPED and generate() resolves with nothing;
 // openCharacterChat() switches to (or starts) a chat file of the character.
+// Like SillyTavern, generate() itself never refuses to run while another
+// generation runs: only the user's Send is ignored then (is_send_press);
+// the Stop button (#mes_stop) shows while a generation runs and hiding it
+// emits GENERATION_ENDED. Messages carry SillyTavern's own send_date format.
 // The "backend" is scripted by the test through window.standin.
 
 class EventEmitter {
@@ -46,12 +50,49 @@ const preset = new URLSearchParams(location.search).get('settings');
 if (preset) extensionSettings.newage = JSON.parse(preset);
 const files = {}; // chat file name -> saved messages
 let generating = null; // { abort: AbortController, streaming }
+let isSendPress = false; // SillyTavern's is_send_press
+
+// SillyTavern 1.12's getMessageTimeStamp(): "December 2, 2026 10:28pm"
+function getMessageTimeStamp() {
+    const months = ['January', 'February', 'March', 'April', 'May', 'June', 'July',
+        'August', 'September', 'October', 'November', 'December'];
+    const d = new Date();
+    let hours = d.getHours();
+    const meridiem = hours >= 12 ? 'pm' : 'am';
+    hours %= 12;
+    if (hours === 0) hours = 12;
+    const minutes = String(d.getMinutes()).padStart(2, '0');
+    return `${months[d.getMonth()]} ${d.getDate()}, ${d.getFullYear()} ${hours}:${minutes}${meridiem}`;
+}
+
+// what SillyTavern's timestampToMoment() can read (utils.js parseTimestamp):
+// epoch ms, "June 19, 2023 2:20pm", "2024-7-12@01h31m37s", ISO 8601
+function parseTimestamp(timestamp) {
+    if (!timestamp) return null;
+    if (typeof timestamp === 'number' || /^\d+$/.test(timestamp)) return new Date(Number(timestamp));
+    const meridiem = /(\w+)\s(\d{1,2}),\s(\d{4})\s(\d{1,2}):(\d{1,2})(am|pm)/i.exec(timestamp);
+    if (meridiem) {
+        const [, month, day, year, hour, minute, ampm] = meridiem;
+        const monthIndex = new Date(`${month} 1, 2000`).getMonth();
+        if (Number.isNaN(monthIndex)) return null;
+        const hour24 = (Number(hour) % 12) + (ampm.toLowerCase() === 'pm' ? 12 : 0);
+        return new Date(Number(year), monthIndex, Number(day), hour24, Number(minute));
+    }
+    const humanized = /(\d{4})-(\d{1,2})-(\d{1,2})@(\d{1,2})h(\d{1,2})m(\d{1,2})s/.exec(timestamp);
+    if (humanized) {
+        const [, y, mo, d, h, mi, se] = humanized.map(Number);
+        return new Date(Date.UTC(y, mo - 1, d, h, mi, se));
+    }
+    if (/^\d{4}-\d{2}-\d{2}T/.test(timestamp)) return new Date(timestamp);
+    return null;
+}
 
 const standin = {
     backend: { streaming: true, delayMs: 15, fail: false },
     script: {}, // user text -> tokens of the answer
     generations: [], // the user text each generation answered
     overlaps: 0, // generations started while another ran (must stay 0)
+    prompts: [], // the chat each generation was given (texts)
     stops: 0,
     saves: 0,
     files,
@@ -62,6 +103,13 @@ const standin = {
         return out;
     },
     chatId: () => characters[characterId].chat,
+    parseTimestamp,
+    isSendPress: () => isSendPress,
+    /** The SillyTavern user types and presses Send (ignored while busy). */
+    userSend(text) {
+        document.getElementById('send_textarea').value = text;
+        document.getElementById('send_but').click();
+    },
     chatTexts: () => chat.map((m) => `${m.is_user ? 'user' : 'char'}: ${m.mes}`),
 };
 window.standin = standin;
@@ -99,10 +147,18 @@ async function openCharacterChat(fileName) {
     await eventSource.emit(eventTypes.CHAT_CHANGED, fileName);
 }
 
+function hideStopButton() {
+    const stop = document.getElementById('mes_stop');
+    if (stop.style.display !== 'none') {
+        stop.style.display = 'none';
+        eventSource.emit(eventTypes.GENERATION_ENDED, chat.length);
+    }
+}
+
 function unblock() {
-    document.getElementById('mes_stop').style.display = 'none';
+    isSendPress = false;
+    hideStopButton();
     generating = null;
-    eventSource.emit(eventTypes.GENERATION_ENDED, chat.length);
 }
 
 function lastUserText() {
@@ -113,16 +169,20 @@ function lastUserText() {
 async function generate(type, { automatic_trigger } = {}) {
     await eventSource.emit(eventTypes.GENERATION_STARTED, type, { automatic_trigger }, false);
     if (generating) standin.overlaps += 1;
+    const run = { abort: new AbortController(), streaming: standin.backend.streaming };
+    generating = run;
+    isSendPress = true;
     const area = document.getElementById('send_textarea');
     const typed = area.value;
     area.value = '';
+    await sleep(5); // processCommands, pingServer: the Stop button shows a moment later
     if (typed && !automatic_trigger) {
-        chat.push({ name: 'User', is_user: true, mes: typed });
+        chat.push({ name: 'User', is_user: true, is_system: false, send_date: getMessageTimeStamp(), mes: typed, extra: {} });
+        await eventSource.emit(eventTypes.MESSAGE_SENT, chat.length - 1);
         render();
     }
-    const run = { abort: new AbortController(), streaming: standin.backend.streaming };
-    generating = run;
-    document.getElementById('mes_stop').style.display = 'flex';
+    document.getElementById('mes_stop').style.display = 'flex'; // deactivateSendButtons
+    standin.prompts.push(chat.map((m) => m.mes));
     const userText = lastUserText();
     standin.generations.push(userText);
     const tokens = standin.reply(userText);
@@ -134,7 +194,7 @@ async function generate(type, { automatic_trigger } = {}) {
     }
     if (run.streaming) {
         const message = { name: 'Aria', is_user: false, mes: '' };
-        chat.push(message);
+        chat.push(message); // onStartStreaming: the reply is in the chat as it grows
         const id = chat.length - 1;
         let text = '';
         for (const token of tokens) {
@@ -177,6 +237,7 @@ function stopGeneration() {
     let stopped = false;
     if (generating) {
         generating.abort.abort('Clicked stop button');
+        hideStopButton();
         stopped = true;
         standin.stops += 1;
     }
@@ -185,6 +246,11 @@ function stopGeneration() {
 }
 
 document.getElementById('mes_stop').addEventListener('click', () => stopGeneration());
+// sendTextareaMessage(): nothing while a generation runs
+document.getElementById('send_but').addEventListener('click', () => {
+    if (isSendPress) return;
+    generate('normal').catch((err) => console.error(err));
+});
 
 globalThis.SillyTavern = {
     getContext: () => ({

@@ -1,4 +1,4 @@
-"""Connection authentication, the same for every namespace (DECISIONS 5-10, 17).
+"""Connection authentication, the same for every namespace (docs/security.md).
 
 Trust and keys are read from the store on every connect, so CLI changes made
 while the server runs take effect immediately; the bcrypt cost is paid once
@@ -50,7 +50,7 @@ def _text(value: Any) -> str | None:
 
 
 def declared_type_allowed(kind: ClientKind, declared: str) -> bool:
-    """DECISIONS 7: privileged types are bound to the trust entry."""
+    """Privileged types are bound to the trust entry (docs/security.md)."""
     if kind is ClientKind.MONITOR:
         return declared == "monitor"
     if kind is ClientKind.SILLYTAVERN:
@@ -103,7 +103,7 @@ class Authenticator:
         return False
 
     async def check_password(self, entry: TrustEntry, password: Any, peer: str) -> bool:
-        """Password rule for key issuance and bootstrap (DECISIONS 6 and 17).
+        """Password rule for key issuance and bootstrap (docs/protocol.md §4).
 
         Returns True when satisfied, False when a password is configured but
         none was offered; raises on a wrong password or a forbidden peer.

@@ -3,7 +3,7 @@
 ``readJsonFromFile`` and ``saveJsonToFile`` reach the files area (and the
 extension's two legacy settings paths); ``addStaticResources`` publishes
 files of the area over HTTP. Outside the legacy paths all three are
-sensitive operations (DECISIONS 5): admins, over loopback while
+sensitive operations (docs/security.md): admins, over loopback while
 ``networkSafe`` is on.
 """
 
@@ -68,7 +68,7 @@ def check_url_path(url: Any, socket_io_path: str) -> str:
 
 class StaticResources:
     """``addStaticResources``: URL mappings into the files area, persisted
-    in the store and served by the HTTP layer (reference 8.3)."""
+    in the store and served by the HTTP layer (docs/protocol.md)."""
 
     def __init__(self, store: Store, mappings: StaticMappings, area: FileArea) -> None:
         self.store = store
@@ -98,7 +98,7 @@ class StaticResources:
             raise bad_request("The path must be a non-empty string.")
         relative = normalize_path(target)
         if LegacySettingsFiles.is_legacy(relative):
-            # the same paths the file functions refuse (DECISIONS 16)
+            # the same paths the file functions refuse (docs/protocol.md §4)
             raise forbidden(RESTRICTED)
         self.area.existing(relative)
         return relative

@@ -1,4 +1,4 @@
-"""``LLM_REQUEST`` intake and the room's message request mode (reference 5(d), 6).
+"""``LLM_REQUEST`` intake and the room's message request mode (docs/protocol.md).
 
 Order of the checks: well-formed request, requester may send (no
 extension, not muted), room and membership, no duplicate open id, targets;
@@ -18,6 +18,7 @@ from newage.domain.history import History, request_text
 from newage.domain.mutes import MuteService
 from newage.domain.ports import Outbox, identity_addr
 from newage.domain.principal import Principal
+from newage.domain.queue import ExtensionQueues
 from newage.domain.requests import Kind, LlmRequest, RequestTracker, TargetState
 from newage.domain.room_model import Room
 from newage.domain.rooms import RoomService
@@ -28,7 +29,6 @@ from newage.errors import NewAgeError, conflict, forbidden, not_found, queue_ful
 from newage.protocol.llm import LlmRequestIn
 from newage.protocol.names import (
     Ev,
-    MemberStatus,
     Namespace,
     RequestMode,
     RequestStatus,
@@ -37,7 +37,7 @@ from newage.protocol.names import (
 from newage.settings import LiveSettings
 from newage.store.base import Store
 
-# Fields a client may not set on its own request message (DECISIONS 9).
+# Fields a client may not set on its own request message (docs/security.md).
 SERVER_FIELDS = frozenset(
     {
         "identity",
@@ -68,7 +68,7 @@ MUTED_TEXT = "You are currently muted and cannot send messages."
 
 
 def effective_role(room: Room, principal: Principal, declared: Any) -> str:
-    """The mode vocabulary of reference 3.2.2, derived from the room, not
+    """The original protocol's role vocabulary for modes, derived from the room, not
     from what the client claims; ``special`` only from moderators."""
     room_role = room.role(principal.identity)
     if principal.is_admin or room_role is Role.MASTER:
@@ -84,7 +84,7 @@ def effective_role(room: Room, principal: Principal, declared: Any) -> str:
 
 def merge(messages: list[dict[str, Any]]) -> dict[str, Any]:
     """HostSubmit: the queued guest messages and the master's, as one request
-    carrying the master's fields (reference 6.4)."""
+    carrying the master's fields (docs/protocol.md)."""
     last = messages[-1]
     texts = [t.strip() for t in (request_text(m) for m in messages) if t.strip()]
     merged = dict(last)
@@ -121,6 +121,7 @@ class ChatService:
         status: StatusBoard,
         live: LiveSettings,
         streams: StreamService,
+        queues: ExtensionQueues,
     ) -> None:
         self.store = store
         self.outbox = outbox
@@ -132,6 +133,8 @@ class ChatService:
         self.status = status
         self.live = live
         self.streams = streams
+        self.queues = queues
+        queues.context_of = self.context
         # the answers now owed are made durable (crash recovery)
         self.on_forward: Callable[[LlmRequest, list[str]], Awaitable[None]] | None = None
 
@@ -152,8 +155,12 @@ class ChatService:
         room = self.rooms.rooms.get(room_name)
         if room is None or not (principal.is_admin or principal.identity in room.members):
             raise forbidden("Invalid or unauthorized target room.", requestId=request_id)
-        if self.tracker.get_open(request_id) is not None:
-            raise conflict("Duplicate requestId.", requestId=request_id)
+        existing = self.tracker.get(request_id)
+        if existing is not None:
+            # a retry never generates again: it learns the first one's state
+            if existing.requester != principal.identity:
+                raise conflict("Duplicate requestId.", requestId=request_id)
+            return {**self.describe(existing), "duplicate": True}
         cap = self.live.current.max_pending_requests_per_client
         if self.tracker.pending_of(principal.client_id) >= cap:
             raise queue_full(
@@ -232,6 +239,7 @@ class ChatService:
                 if waiting:
                     current = merge([*waiting, body])
             await self.forward(request, room, targets, current, kind_of_request)
+        positions = self.queues.positions(request)
         return {
             "status": "ok",
             "success": True,
@@ -243,12 +251,46 @@ class ChatService:
             "forwarded": bool(targets),
             "queued": queued,
             "targets": targets,
+            "position": min(positions.values(), default=0),
+            "epoch": self.streams.log.epoch,
         }
+
+    def describe(self, request: LlmRequest) -> dict[str, Any]:
+        """A request's state, for a duplicate ``LLM_REQUEST`` and ``GET_REQUEST``."""
+        positions = self.queues.positions(request)
+        return {
+            "status": "ok",
+            "success": True,
+            "requestId": request.request_id,
+            "messageId": request.message_id,
+            "roomName": request.room,
+            "mode": request.mode.value,
+            "requestStatus": request.status.value,
+            "targets": list(request.targets),
+            "position": min(positions.values(), default=0),
+            "responseIds": list(request.responses),
+            "answers": [{"identity": e, "text": t} for e, t in request.answers.items()],
+            "epoch": self.streams.log.epoch,
+        }
+
+    def lookup(self, request_id: str, by: Principal) -> dict[str, Any]:
+        """``GET_REQUEST``: for its requester, its room's members and admins."""
+        request = self.tracker.get(request_id)
+        room = self.rooms.rooms.get(request.room) if request is not None else None
+        allowed = request is not None and (
+            by.is_admin
+            or by.identity == request.requester
+            or (room is not None and by.identity in room.members)
+        )
+        if request is None or not allowed:
+            raise not_found("Request not found.", requestId=request_id)
+        return self.describe(request)
 
     def _check_extension_queues(self, targets: list[str]) -> None:
         cap = self.live.current.max_pending_requests_per_extension
         for target in targets:
-            if self.tracker.in_flight(target) >= cap:
+            # forwarded and waiting in the server's queue alike
+            if self.router.load(target) >= cap:
                 raise queue_full(f"Extension {target} has too many requests waiting ({cap}).")
 
     async def forward(
@@ -260,11 +302,7 @@ class ChatService:
         type_: str | None,
         instruction: str | None = None,
     ) -> None:
-        settings = self.live.current
-        context = newest_within(
-            await self.history.latest(room.name, settings.extension_context_limit),
-            settings.extension_context_bytes,
-        )
+        context = await self.context(room.name)
         payload: dict[str, Any] = {
             "mode": request.mode.value,
             "requestId": request.request_id,
@@ -287,9 +325,16 @@ class ChatService:
         if self.on_forward is not None:
             await self.on_forward(request, targets)
         for target in targets:
-            self.tracker.enqueue(target, request.request_id)
-            await self.router.send(target, payload, request)
-            await self.status.set(target, room.name, MemberStatus.PROCESSING)
+            # each target its own copy: a queued one gets a fresh context later
+            await self.queues.admit(request, target, dict(payload))
+
+    async def context(self, room: str) -> list[dict[str, Any]]:
+        """The room's newest messages as an extension gets them, bounded."""
+        settings = self.live.current
+        return newest_within(
+            await self.history.latest(room, settings.extension_context_limit),
+            settings.extension_context_bytes,
+        )
 
     async def forget_room(self, room: str) -> None:
         await self.store.queue_clear(room)
@@ -317,11 +362,12 @@ class ChatService:
                 requestId=request_id,
                 requestStatus=request.status.value,
             )
+        waited = self.queues.withdraw(request)  # never sent: nothing to tell its extension
         targets = await self.streams.cancel(request)
         audit.record(
             "request.cancel", request_id, room=request.room, actor=by.identity if by else None
         )
-        for ext in targets:
+        for ext in (t for t in targets if t not in waited):
             self.outbox.emit(
                 Namespace.LLM,
                 Ev.CANCEL_REQUEST,

@@ -1,4 +1,4 @@
-"""``/debug``: debug mode, live server status and log reading (reference 5(h)).
+"""``/debug``: debug mode, live server status and log reading (docs/protocol.md).
 
 Debug mode is the persisted ``debugMode`` setting; while it is on the live
 log level is ``debug``, otherwise the ``logLevel`` setting. A change made
@@ -159,7 +159,7 @@ class DebugService:
         page_size: Any,
         search: Any = None,
     ) -> dict[str, Any]:
-        """One page of a log file; validation order and messages of reference 5(h)."""
+        """One page of a log file; validation order and messages of the original server."""
         self._gate(actor)
         if filename not in LOG_FILES:
             raise bad_request("Invalid filename")

@@ -1,7 +1,7 @@
 """The files area (``<data>/files``): the only place file functions can reach.
 
 Paths are taken relative to the area, resolved after symlinks and ``..``,
-and refused when they leave it (DECISIONS 10). Settings, keys, the
+and refused when they leave it (docs/security.md). Settings, keys, the
 database and the logs live outside the area, so no path trick reaches them.
 Dotfiles are refused too: temporary files of atomic writes are dotfiles,
 and the HTTP layer never serves them either.

@@ -5,7 +5,7 @@ for its positional arguments. Built-ins are registered by the app;
 third-party code registers with :func:`server_function` or through the
 ``newage.functions`` entry-point group (:func:`load_entry_point_functions`).
 
-Two legacy paths of the extension are not file access (DECISIONS 16/17):
+Two legacy paths of the extension are not file access (docs/protocol.md §4):
 ``readJsonFromFile('./settings/<clientId>-settings.json')`` returns the
 caller's own trust entry without secrets, and
 ``saveJsonToFile('./settings/server_settings.json', {...})`` applies known
@@ -69,7 +69,7 @@ class ServerFunction:
     name: str
     impl: FunctionImpl  # called as impl(ctx, *args) or impl(ctx, model)
     args_model: type[BaseModel] | None = None
-    sensitive: bool = False  # DECISIONS 5 gate
+    sensitive: bool = False  # admin-only (docs/security.md)
 
 
 @dataclass
@@ -207,7 +207,7 @@ def check_arity(fn: ServerFunction, args: list[Any]) -> None:
 
 # ---------------------------------------------------------------- legacy settings paths
 class LegacySettingsFiles:
-    """The extension's two settings 'files' (DECISIONS 16/17)."""
+    """The extension's two settings 'files' (docs/protocol.md §4)."""
 
     def __init__(self, store: Store, live: LiveSettings) -> None:
         self.store = store
@@ -216,7 +216,7 @@ class LegacySettingsFiles:
     @staticmethod
     def is_legacy(path: str) -> bool:
         """Below ``settings/`` or ``keys/``: the two legacy paths, every other
-        one refused (DECISIONS 16), whatever exists in the files area."""
+        one refused (docs/protocol.md §4), whatever exists in the files area."""
         return any(path == d or path.startswith(d + "/") for d in LEGACY_DIRS)
 
     async def read(self, ctx: CallContext, path: str) -> dict[str, Any]:

@@ -25,7 +25,7 @@ def new_id() -> str:
 
 def request_text(payload: dict[str, Any]) -> str:
     """Text of a request: first non-empty of message, data, data.text,
-    data.prompt, prompt (reference 3.3)."""
+    data.prompt, prompt (docs/protocol.md)."""
     candidates: list[Any] = [payload.get("message"), payload.get("data")]
     data = payload.get("data")
     if isinstance(data, dict):

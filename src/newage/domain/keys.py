@@ -1,7 +1,7 @@
 """Client keys and passwords: generation, bcrypt hashing, verification cache.
 
 Keys are 43 URL-safe characters (256 bits), well under bcrypt's 72-byte
-limit, shown once and stored only as bcrypt hashes (DECISIONS 8).
+limit, shown once and stored only as bcrypt hashes (docs/security.md).
 """
 
 from __future__ import annotations

@@ -23,7 +23,8 @@ from newage.domain.chat import ChatService
 from newage.domain.principal import Principal
 from newage.domain.records import MemberRecord
 from newage.domain.relations import RelationService
-from newage.domain.responses import Responder
+from newage.domain.responses import AnswerWatch, Responder
+from newage.domain.resume import Resumer
 from newage.domain.room_model import Room
 from newage.domain.rooms import RoomService
 from newage.domain.routing import Router
@@ -46,6 +47,7 @@ API_ROOM_PREFIX = "api:"
 @dataclass(frozen=True, slots=True)
 class Piece:
     text: str
+    seq: int = 0  # the chunk's seq in the stream log (SSE ``id:``)
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,9 +81,9 @@ class AnswerFeed:
         self.ext = ext
         self.queue: asyncio.Queue[Event] = asyncio.Queue()
 
-    def chunk(self, ext: str, text: str) -> None:
+    def chunk(self, ext: str, text: str, seq: int) -> None:
         if ext == self.ext:
-            self.queue.put_nowait(Piece(text))
+            self.queue.put_nowait(Piece(text, seq))
 
     def ended(
         self,
@@ -108,6 +110,28 @@ class AnswerFeed:
                 return event
 
 
+class Feeds:
+    """Several callers following one request (a stream and its resumers)."""
+
+    def __init__(self, *feeds: AnswerWatch) -> None:
+        self.feeds = list(feeds)
+
+    def chunk(self, ext: str, text: str, seq: int) -> None:
+        for feed in self.feeds:
+            feed.chunk(ext, text, seq)
+
+    def ended(
+        self,
+        ext: str,
+        status: RequestStatus,
+        text: str,
+        reason: str | None,
+        failure: ErrorCode | None,
+    ) -> None:
+        for feed in self.feeds:
+            feed.ended(ext, status, text, reason, failure)
+
+
 @dataclass(slots=True)
 class Submission:
     request_id: str
@@ -117,6 +141,8 @@ class Submission:
     principal: Principal
     created: int = field(default_factory=lambda: int(time.time()))
     done: bool = False
+    prefix: str = ""  # the text before a resume point (what the caller already has)
+    resumed: bool = False  # the caller had the opening chunk already
 
 
 def parse_bearer(header: str | None) -> tuple[str, str]:
@@ -138,6 +164,7 @@ class LlmApi:
         router: Router,
         relations: RelationService,
         responder: Responder,
+        resumer: Resumer,
     ) -> None:
         self.auth = auth
         self.chat = chat
@@ -145,6 +172,7 @@ class LlmApi:
         self.router = router
         self.relations = relations
         self.responder = responder
+        self.resumer = resumer
 
     async def authenticate(self, authorization: str | None, peer: str) -> Principal:
         client_id, key = parse_bearer(authorization)
@@ -160,7 +188,8 @@ class LlmApi:
         return API_ROOM_PREFIX + principal.client_id
 
     def models(self, principal: Principal) -> list[str]:
-        """The extensions ``principal`` may use in its own API room."""
+        """The extensions ``principal`` may use in its own API room (those
+        not answering the heartbeat too: the listing says so)."""
         name = self.default_room(principal)
         room = self.rooms.rooms.get(name)
         if room is None:  # what the room would be once opened
@@ -168,7 +197,7 @@ class LlmApi:
             room = Room(
                 name, self.rooms.default_mode(), iso_now(), members={principal.identity: member}
             )
-        return self.router.allowed(room, principal)
+        return self.router.allowed(room, principal, unavailable_too=True)
 
     async def open_room(self, principal: Principal, name: str | None) -> Room:
         own = self.default_room(principal)
@@ -208,20 +237,57 @@ class LlmApi:
             {**fields, "requestId": request_id, "targetRoom": room.name, "target": target}
         )
         feed = AnswerFeed(target)
-        self.responder.watches[request_id] = feed
+        self.attach(request_id, feed)
         try:
             ack = await self.chat.request(principal, None, data)
         except BaseException:
-            del self.responder.watches[request_id]
+            self.detach(request_id, feed)
             raise
         if not ack["forwarded"]:
-            del self.responder.watches[request_id]
+            self.detach(request_id, feed)
             raise conflict(f"{ack['message']} (room {room.name}, mode {ack['mode']})")
         return Submission(request_id, room.name, target, feed, principal)
 
+    def attach(self, request_id: str, feed: AnswerFeed) -> None:
+        watches = self.responder.watches
+        current = watches.get(request_id)
+        if current is None:
+            watches[request_id] = feed
+        elif isinstance(current, Feeds):
+            current.feeds.append(feed)
+        else:
+            watches[request_id] = Feeds(current, feed)
+
+    def detach(self, request_id: str, feed: AnswerFeed) -> None:
+        watches = self.responder.watches
+        current = watches.get(request_id)
+        if current is feed:
+            del watches[request_id]
+        elif isinstance(current, Feeds) and feed in current.feeds:
+            current.feeds.remove(feed)
+            if not current.feeds:
+                del watches[request_id]
+
+    def follow(self, principal: Principal, request_id: str, after_seq: int) -> Submission:
+        """A caller picks up an answer's stream after ``after_seq``: what
+        the stream log has, then the live rest, in one synchronous step (no
+        chunk can fall between the replay and the live feed)."""
+        replay = self.resumer.replay(principal, request_id, after_seq)
+        feed = AnswerFeed(replay.ext)
+        for seq, text in replay.chunks:
+            feed.queue.put_nowait(Piece(text, seq))
+        if replay.end is not None:
+            status = RequestStatus(replay.end["status"])
+            feed.queue.put_nowait(Ended(status, str(replay.end["data"]), None, None))
+        else:
+            self.attach(request_id, feed)
+        sub = Submission(request_id, replay.room, replay.ext, feed, principal)
+        sub.prefix, sub.resumed = replay.prefix, after_seq > 0
+        return sub
+
     def finish(self, sub: Submission) -> None:
         sub.done = True
-        self.responder.watches.pop(sub.request_id, None)
+        self.detach(sub.request_id, sub.feed)
 
     async def abandon(self, sub: Submission) -> None:
         """The caller went away before the answer ended: cancel the request."""

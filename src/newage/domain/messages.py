@@ -1,6 +1,6 @@
 """History operations: edit, delete, clear, full context and catch-up.
 
-Permissions (reference 4.4.1): a request or system message may be changed by
+Permissions (docs/protocol.md): a request or system message may be changed by
 its author, the room's master and managers, and admins; a response by the
 room's master and managers, admins and the member whose request it answers.
 """

@@ -1,6 +1,6 @@
 """Connection policies: which extensions each connected client room may use.
 
-Pure state and algorithms (reference 7.2, spec variants):
+Pure state and algorithms (docs/protocol.md):
 
 * ``Free`` / ``Broadcast``: every client room gets every connected extension.
 * ``Manual``: the manual list intersected with the connected extensions; the

@@ -1,7 +1,7 @@
 """Who is connected: sockets, per-identity sessions and member records.
 
 A session of an identity starts with its first authenticated socket on
-``/`` or ``/llm`` and ends with the last one (reference 3.1.2). Sockets of
+``/`` or ``/llm`` and ends with the last one (docs/protocol.md). Sockets of
 other namespaces never start or end sessions. Pure bookkeeping, keyed by
 socket ids; the realtime layer feeds it.
 """
@@ -26,7 +26,7 @@ class SocketRef:
 
 @dataclass(slots=True)
 class Session:
-    """The member record of a present identity (reference 3.1.1)."""
+    """The member record of a present identity (docs/protocol.md)."""
 
     principal: Principal
     connected_at: str

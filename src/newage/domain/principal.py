@@ -13,7 +13,7 @@ from newage.protocol.names import ClientKind
 class ConnMode(StrEnum):
     FULL = "full"  # authenticated with a key
     KEY_PENDING = "key_pending"  # connected with key 'getKey'; may only obtain a key
-    BOOTSTRAP = "bootstrap"  # key-less extension settings read (DECISIONS 17)
+    BOOTSTRAP = "bootstrap"  # key-less extension settings read (docs/protocol.md §4)
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,8 +48,9 @@ def is_loopback(peer: str) -> bool:
 
 
 def require_sensitive(principal: Principal, network_safe: bool, *, allow_extension: bool) -> None:
-    """Gate of DECISIONS 5: admins (and, where the matrix says so, extensions),
-    and only over loopback while ``networkSafe`` is on."""
+    """The gate of sensitive operations (docs/security.md): admins (and,
+    where the matrix says so, extensions), and only over loopback while
+    ``networkSafe`` is on."""
     if not (principal.is_admin or (allow_extension and principal.is_extension)):
         raise forbidden("Unauthorized")
     if network_safe and not principal.loopback:

@@ -180,10 +180,14 @@ class RequestLog:
 
     def status(self, request: LlmRequest, label: str, reason: str | None, **extra: Any) -> None:
         entry = self.entries.get(request.request_id)
-        if entry is None:
-            return
-        if label == "processing" and entry.state == "streaming":
-            return  # the first output already said more
+        extra.pop("message", None)  # the reason, passed on its own
+        if entry is None or label == "forwarded":
+            return  # forwarding is recorded when the request reaches the extension
+        if label == "processing":
+            # after a stall, or the first output: streaming once output came
+            label = "streaming" if entry.first_token is not None else "processing"
+            if entry.state == label:
+                return
         entry.state = label
         if reason:
             entry.reason = reason

@@ -2,7 +2,7 @@
 
 The extension does not send reliable request ids, so each extension has a
 FIFO of the requests forwarded to it; its head is "the request it is
-answering now" (reference 3.4). Finished requests stay a while (TTL) so a
+answering now" (docs/protocol.md). Finished requests stay a while (TTL) so a
 late regeneration with an explicit id still finds its room.
 """
 
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING
@@ -67,6 +68,8 @@ class LlmRequest:
     sockets: dict[str, str] = field(default_factory=dict)
     # why a failed request failed, for callers that map it (timeout, gone)
     failure: ErrorCode | None = None
+    stalled: bool = False  # told 'stalled'; the next chunk says 'processing' again
+    answers: dict[str, str] = field(default_factory=dict)  # extension -> final text
     owner: str | None = None  # the requester's clientId, for its pending cap
 
     @property
@@ -89,6 +92,9 @@ class RequestTracker:
         self.requests: dict[str, LlmRequest] = {}
         self._inflight: dict[str, deque[str]] = {}
         self._head_since: dict[str, float] = {}  # extension -> when its head became head
+        self.last_answer: dict[str, float] = {}  # extension -> wall time of its last answer
+        # called with an extension whenever one of its requests leaves it
+        self.on_free: list[Callable[[str], None]] = []
         self._pending_of: dict[str, set[str]] = {}  # clientId -> its forwarded open requests
         self.log: RequestLog | None = None  # what the monitor shows of each request
 
@@ -109,10 +115,16 @@ class RequestTracker:
     def pending_of(self, owner: str) -> int:
         return len(self._pending_of.get(owner, ()))
 
+    def hold(self, request: LlmRequest) -> None:
+        """``request`` counts toward its client's pending cap until it ends
+        (forwarded, or waiting in an extension's queue on the server)."""
+        if request.owner is not None:
+            self._pending_of.setdefault(request.owner, set()).add(request.request_id)
+
     def enqueue(self, ext: str, request_id: str) -> None:
         request = self.requests.get(request_id)
-        if request is not None and request.owner is not None:
-            self._pending_of.setdefault(request.owner, set()).add(request_id)
+        if request is not None:
+            self.hold(request)
         queue = self._inflight.setdefault(ext, deque())
         if not queue:
             self._head_since[ext] = time.monotonic()
@@ -152,6 +164,10 @@ class RequestTracker:
             if not queue:
                 del self._inflight[ext]
                 self._head_since.pop(ext, None)
+            if state is TargetState.COMPLETED:
+                self.last_answer[ext] = time.time()
+            for listener in self.on_free:
+                listener(ext)
         final = request.settle()
         if final is not None and request.open:
             request.status = final

@@ -28,7 +28,7 @@ Observer = Callable[[str, float], None]  # (final status, seconds) -> metrics
 class AnswerWatch(Protocol):
     """A caller without a socket (the HTTP API) following one request."""
 
-    def chunk(self, ext: str, text: str) -> None: ...
+    def chunk(self, ext: str, text: str, seq: int) -> None: ...
 
     def ended(
         self,
@@ -60,16 +60,23 @@ class Responder:
         # a target's outcome is recorded (the pending answer can go)
         self.on_settled: Callable[[str, str], Awaitable[None]] | None = None
 
-    def to_room(self, room: str, event: str, data: dict[str, Any]) -> None:
-        self.outbox.emit(Namespace.LLM, event, data, self.audience(room), skip_extensions=True)
+    def to_room(
+        self, room: str, event: str, data: dict[str, Any], extra: list[str] | None = None
+    ) -> None:
+        """To the room's audience, and the sockets in ``extra`` (each once)."""
+        to = self.audience(room)
+        if extra:
+            to = to + extra
+        self.outbox.emit(Namespace.LLM, event, data, to, skip_extensions=True)
 
     async def report_processing(self, request: LlmRequest) -> None:
         """The first sign of life of a request (its first chunk or answer)."""
-        if request.reported_processing:
+        if request.reported_processing and not request.stalled:
             return
         request.reported_processing = True
         if self.tracker.log is not None:
             self.tracker.log.first_output(request)
+        request.stalled = False
         await self._status_update(request, "processing", None)
 
     async def respond(
@@ -86,6 +93,7 @@ class Responder:
         failed) and settle the request for that target. ``before_news``
         runs once the answer is durable and before anyone hears of it."""
         message = None
+        request.answers[ext] = text
         if text or status is RequestStatus.FAILED:
             body = self._body(request, ext, text, output_id, status, reason)
             response_id = str(body["responseId"])
@@ -215,19 +223,26 @@ class Responder:
         reason: str | None,
         message: dict[str, Any] | None = None,
     ) -> None:
+        extra = {"message": reason} if reason else {}
+        self.notify(request, label, message["responseId"] if message else None, **extra)
+
+    def notify(
+        self, request: LlmRequest, label: str, response_id: str | None = None, **extra: Any
+    ) -> None:
+        """``REQUEST_STATUS_UPDATE`` to the requester (none for think requests);
+        every status goes through here, so the monitor's request log hears it too."""
         if self.tracker.log is not None:
-            self.tracker.log.status(request, label, reason)
+            self.tracker.log.status(request, label, extra.get("message"), **extra)
         if request.kind is Kind.THINK or request.requester is None:
             return
         payload: dict[str, Any] = {
             "mode": request.mode.value,
             "roomName": request.room,
             "requestId": request.request_id,
-            "responseId": message["responseId"] if message else None,
+            "responseId": response_id,
             "status": label,
+            **extra,
         }
-        if reason:
-            payload["message"] = reason
         self.outbox.emit(
             Namespace.LLM, Ev.REQUEST_STATUS_UPDATE, payload, [identity_addr(request.requester)]
         )

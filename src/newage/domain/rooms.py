@@ -77,7 +77,7 @@ class RoomService:
         return self.live.current.default_room_message_request_mode
 
     async def set_default_mode(self, value: Any, actor: Principal) -> RequestMode:
-        """The mode new rooms get; a settings change (admins, DECISIONS 5)."""
+        """The mode new rooms get; a settings change (admins only, docs/security.md)."""
         mode = _mode(value)
         require_admin(actor, self.live.current.network_safe)
         self.live.apply({"defaultRoomMessageRequestMode": mode.value})

@@ -10,6 +10,7 @@ flight (ties: the first in connection order).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from newage.domain.ports import Outbox
@@ -49,13 +50,23 @@ class Router:
         self.relations = relations
         self.tracker = tracker
         self.outbox = outbox
+        self.backlog: Callable[[str], int] = lambda ext: 0  # requests waiting for ext
+        self.unavailable: set[str] = set()  # connected, but missed the heartbeat
 
-    def online(self) -> list[str]:
+    def connected(self) -> list[str]:
         return [e for e in self.relations.model.extensions if self.presence.extension_online(e)]
 
-    def allowed(self, room: Room, requester: Principal) -> list[str]:
-        """Connected extensions ``requester`` may use in ``room``."""
-        online = self.online()
+    def online(self) -> list[str]:
+        """Connected extensions that answer the heartbeat: those that get requests."""
+        return [e for e in self.connected() if e not in self.unavailable]
+
+    def load(self, ext: str) -> int:
+        return self.tracker.in_flight(ext) + self.backlog(ext)
+
+    def allowed(self, room: Room, requester: Principal, unavailable_too: bool = False) -> list[str]:
+        """Connected extensions ``requester`` may use in ``room`` (and that
+        answer the heartbeat, unless ``unavailable_too``)."""
+        online = self.connected() if unavailable_too else self.online()
         if requester.is_admin or self.relations.model.policy in (
             ConnectionPolicy.FREE,
             ConnectionPolicy.BROADCAST,
@@ -77,14 +88,21 @@ class Router:
             for target in explicit:
                 if not self.presence.extension_online(target):
                     raise unavailable(f"Target extension {target} is not connected.")
+                if target in self.unavailable:
+                    raise unavailable(f"Target extension {target} is not answering (heartbeat).")
                 if target not in allowed:
                     raise bad_request(f"Target extension {target} is not available to this room.")
             return explicit
         if not allowed:
+            if self.unavailable.intersection(self.connected()):
+                raise unavailable(
+                    "No extension can answer: every one connected is unavailable "
+                    "(not answering the heartbeat)."
+                )
             raise unavailable("No extension is available for this room.")
         if self.relations.model.policy is ConnectionPolicy.BROADCAST:
             return allowed
-        return [min(allowed, key=lambda e: (self.tracker.in_flight(e), allowed.index(e)))]
+        return [min(allowed, key=lambda e: (self.load(e), allowed.index(e)))]
 
     def instance(self, target: str) -> str | None:
         """The one ``/llm`` socket of ``target`` that gets its next request.

@@ -1,4 +1,4 @@
-"""What happens when an identity arrives or leaves (reference 3.1.2).
+"""What happens when an identity arrives or leaves (docs/protocol.md).
 
 Session start: personal room (persisted), ``monitor-room`` for admins,
 client-room registration for plain clients, client-list broadcast. An

@@ -1,4 +1,4 @@
-"""URL prefix -> file or directory inside the files area (reference 8.3).
+"""URL prefix -> file or directory inside the files area (docs/protocol.md).
 
 The table behind ``addStaticResources``; the HTTP layer serves what
 :meth:`StaticMappings.lookup` returns. Targets are resolved after symlinks
@@ -32,7 +32,7 @@ def resolve_confined(root: Path, relative: str) -> Path | None:
 
 
 class StaticMappings:
-    """URL prefix -> file or directory inside the files area (reference 8.3)."""
+    """URL prefix -> file or directory inside the files area (docs/protocol.md)."""
 
     def __init__(self, files_root: Path) -> None:
         self.files_root = files_root

@@ -1,4 +1,4 @@
-"""Assembling the extension's token streams into responses (reference 5(d)).
+"""Assembling the extension's token streams into responses (docs/protocol.md).
 
 The real extension sends, per generation, one ``outputId``; per token a new
 ``streamId`` with ``CLIENT_STREAM_START``, five data sub-chunks and
@@ -23,6 +23,7 @@ from typing import Any
 
 from newage.domain.requests import LlmRequest, RequestTracker, TargetState
 from newage.domain.responses import Responder
+from newage.domain.streamlog import StreamLog
 from newage.errors import ErrorCode
 from newage.logs import log
 from newage.protocol.names import Ev, RequestStatus, StreamType
@@ -69,10 +70,15 @@ class Output:
 
 
 class StreamService:
-    def __init__(self, tracker: RequestTracker, responder: Responder, live: LiveSettings) -> None:
+    def __init__(
+        self, tracker: RequestTracker, responder: Responder, live: LiveSettings, log: StreamLog
+    ) -> None:
         self.tracker = tracker
         self.responder = responder
         self.live = live
+        self.log = log
+        # requestId -> sockets that resumed it and hear it live besides its room
+        self.followers: dict[str, list[str]] = {}
         self.current: dict[str, Output] = {}  # extension -> its open output
         self._streams: dict[tuple[str, str], tuple[Output, TokenStream]] = {}
         # recently ended outputs: (extension, outputId) -> (request, last seq)
@@ -224,27 +230,35 @@ class StreamService:
         request = output.request
         assert request is not None
         output.seq += 1
+        payload = {
+            "requestId": request.request_id,
+            "outputId": output.output_id,
+            "streamId": stream_id,
+            "chunkIndex": index,
+            "type": type_,
+            "data": text,
+            "source": output.ext,
+            "identity": output.ext,
+            "roomName": request.room,
+            "seq": output.seq,
+            "chunks": count,
+        }
+        self.log.append(request.request_id, output.output_id, request.room, payload)
         self.responder.to_room(
-            request.room,
-            Ev.SERVER_STREAM_DATA,
-            {
-                "requestId": request.request_id,
-                "outputId": output.output_id,
-                "streamId": stream_id,
-                "chunkIndex": index,
-                "type": type_,
-                "data": text,
-                "source": output.ext,
-                "identity": output.ext,
-                "roomName": request.room,
-                "seq": output.seq,
-                "chunks": count,
-            },
+            request.room, Ev.SERVER_STREAM_DATA, payload, self.followers.get(request.request_id)
         )
         if self.responder.watches:
             watch = self.responder.watches.get(request.request_id)
             if watch is not None:
-                watch.chunk(output.ext, text)
+                watch.chunk(output.ext, text, output.seq)
+
+    def _end(self, request: LlmRequest, payload: dict[str, Any]) -> None:
+        """Relay (and keep) an output's SERVER_STREAM_END."""
+        output_id = payload["outputId"]
+        if output_id is not None:
+            self.log.end(request.request_id, output_id, request.room, payload)
+        followers = self.followers.get(request.request_id)
+        self.responder.to_room(request.room, Ev.SERVER_STREAM_END, payload, followers)
 
     # ------------------------------------------------------------------ finishing
     async def finish(
@@ -285,9 +299,8 @@ class StreamService:
         async def stream_end() -> None:
             if not output.streams:
                 return
-            self.responder.to_room(
-                request.room,
-                Ev.SERVER_STREAM_END,
+            self._end(
+                request,
                 {
                     "requestId": request.request_id,
                     "outputId": output.output_id,
@@ -369,9 +382,8 @@ class StreamService:
             if output is not None:
                 self._flush(output)  # what was accepted goes out before the end
             self.tracker.target_done(request, ext, TargetState.CANCELLED)
-            self.responder.to_room(
-                request.room,
-                Ev.SERVER_STREAM_END,
+            self._end(
+                request,
                 {
                     "requestId": request.request_id,
                     "outputId": output.output_id if output else None,
@@ -440,6 +452,9 @@ class StreamService:
                 head.failure = ErrorCode.TIMEOUT
                 await self.fail(ext, head, f"Extension {ext} did not answer in time.")
         self.tracker.evict(settings.completed_request_ttl / 1000)
+        self.log.expire()
+        for rid in [r for r in self.followers if self.tracker.get_open(r) is None]:
+            del self.followers[rid]
 
     def sweep_interval(self) -> float:
         settings = self.live.current

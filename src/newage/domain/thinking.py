@@ -1,4 +1,4 @@
-"""Conversational rooms: extensions that speak up on their own (reference 6.6).
+"""Conversational rooms: extensions that speak up on their own (docs/protocol.md).
 
 Every ``conversationalCheckInterval`` ms each Conversational room whose timer
 has passed thinks with probability ``conversationalThinkProbability``; then
@@ -79,7 +79,8 @@ class Thinker:
             return None
         if self.mutes.muted(ext, room.name):
             return None
-        if any(r.room == room.name for r in self.tracker.queued(ext)):
+        busy = [*self.tracker.queued(ext), *self.chat.queues.waiting(ext)]
+        if any(r.room == room.name for r in busy):
             return None  # already answering in this room
         settings = self.live.current
         # the context the think is sent with (read now, kept for forward)

@@ -155,7 +155,7 @@ class KeyService:
     async def info(
         self, actor: Principal, client_id: str | None, network_safe: bool, *, legacy_denial: bool
     ) -> dict[str, Any]:
-        """Metadata of a client's key (never the key or its hash, DECISIONS 8).
+        """Metadata of a client's key (never the key or its hash, docs/security.md).
 
         Everyone may ask about their own clientId; asking about another one
         is key management (admins only, loopback under networkSafe).

@@ -21,7 +21,7 @@ from starlette.routing import Route, Router
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from newage.domain.llm_api import Ended, Piece, Submission
-from newage.errors import ErrorCode, NewAgeError, not_found
+from newage.errors import ErrorCode, NewAgeError, bad_request, not_found
 from newage.http.openai_wire import (
     DONE,
     PING,
@@ -38,6 +38,7 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 ROOM_HEADER = "x-newage-room"
+RESUMABLE_HEADER = "x-newage-resumable"
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
@@ -110,10 +111,22 @@ def build_openai_app(app: App) -> ASGIApp:
         except NewAgeError as exc:
             return error_response(exc)
         created = int(app.started_at)
-        data = [
-            {"id": name, "object": "model", "created": created, "owned_by": "newage"}
-            for name in ["auto", *api.models(principal)]
-        ]
+        data = [{"id": "auto", "object": "model", "created": created, "owned_by": "newage"}]
+        for name in api.models(principal):
+            state = app.liveness.state(name)
+            data.append(
+                {
+                    "id": name,
+                    "object": "model",
+                    "created": created,
+                    "owned_by": "newage",
+                    "state": state["state"],
+                    "available": state["available"],
+                    "queue_length": state["queueLength"],
+                    "in_flight": state["inFlight"],
+                    "last_answer_at": state["lastAnswerAt"],
+                }
+            )
         return JSONResponse({"object": "list", "data": data})
 
     async def read_body(request: Request) -> bytes:
@@ -136,6 +149,9 @@ def build_openai_app(app: App) -> ASGIApp:
         except NewAgeError as exc:
             return error_response(exc)
         receive = request.receive
+        # a resumable stream survives its caller: the answer goes on into
+        # the stream log and history, for GET .../stream
+        resumable = request.headers.get(RESUMABLE_HEADER, "").lower() in ("1", "true")
         if not body.stream:
             gone, ended = await unless_gone(receive, sub.feed.result())
             if gone or ended is None:
@@ -149,29 +165,55 @@ def build_openai_app(app: App) -> ASGIApp:
                     sub.request_id, sub.created, sub.model, ended.text, usage(body, ended.text)
                 )
             )
+        return await open_stream(sub, body, receive, resumable)
+
+    async def open_stream(
+        sub: Submission, body: ChatCompletionIn | None, receive: Receive, resumable: bool
+    ) -> Response:
+        async def gone() -> None:
+            if resumable:
+                api.finish(sub)
+            else:
+                await api.abandon(sub)
+
         keep_alive = app.live.current.api_keep_alive_ms / 1000
-        gone, first = await unless_gone(receive, sub.feed.next(keep_alive))
-        if gone:
-            await api.abandon(sub)
+        left, first = await unless_gone(receive, sub.feed.next(keep_alive))
+        if left:
+            await gone()
             return Response(status_code=499)
         if isinstance(first, Ended) and first.failed:
             api.finish(sub)
             return error_response(first.error())
-        return EventStream(sse_frames(sub, body, first), lambda: api.abandon(sub))
+        return EventStream(sse_frames(sub, body, first), gone)
+
+    async def resume(request: Request) -> Response:
+        """``GET /v1/chat/completions/{id}/stream``: the stream again, after
+        ``Last-Event-ID`` (docs/openai.md)."""
+        try:
+            principal = await principal_of(request)
+            last = request.headers.get("last-event-id", "0").strip() or "0"
+            if not last.isdigit() or len(last) > 9:
+                raise bad_request("Last-Event-ID must be a number.")
+            sub = api.follow(principal, request.path_params["id"], max(0, int(last) - 1))
+        except NewAgeError as exc:
+            return error_response(exc)
+        return await open_stream(sub, None, request.receive, True)
 
     async def sse_frames(
-        sub: Submission, body: ChatCompletionIn, first: Piece | Ended | None
+        sub: Submission, body: ChatCompletionIn | None, first: Piece | Ended | None
     ) -> AsyncIterator[bytes]:
-        writer = ChunkWriter(sub.request_id, sub.created, sub.model, body.include_usage)
-        yield writer.chunk({"role": "assistant", "content": ""})
-        sent: list[str] = []
+        with_usage = body is not None and body.include_usage
+        writer = ChunkWriter(sub.request_id, sub.created, sub.model, with_usage)
+        if not sub.resumed:
+            yield writer.chunk({"role": "assistant", "content": ""})
+        sent: list[str] = [sub.prefix]
         event = first
         while True:
             if event is None:
                 yield PING
             elif isinstance(event, Piece):
                 sent.append(event.text)
-                yield writer.chunk({"content": event.text})
+                yield writer.chunk({"content": event.text}, seq=event.seq or None)
             else:
                 break
             event = await sub.feed.next(app.live.current.api_keep_alive_ms / 1000)
@@ -187,7 +229,7 @@ def build_openai_app(app: App) -> ASGIApp:
             yield writer.chunk({"content": event.text[len(streamed) :]})
         answer = event.text or streamed
         yield writer.chunk({}, "stop")
-        if body.include_usage:
+        if body is not None and body.include_usage:
             yield writer.usage(usage(body, answer))
         yield DONE
 
@@ -203,12 +245,20 @@ def build_openai_app(app: App) -> ASGIApp:
     routes = [
         Route("/models", models, methods=["GET"]),
         Route("/chat/completions", completions, methods=["POST"]),
+        Route("/chat/completions/{id}/stream", resume, methods=["GET"]),
     ]
-    settings = app.live.current
+    # The origin guard in front of the whole server has already refused
+    # every origin that may not talk to us; what reaches here is allowed.
     return CORSMiddleware(
         Router(routes, default=unknown),
-        allow_origins=settings.cors_origins,
+        allow_origin_regex=".*",
         allow_methods=["GET", "POST"],
-        allow_headers=["authorization", "content-type", ROOM_HEADER],
+        allow_headers=[
+            "authorization",
+            "content-type",
+            ROOM_HEADER,
+            RESUMABLE_HEADER,
+            "last-event-id",
+        ],
         max_age=600,
     )

@@ -26,6 +26,7 @@ ERRORS: dict[ErrorCode, tuple[int, str]] = {
     ErrorCode.FORBIDDEN: (403, "permission_error"),
     ErrorCode.NOT_FOUND: (404, "invalid_request_error"),
     ErrorCode.CONFLICT: (409, "invalid_request_error"),
+    ErrorCode.STREAM_GONE: (410, "invalid_request_error"),
     ErrorCode.RATE_LIMITED: (429, "rate_limit_error"),
     ErrorCode.UNAVAILABLE: (503, "service_unavailable_error"),
     ErrorCode.TIMEOUT: (504, "timeout_error"),
@@ -160,13 +161,18 @@ class ChunkWriter:
         self.with_usage = with_usage
         self.seq = 0
 
-    def frame(self, payload: dict[str, Any]) -> bytes:
-        self.seq += 1
+    def frame(self, payload: dict[str, Any], event_id: int | None = None) -> bytes:
+        self.seq = self.seq + 1 if event_id is None else event_id
         return b"id: %d\ndata: %s\n\n" % (self.seq, orjson.dumps(payload))
 
-    def chunk(self, delta: dict[str, Any], finish_reason: str | None = None) -> bytes:
+    def chunk(
+        self, delta: dict[str, Any], finish_reason: str | None = None, seq: int | None = None
+    ) -> bytes:
+        """``seq``: the piece's seq in the stream log; its event id is
+        ``seq + 1`` (id 1 is the opening chunk), so ``Last-Event-ID`` says
+        where to resume."""
         choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}
-        return self.frame(self._base([choice]))
+        return self.frame(self._base([choice]), None if seq is None else seq + 1)
 
     def usage(self, usage_: dict[str, int]) -> bytes:
         return self.frame({**self._base([]), "usage": usage_})

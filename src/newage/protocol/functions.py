@@ -2,7 +2,7 @@
 
 ``READ_LOG`` fields stay loosely typed on purpose: the original coerces
 ``page`` and ``pageSize`` with ``parseInt`` and reports each problem with
-its own message, in a fixed order (reference 5(h)); the domain does that.
+its own message, in a fixed order (docs/protocol.md); the domain does that.
 The model only insists on an object.
 """
 

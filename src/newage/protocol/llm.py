@@ -85,6 +85,18 @@ class CancelIn(Payload):
     request_id: Id = Field(validation_alias="requestId")
 
 
+class ResumeIn(Payload):
+    request_id: Id = Field(validation_alias="requestId")
+    after_seq: int = Field(0, validation_alias="afterSeq", ge=0, strict=True)
+    output_id: Id | None = Field(None, validation_alias="outputId")
+    epoch: Id | None = None
+
+
+class PriorityIn(Payload):
+    request_id: Id = Field(validation_alias="requestId")
+    priority: int = Field(ge=-1000, le=1000, strict=True)
+
+
 class ExtensionErrorIn(Payload):
     message: Any = None
     error: Any = None

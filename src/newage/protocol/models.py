@@ -1,4 +1,4 @@
-"""Inbound payload models, one per event (aliases of reference Appendix A).
+"""Inbound payload models, one per event (with the original protocol's field aliases).
 
 Models accept unknown fields (clients send extra, informational ones) but
 type-check every field the server reads. Strings are bounded so that a

@@ -1,4 +1,4 @@
-"""Payload models of ``/rooms`` (field aliases of reference Appendix A)."""
+"""Payload models of ``/rooms`` (with the original protocol's field aliases)."""
 
 from __future__ import annotations
 

@@ -6,6 +6,7 @@ import uuid
 from typing import TYPE_CHECKING, Any
 
 from newage.domain.presence import SocketRef
+from newage.domain.principal import require_admin
 from newage.domain.requests import TargetState
 from newage.errors import bad_request, forbidden
 from newage.protocol.llm import (
@@ -14,6 +15,8 @@ from newage.protocol.llm import (
     ExtensionErrorIn,
     LlmRequestIn,
     NonStreamIn,
+    PriorityIn,
+    ResumeIn,
     RoomRefIn,
     StreamDataIn,
     StreamEndIn,
@@ -64,6 +67,27 @@ class LlmNamespace(HistoryEvents, BaseNamespace):
     async def cancel_request(self, ref: SocketRef, data: CancelIn) -> dict[str, Any]:
         return await self.app.chat.cancel(data.request_id, ref.principal)
 
+    @on(Ev.RESUME_STREAM, model=ResumeIn)
+    async def resume_stream(self, ref: SocketRef, data: ResumeIn) -> dict[str, Any]:
+        return self.app.resumer.resume(
+            ref.principal, ref.sid, data.request_id, data.after_seq, data.output_id, data.epoch
+        )
+
+    @on(Ev.GET_REQUEST, model=CancelIn)
+    async def get_request(self, ref: SocketRef, data: CancelIn) -> dict[str, Any]:
+        return self.app.chat.lookup(data.request_id, ref.principal)
+
+    @on(Ev.SET_REQUEST_PRIORITY, model=PriorityIn)
+    async def set_priority(self, ref: SocketRef, data: PriorityIn) -> dict[str, Any]:
+        require_admin(ref.principal, self.app.live.current.network_safe)
+        positions = self.app.queues.set_priority(data.request_id, data.priority)
+        return {**OK, "requestId": data.request_id, "positions": positions}
+
+    @on(Ev.GET_EXTENSIONS_STATE)
+    async def extensions_state(self, ref: SocketRef, _: Any) -> dict[str, Any]:
+        require_admin(ref.principal, self.app.live.current.network_safe)
+        return {**OK, "extensions": self.app.liveness.states()}
+
     # ------------------------------------------------------------------ context
     @on(Ev.GET_FULL_CONTEXT, model=ContextIn)
     async def full_context(self, ref: SocketRef, data: ContextIn) -> dict[str, Any]:
@@ -103,6 +127,9 @@ class LlmNamespace(HistoryEvents, BaseNamespace):
         room = data.target_room or (request.room if request else None)
         if room is not None and room in self.app.rooms.rooms:
             await self.app.status_board.set(ext, room, MemberStatus.PROCESSING)
+        if request is not None and request.open and request.request_id == data.request_id:
+            # a generation without streaming is silent until its answer
+            await self.app.responder.report_processing(request)
         return dict(OK)
 
     @on(Ev.STOP_PROCESSING, model=RoomRefIn)

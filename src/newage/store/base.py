@@ -2,7 +2,7 @@
 
 Everything a restart must not lose goes through here. Every mutating method
 returns only after the change is durable, so an ``ok`` ack sent after it
-keeps its promise (DECISIONS 11). Implementations must not leak their own
+keeps its promise (docs/security.md). Implementations must not leak their own
 types: arguments and results are the records of ``domain.records`` and plain
 JSON-able dicts. A networked implementation (Redis, PostgreSQL) for several
 server processes can be added beside the SQLite one.

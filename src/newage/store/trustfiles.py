@@ -1,4 +1,4 @@
-"""Per-client trust files ``settings/*.json`` (reference 3.9).
+"""Per-client trust files ``settings/*.json`` (docs/protocol.md).
 
 The files are the human-editable source of trust, as in the original; the
 store keeps a mirror so that a running server sees CLI and admin changes at
@@ -38,7 +38,7 @@ def infer_kind(client_id: str, declared: str | None) -> ClientKind:
     if declared is not None:
         return ClientKind(declared)  # validated by the caller
     # The original's convention: SillyTavern trust entries start with "SillyTavern".
-    # Admins are never inferred from a name; they must be declared (DECISIONS 7).
+    # Admins are never inferred from a name; they must be declared (docs/security.md).
     return ClientKind.SILLYTAVERN if client_id.startswith("SillyTavern") else ClientKind.CLIENT
 
 

@@ -8,7 +8,7 @@ import { badge, clock, debounce, fill, h, ms, select, table, text } from '../dom
 import { attempt } from '../ui.js';
 
 const PAGE = 25;
-const STATES = [['', 'all states'], ['open', 'open (waiting, running)'], ['held', 'held (HostSubmit, MasterOnly)'],
+const STATES = [['', 'all states'], ['open', 'open (waiting, running)'], ['held', 'waiting (queued, held by the mode)'],
   ['done', 'finished'], ['failed', 'failed'], ['completed', 'completed'], ['cancelled', 'cancelled']];
 const LABELS = { not_forwarded: 'recorded, not forwarded', processing: 'forwarded' };
 
