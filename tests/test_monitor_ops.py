@@ -106,9 +106,18 @@ async def test_request_states_queued_streaming_completed_failed_and_trace(
     output = "out-st-ok"
     await ext.token(output, "Hel", first=True, request_id="st-ok")
     await expect(row).to_have_attribute("data-state", "streaming")
+    # the extension is busy: the next request waits in its queue, with its place
+    await web.call("/llm", "LLM_REQUEST", {"requestId": "st-wait", "message": "next"})
+    waiting = page.locator('#requests-table tr[data-request-id="st-wait"]')
+    await expect(waiting).to_have_attribute("data-state", "queued")
+    await expect(waiting.locator(".req-state")).to_have_text("queued #1")
     await tab.shot("requests-streaming")
     await ext.token(output, "lo", first=False, request_id="st-ok", final=True)
     await expect(row).to_have_attribute("data-state", "completed")
+    await expect(waiting).to_have_attribute("data-state", "processing")
+    await ext.next_request(predicate=lambda p: p["requestId"] == "st-wait")
+    await ext.message("done waiting", request_id="st-wait")
+    await expect(waiting).to_have_attribute("data-state", "completed")
     await expect(row.locator('.chip[data-state="completed"]')).to_have_text("SillyTavern-states")
     await expect(row.locator("td.num").nth(2)).to_have_text("2")  # tokens
 
