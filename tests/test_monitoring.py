@@ -3,6 +3,7 @@ and the audit trail, with real clients and the simulated extension."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 import httpx
@@ -236,3 +237,27 @@ async def test_debug_logging_traces_each_request_step(server, peers, caplog):
     steps = [r.getMessage() for r in caplog.records if "request dbg-1 (web)" in r.getMessage()]
     assert any(": received" in s for s in steps) and any(": forwarded" in s for s in steps)
     assert any(": completed" in s for s in steps), steps
+
+
+async def test_api_logins_and_rooms_are_audited(server, peers):
+    ext = await fake_extension(server, peers)
+    boss = await admin(server, peers, namespaces=("/debug",))
+    key = await server.client("bot")
+    body = {"model": "SillyTavern-1", "messages": [{"role": "user", "content": "Hi"}]}
+    async with httpx.AsyncClient(base_url=server.url, timeout=20) as http:
+        refused = await http.post(
+            "/v1/chat/completions", json=body, headers={"Authorization": "Bearer bot:wrong"}
+        )
+        assert refused.status_code == 401
+        call = asyncio.create_task(
+            http.post(
+                "/v1/chat/completions", json=body, headers={"Authorization": f"Bearer bot:{key}"}
+            )
+        )
+        request = await ext.next_request()
+        await ext.message("Hello", request_id=request["requestId"])
+        assert (await call).status_code == 200
+    entries = await audit(boss, search="/v1")
+    assert [(e["action"], e["actor"]) for e in entries] == [("login.refused", "127.0.0.1")]
+    made = await audit(boss, action="room.create")
+    assert [(e["actor"], e["target"]) for e in made] == [("bot", "api:bot")], made

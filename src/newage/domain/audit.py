@@ -26,6 +26,7 @@ from typing import Any
 
 from newage.clock import iso_from_epoch, iso_now
 from newage.domain.records import AuditEntry, AuditFilter, AuditLevel
+from newage.errors import ErrorCode, NewAgeError
 from newage.logs import log
 from newage.settings import LiveSettings
 from newage.store.base import Store
@@ -81,6 +82,18 @@ class Audit:
         else:
             self.dropped += 1
         return entry
+
+    def refused(self, error: NewAgeError, who: str, peer: str, where: str) -> None:
+        """A refused login (a lockout when the login limiter said no)."""
+        locked = error.code is ErrorCode.RATE_LIMITED
+        self.add(
+            "login.locked" if locked else "login.refused",
+            who,
+            actor=peer or "unknown peer",
+            level="warn",
+            namespace=where,
+            reason=error.message,
+        )
 
     async def flush(self) -> int:
         async with self._flushing:

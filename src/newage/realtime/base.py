@@ -109,16 +109,7 @@ class BaseNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
             await self.authorize(result)
         except NewAgeError as exc:
             message, data = exc.to_connect_refusal()
-            # a refusal of the login limiter is a lockout
-            locked = exc.code is ErrorCode.RATE_LIMITED
-            self.app.audit.add(
-                "login.locked" if locked else "login.refused",
-                _who(auth),
-                actor=peer or "unknown peer",
-                level="warn",
-                namespace=self.namespace,
-                reason=message,
-            )
+            self.app.audit.refused(exc, _who(auth), peer, self.namespace)
             raise socketio.exceptions.ConnectionRefusedError(message, data) from None
         ref = SocketRef(sid, self.namespace, result.principal, result.mode)
         p = result.principal
