@@ -81,6 +81,23 @@ async def test_held_requests_show_queued_and_not_forwarded(server, peers):
     assert queued["mode"] == "HostSubmit"
     listed = await boss.call("/debug", "GET_REQUESTS", {"state": "open"})
     assert [r["requestId"] for r in listed["requests"]] == ["q1"]
+    # the master submits: the held request goes out merged into the master's
+    ack = await boss.call(
+        "/llm", "LLM_REQUEST", {"requestId": "m1", "message": "go", "targetRoom": "held"}
+    )
+    assert ack["forwarded"] is True, ack
+    gone = await boss.next(
+        "/llm", "REQUEST_STATE", lambda p: p["requestId"] == "q1" and p["state"] == "submitted"
+    )
+    assert gone["finishedAt"]
+    one = await boss.call("/debug", "GET_REQUESTS", {"requestId": "q1"})
+    assert one["request"]["trace"][-1] == {
+        **one["request"]["trace"][-1],
+        "event": "submitted",
+        "mergedInto": "m1",
+    }
+    listed = await boss.call("/debug", "GET_REQUESTS", {"state": "held"})
+    assert listed["total"] == 0
 
 
 @pytest.mark.parametrize("server_settings", [FAST])

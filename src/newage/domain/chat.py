@@ -238,6 +238,9 @@ class ChatService:
                 waiting = [m.body for m in await self.store.queue_take(room.name)]
                 if waiting:
                     current = merge([*waiting, body])
+                    if self.tracker.log is not None:
+                        held = [str(w.get("requestId")) for w in waiting if w.get("requestId")]
+                        self.tracker.log.submitted(held, request.request_id)
             await self.forward(request, room, targets, current, kind_of_request)
         positions = self.queues.positions(request)
         return {

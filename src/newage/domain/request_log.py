@@ -31,7 +31,7 @@ FINAL = frozenset({"completed", "failed", "stopped", "cancelled"})
 # what a state filter of the page selects
 STATE_GROUPS: dict[str, frozenset[str]] = {
     "open": frozenset({"pending", "queued", "processing", "streaming", "stalled"}),
-    "done": FINAL,
+    "done": FINAL | {"submitted"},
     "failed": frozenset({"failed"}),
     "held": frozenset({"queued", "not_forwarded"}),  # HostSubmit and MasterOnly
 }
@@ -209,11 +209,17 @@ class RequestLog:
         self._event(entry, label, **detail)
         self._push(entry)
 
-    def note(self, request_id: str, what: str, **detail: Any) -> None:
-        """A free-form trace line (debug detail, cancels)."""
-        entry = self.entries.get(request_id)
-        if entry is not None:
-            self._event(entry, what, **detail)
+    def submitted(self, request_ids: list[str], into: str) -> None:
+        """HostSubmit: held requests went out merged into the master's ``into``;
+        they are done waiting, and their trace says where they went."""
+        for request_id in request_ids:
+            entry = self.entries.get(request_id)
+            if entry is None or entry.state != "queued":
+                continue
+            entry.state = "submitted"
+            entry.finished = time.time()
+            self._event(entry, "submitted", mergedInto=into)
+            self._push(entry)
 
     # ------------------------------------------------------------------ queries
     def get(self, request_id: str) -> dict[str, Any] | None:

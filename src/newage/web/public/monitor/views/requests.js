@@ -10,7 +10,7 @@ import { attempt } from '../ui.js';
 const PAGE = 25;
 const STATES = [['', 'all states'], ['open', 'open (waiting, running)'], ['held', 'waiting (queued, held by the mode)'],
   ['done', 'finished'], ['failed', 'failed'], ['completed', 'completed'], ['cancelled', 'cancelled']];
-const LABELS = { not_forwarded: 'recorded, not forwarded', processing: 'forwarded' };
+const LABELS = { not_forwarded: 'recorded, not forwarded', processing: 'forwarded', submitted: 'submitted (merged)' };
 
 let view = null;
 
