@@ -9,14 +9,16 @@ HOST   ?= 127.0.0.1
 PORT   ?= 4000
 DATA   ?= ./data
 
-.PHONY: install run test test-deps lint format bench clean
+.PHONY: install run test test-deps lint format bench lock clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 
-$(STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install -q -e '.[dev]'
+# requirements.lock pins every dependency (runtime and dev) to the versions
+# the suite passed with, so CI installs exactly what was tested.
+$(STAMP): pyproject.toml requirements.lock | $(BIN)/python
+	$(BIN)/python -m pip install -q -c requirements.lock -e '.[dev]'
 	@touch $@
 
 install: $(STAMP)
@@ -51,6 +53,15 @@ format: $(STAMP)
 # bare `python -m bench.run`); it needs neither Chromium nor tests/js.
 bench: $(STAMP)
 	$(BIN)/python -m bench.run
+
+# Records what is installed now (see README, "Dependencies"): upgrade what
+# you mean to in .venv, run `make test`, then `make lock`.
+LOCK_HEAD := \# Exact versions of every runtime and dev dependency the test-suite passed with.
+lock: $(STAMP)
+	{ echo '$(LOCK_HEAD)'; \
+	  echo '# The Makefile installs with these as constraints; refresh with `make lock` (README).'; \
+	  $(BIN)/python -m pip freeze --exclude-editable; } > requirements.lock.new
+	mv requirements.lock.new requirements.lock
 
 clean:
 	rm -rf $(VENV) $(JS)/node_modules $(REF)/node_modules .pytest_cache .mypy_cache .ruff_cache

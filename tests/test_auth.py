@@ -106,7 +106,7 @@ async def test_passwords(server, peers):
     missing = await peer.call(
         "/sillytavern", "IDENTIFY_SILLYTAVERN", {"clientId": "SillyTavern-5000"}
     )
-    assert missing["message"] == "Invalid password."
+    assert missing["message"] == "Password required."
     good = await peer.call(
         "/sillytavern", "IDENTIFY_SILLYTAVERN", {"clientId": "SillyTavern-5000", "password": "pw"}
     )

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
 
 from tests.helpers.actors import admin, fake_extension, room
+from tests.helpers.wait import eventually, settle
 
 FAST = {
     "conversationalCheckInterval": 50,
@@ -49,10 +48,11 @@ async def test_thinking_and_post_unmute(server, peers):
             {"requestId": "a", "targetRoom": "cafe", "message": "lovely weather"},
         )
     )
-    # the loop is driven by time: its 50 ms timers, in this same event loop,
-    # come due before this one, so it runs while muted (and sets the room's
-    # ten-minute timer); the think awaited below must be the post-unmute one
-    await asyncio.sleep(0.3)
+    # the loop visits the room while the extension is muted: once it has set
+    # the room's ten-minute timer it has decided, and a round trip of the
+    # extension's own brings anything it was sent
+    await eventually(lambda: "cafe" in server.app.thinker.timers)
+    await settle(ext.peer, "/llm")
     assert [r for r in ext.requests() if r.get("type") == "THINK_REQUEST"] == []
     # unmuting makes the room think at once, with the post-unmute instruction
     await boss.call(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import json
+import logging
 import time
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,7 @@ from newage.errors import forbidden
 from newage.protocol.names import ClientKind
 from tests.helpers import actors
 from tests.helpers.client import Peer, auth
-from tests.helpers.wait import eventually
+from tests.helpers.wait import eventually, settle
 
 FC = "/function_call"
 REMOTE = {"X-Forwarded-For": "203.0.113.7"}
@@ -178,7 +179,7 @@ async def test_registered_functions_sensitive_sync_and_failing(server, peers):
         return a + b
 
     async def boom(ctx: Any) -> None:
-        raise ValueError("it broke")
+        raise ValueError("it broke at /srv/private/db.sqlite")
 
     async def refuse(ctx: Any) -> None:
         raise forbidden("Not you.")
@@ -196,7 +197,19 @@ async def test_registered_functions_sensitive_sync_and_failing(server, peers):
     assert (await call(web, "plain", 1, 5))["result"] == 6
     missing = await call(web, "plain")
     assert missing["error"]["message"].startswith("Invalid arguments for plain: missing a required")
-    assert (await call(web, "boom"))["error"] == {"message": "it broke", "code": "internal"}
+    logged: list[logging.LogRecord] = []
+    catcher = logging.Handler()
+    catcher.emit = logged.append  # type: ignore[method-assign]
+    logging.getLogger("newage").addHandler(catcher)
+    try:
+        failed = await call(web, "boom")
+    finally:
+        logging.getLogger("newage").removeHandler(catcher)
+    # the caller learns which function failed, not the exception's text
+    assert failed["error"] == {"message": "Server function boom failed.", "code": "internal"}
+    # the operator gets the whole story in the log
+    (record,) = [r for r in logged if r.getMessage() == "server function boom failed"]
+    assert record.exc_info is not None and "/srv/private" in str(record.exc_info[1])
     assert (await call(web, "refuse"))["error"]["message"] == "Not you."
 
 
@@ -686,7 +699,16 @@ async def test_forward_falls_back_to_the_client_id(server, peers):
 
 @pytest.mark.parametrize("server_settings", [dict(functionCallTimeout=300)])
 async def test_forward_timeout_and_late_answer(server, peers):
-    release = await sleepy_answerer(server, peers)
+    release = asyncio.Event()
+    answered: list[str] = []
+
+    async def late(data):
+        if data["requestId"] == "r1":
+            await release.wait()
+        answered.append(data["requestId"])
+        return {**hello(data), "result": {"result": f"Hello {data['requestId']}"}}
+
+    ext = await fc_answerer(server, peers, late)
     web = await actors.connect(server, peers, "web", namespaces=(FC,))
     started = time.monotonic()
     ack = await call(web, "f", target="SillyTavern-1")
@@ -696,15 +718,20 @@ async def test_forward_timeout_and_late_answer(server, peers):
         "code": "timeout",
     }
     assert elapsed > 0.25  # not before the timeout
-    # the late answer (requestId r1) goes out before the answer to r2 on the
-    # tab's connection: it is dropped, not taken for r2's
+    # the late answer to r1 reaches the server (a round trip of the answerer
+    # after it) and is dropped: the caller hears nothing more about r1...
     release.set()
+    await eventually(lambda: answered == ["r1"])
+    await settle(ext, FC)
+    await settle(web, FC)
+    assert web.received(FC, "FUNCTION_CALL") == [] and web.received(FC, "ERROR") == []
+    # ...and it is not taken for the next call's answer
     again = await call(web, "f", target="SillyTavern-1", rid="r2")
     assert again == {
         "requestId": "r2",
         "success": True,
         "status": "ok",
-        "result": {"result": "Hello"},
+        "result": {"result": "Hello r2"},
     }
     assert server.app.functions._waiting == {}
 

@@ -7,7 +7,7 @@ import pytest
 from newage.protocol.names import MONITOR_ROOM, ClientKind, Role
 from tests.helpers.actors import fake_extension
 from tests.helpers.client import Refused, auth
-from tests.helpers.wait import eventually
+from tests.helpers.wait import eventually, settle
 
 
 async def test_identity_defaults_to_client_id_and_tabs_coexist(server, peers):
@@ -25,8 +25,13 @@ async def test_identity_defaults_to_client_id_and_tabs_coexist(server, peers):
     for identity in ("web#1", "web#2", "web"):
         room = server.app.rooms.rooms[identity]
         assert room.personal_of == identity and room.role(identity) is Role.MASTER
-    ack = await tab1.call("/llm", "UNKNOWN", {})
-    assert ack["status"] == "error"
+    # one tab leaving ends its own session only; the others keep working
+    await tab1.close()
+    await eventually(lambda: "web#1" not in sessions)
+    assert set(sessions) == {"web#2", "web"}
+    for peer, namespace in ((tab2, "/"), (plain, "/llm")):
+        await settle(peer, namespace)
+        assert peer.connected(namespace)
 
 
 async def test_sessions_start_on_default_or_llm_only(server, peers):

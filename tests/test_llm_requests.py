@@ -6,6 +6,7 @@ import pytest
 
 from newage.protocol.names import ClientKind
 from tests.helpers.actors import admin, connect, fake_extension, room
+from tests.helpers.wait import settle
 
 
 def ok(ack):
@@ -197,7 +198,9 @@ async def test_host_submit_queues_guests_and_merges_on_the_masters_submission(se
         )
     )
     assert q2["queued"] is True
-    # the real check is below: the first request the extension gets is the master's
+    # after a round trip of its own, the extension has everything the server
+    # sent it before: the guests' requests were held, not forwarded
+    await settle(ext.peer, "/llm")
     assert ext.requests() == []
     sent = ok(
         await master.call(

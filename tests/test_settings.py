@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 
 import pytest
 
-from newage.settings import SettingsError, load_settings, update_settings_file
+from newage.errors import NewAgeError
+from newage.settings import LiveSettings, SettingsError, load_settings, update_settings_file
 from tests.helpers.proc import ServerProcess, run_cli
 
 
@@ -146,6 +148,27 @@ def test_unknown_keys_survive_a_settings_update(tmp_path: Path):
         update_settings_file(path, {"serverPort": 99999})
     assert err.value.field == "serverPort"
     assert json.loads(path.read_text())["serverPort"] == 4300  # nothing half-written
+    assert isinstance(err.value, NewAgeError) and err.value.code == "bad_settings"
+    assert err.value.message == err.value.line  # one error type, the same one line
+
+
+async def test_live_changes_are_written_in_order_and_none_is_lost(tmp_path: Path):
+    settings = load_settings(tmp_path)
+    live = LiveSettings(settings, settings_file(tmp_path))
+    seen: list[tuple[bool, str]] = []
+    live.on_change(lambda old, new: seen.append((new.debug_mode, new.log_level)))
+    # started together, each in a worker thread: applied one after another
+    # in call order, each on top of what the previous one wrote
+    changes = [{"debugMode": True}, {"logLevel": "warn"}, {"debugMode": False}]
+    results = await asyncio.gather(*(live.apply(c) for c in changes))
+    assert seen == [(True, "info"), (True, "warn"), (False, "warn")]
+    assert [(r.debug_mode, r.log_level) for r in results] == seen
+    raw = json.loads(settings_file(tmp_path).read_text())
+    assert raw["debugMode"] is False and raw["logLevel"] == "warn"
+    with pytest.raises(SettingsError):
+        await live.apply({"logLevel": "loud"})
+    assert live.current.log_level == "warn"  # a refused change changes nothing
+    assert json.loads(settings_file(tmp_path).read_text())["logLevel"] == "warn"
 
 
 def test_missing_settings_file_is_written_with_defaults(tmp_path: Path):

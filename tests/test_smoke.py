@@ -11,8 +11,9 @@ async def test_connect_with_key(server, peers):
     peer = peers()
     await peer.open("/llm", auth("alice", key))
     await peer.open("/rooms", auth("alice", key))
-    ack = await peer.call("/clients" if False else "/llm", "NOPE", {})
-    assert ack["status"] == "error"
+    # the key opened a session (its personal room) that /rooms serves
+    rooms = await peer.call("/rooms", "GET_ROOMS", {})
+    assert rooms["status"] == "ok" and rooms["rooms"] == ["alice"], rooms
     with pytest.raises(Refused) as err:
         await peer.open("/debug", auth("alice", key))
     assert err.value.message == "Unauthorized"

@@ -22,6 +22,7 @@ class ErrorCode(StrEnum):
     TOO_LARGE = "too_large"
     RATE_LIMITED = "rate_limited"
     QUEUE_FULL = "queue_full"  # too much pending work; try again later
+    BAD_SETTINGS = "bad_settings"  # a settings value or file that does not validate
     INTERNAL = "internal"
     UPSTREAM = "upstream"  # the extension failed the request
     STREAM_GONE = "stream_gone"  # the stream log no longer has what was asked
@@ -38,6 +39,7 @@ _HTTP_STATUS = {
     ErrorCode.TOO_LARGE: 413,
     ErrorCode.RATE_LIMITED: 429,
     ErrorCode.QUEUE_FULL: 429,
+    ErrorCode.BAD_SETTINGS: 400,
     ErrorCode.INTERNAL: 500,
     ErrorCode.UPSTREAM: 502,
     ErrorCode.STREAM_GONE: 410,

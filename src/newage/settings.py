@@ -8,6 +8,7 @@ rewrites it.
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import json
 import os
@@ -23,6 +24,7 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from newage.errors import ErrorCode, NewAgeError
 from newage.fsutil import atomic_write_json
 from newage.protocol.names import ConnectionPolicy, RequestMode, parse_mode
 
@@ -41,12 +43,14 @@ def setting(default: Any, key: str, **kwargs: Any) -> Any:
     return Field(default, json_schema_extra={"file_key": key}, **kwargs)
 
 
-class SettingsError(Exception):
-    """A settings problem, rendered as one line: ``<where>: <field>: <problem>``."""
+class SettingsError(NewAgeError):
+    """A settings problem, rendered as one line: ``<where>: <field>: <problem>``
+    (the message of the error; ``newage serve``/``check-config`` print it and
+    exit with status 3)."""
 
     def __init__(self, where: str, field: str | None, problem: str) -> None:
         self.where, self.field, self.problem = where, field, problem
-        super().__init__(self.line)
+        super().__init__(ErrorCode.BAD_SETTINGS, self.line)
 
     @property
     def line(self) -> str:
@@ -374,20 +378,28 @@ class LiveSettings:
         self.current = current
         self.path = path
         self._listeners: list[Any] = []
+        # one change at a time, in call order: each reads the file the
+        # previous one wrote, so no change is lost to an interleaving
+        self._writing = asyncio.Lock()
 
     def on_change(self, listener: Any) -> None:
         self._listeners.append(listener)
 
-    def apply(self, changes: dict[str, Any]) -> Settings:
-        """Validate and persist file-key ``changes``, then make them live."""
-        from_file = update_settings_file(self.path, changes)
-        updates = {
-            FIELD_BY_FILE_KEY[key]: getattr(from_file, FIELD_BY_FILE_KEY[key])
-            for key in changes
-            if key in FIELD_BY_FILE_KEY
-        }
-        previous = self.current
-        self.current = previous.model_copy(update=updates)
-        for listener in self._listeners:
-            listener(previous, self.current)
-        return self.current
+    async def apply(self, changes: dict[str, Any]) -> Settings:
+        """Validate and persist file-key ``changes``, then make them live.
+
+        The file is read, validated and written (with fsync) in a worker
+        thread: the event loop keeps serving everyone else meanwhile.
+        """
+        async with self._writing:
+            from_file = await asyncio.to_thread(update_settings_file, self.path, changes)
+            updates = {
+                FIELD_BY_FILE_KEY[key]: getattr(from_file, FIELD_BY_FILE_KEY[key])
+                for key in changes
+                if key in FIELD_BY_FILE_KEY
+            }
+            previous = self.current
+            self.current = previous.model_copy(update=updates)
+            for listener in self._listeners:
+                listener(previous, self.current)
+            return self.current

@@ -12,7 +12,7 @@ import re
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from newage.clock import iso_now
 from newage.domain.credentials import Credentials
@@ -21,10 +21,13 @@ from newage.domain.keys import VerifiedCache, expired, fingerprint, verify_secre
 from newage.domain.limits import WindowLimiter, rate_limited
 from newage.domain.principal import ConnMode, Principal, is_loopback
 from newage.domain.records import KeyRecord, TrustEntry
-from newage.errors import NewAgeError, forbidden, unauthenticated
+from newage.errors import NewAgeError, bad_request, forbidden, unauthenticated
 from newage.protocol.names import EXTENSION_TYPES, GET_KEY, ClientKind, Namespace
 from newage.settings import Settings
 from newage.store.base import Store
+
+if TYPE_CHECKING:
+    from newage.domain.trust import KeyService
 
 _NAME = re.compile(r"^[^\x00-\x1f\x7f]{1,128}$")
 _TEXT_LIMIT = 2000
@@ -93,6 +96,27 @@ class Authenticator:
             raise rate_limited("Too many keys issued; try again later.")
         self.issues.hit(peer)
         self.issues_all.hit(None)
+
+    async def issue_key(
+        self, principal: Principal, keys: KeyService, password: Any, *, satisfied: bool
+    ) -> tuple[str, KeyRecord]:
+        """Key issuance (``getKey``) for a SillyTavern client, on every surface
+        (``/auth`` and ``/sillytavern``): the client must be trusted and meet
+        the password rule (unless its connect already did: ``satisfied``),
+        and issuance is rate-limited. The plaintext is returned once."""
+        if not principal.is_extension:
+            raise forbidden("Only SillyTavern clients are issued keys.")
+        if not satisfied:
+            entry = await self.store.get_trust(principal.client_id)
+            if entry is None or not entry.trusted:
+                raise forbidden("Client is not trusted.")
+            if not await self.check_password(entry, password, principal.peer):
+                raise bad_request("Password required.")
+        self.issuing(principal.peer)
+        settings = self.settings()
+        return await keys.issue(
+            principal.client_id, settings.max_keys_per_client, settings.key_expiry_days
+        )
 
     async def _matches(self, hashed: str, key: str) -> bool:
         if self.cache.hit(hashed, key):

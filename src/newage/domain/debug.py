@@ -121,7 +121,7 @@ class DebugService:
         value = not self.live.current.debug_mode
         try:
             # the settings listener above switches the level and tells /debug
-            self.live.apply({"debugMode": value})
+            await self.live.apply({"debugMode": value})
         except SettingsError as exc:
             raise NewAgeError(ErrorCode.UNAVAILABLE, f"Cannot save settings: {exc.line}") from None
         except OSError as exc:

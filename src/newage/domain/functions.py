@@ -43,7 +43,6 @@ from newage.settings import (
     FIELD_BY_FILE_KEY,
     PUBLIC_FIELDS,
     LiveSettings,
-    SettingsError,
 )
 from newage.store.base import Store
 
@@ -251,11 +250,8 @@ class LegacySettingsFiles:
         # the extension's form may change what the form shows; admins any setting
         writable = FIELD_BY_FILE_KEY if ctx.principal.is_admin else EXTENSION_WRITABLE
         known = {k: v for k, v in data.items() if k in writable}
-        try:
-            if known:
-                self.live.apply(known)
-        except SettingsError as exc:
-            raise bad_request(exc.line) from None
+        if known:
+            await self.live.apply(known)  # a SettingsError says which value is wrong
         ignored = sorted(set(data) - set(known))
         result: dict[str, Any] = {"success": True}
         if ignored:
@@ -317,12 +313,11 @@ class FunctionService:
             return await result if inspect.isawaitable(result) else result
         except NewAgeError:
             raise
-        except Exception as exc:
+        except Exception:
+            # the text of an unexpected exception may show paths or data:
+            # it goes to the log, the caller gets what normal dispatch says
             log.exception("server function %s failed", name)
-            # the original relays err.message; an OSError's would show paths
-            text = exc.strerror if isinstance(exc, OSError) else str(exc)
-            message = text or "An unknown error occurred."
-            raise NewAgeError(ErrorCode.INTERNAL, message) from None
+            raise NewAgeError(ErrorCode.INTERNAL, f"Server function {name} failed.") from None
 
     def target_sids(self, target: str) -> list[str]:
         """The keyed ``/function_call`` sockets of an identity, else of a clientId."""

@@ -80,7 +80,7 @@ class RoomService:
         """The mode new rooms get; a settings change (admins only, docs/security.md)."""
         mode = _mode(value)
         require_admin(actor, self.live.current.network_safe)
-        self.live.apply({"defaultRoomMessageRequestMode": mode.value})
+        await self.live.apply({"defaultRoomMessageRequestMode": mode.value})
         return mode
 
     # ------------------------------------------------------------------ loading

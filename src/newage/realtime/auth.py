@@ -7,7 +7,7 @@ from typing import Any
 from newage.domain.auth import AuthResult
 from newage.domain.presence import SocketRef
 from newage.domain.principal import ConnMode
-from newage.errors import NewAgeError, bad_request, forbidden
+from newage.errors import NewAgeError, bad_request
 from newage.logs import log
 from newage.protocol.models import LoginIn, OptionalClientIdIn
 from newage.protocol.names import Ev
@@ -19,7 +19,7 @@ class AuthNamespace(BaseNamespace):
         if result.mode is ConnMode.KEY_PENDING:
             if result.may_issue:
                 try:
-                    await self._issue(ref)
+                    await self._issue(ref, None, satisfied=True)
                 except NewAgeError as exc:
                     failed = {**exc.to_ack(), "success": False}
                     await self.emit(Ev.CLIENT_KEY_ASSIGNED, failed, to=ref.sid)
@@ -35,11 +35,9 @@ class AuthNamespace(BaseNamespace):
                     to=ref.sid,
                 )
 
-    async def _issue(self, ref: SocketRef) -> dict[str, Any]:
-        self.app.auth.issuing(ref.principal.peer)
-        settings = self.app.live.current
-        key, record = await self.app.keys.issue(
-            ref.principal.client_id, settings.max_keys_per_client, settings.key_expiry_days
+    async def _issue(self, ref: SocketRef, password: Any, *, satisfied: bool) -> dict[str, Any]:
+        key, record = await self.app.auth.issue_key(
+            ref.principal, self.app.keys, password, satisfied=satisfied
         )
         payload = {
             "success": True,
@@ -55,17 +53,9 @@ class AuthNamespace(BaseNamespace):
 
     @on(Ev.LOGIN, model=LoginIn, modes=(ConnMode.FULL, ConnMode.KEY_PENDING))
     async def login(self, ref: SocketRef, data: LoginIn) -> dict[str, Any]:
-        p = ref.principal
-        if data.client_id is not None and data.client_id != p.client_id:
+        if data.client_id is not None and data.client_id != ref.principal.client_id:
             raise bad_request("clientId mismatch.")
-        if not p.is_extension:
-            raise forbidden("Only SillyTavern clients may log in with a password.")
-        entry = await self.app.trust.get(p.client_id)
-        if entry is None or not entry.trusted:
-            raise forbidden("Client is not trusted.")
-        if not await self.app.auth.check_password(entry, data.password, p.peer):
-            raise bad_request("Password required.")
-        return await self._issue(ref)
+        return await self._issue(ref, data.password, satisfied=False)
 
     @on(Ev.GET_CLIENT_KEY, model=OptionalClientIdIn)
     async def get_client_key(self, ref: SocketRef, data: OptionalClientIdIn) -> dict[str, Any]:

@@ -19,9 +19,13 @@ how it waits:
 defined a class per request (kept alive per connection).
 
 Sockets are switched to this class as they connect (``NewAgeServer``), so
-the rest of python-engineio (pinned to 4.15.x) is untouched. The upgrade
-path below is the library's, unchanged; the JS-client tests exercise it
-over polling-then-upgrade and websocket-only.
+the rest of python-engineio (pinned to an exact version) is untouched. The
+upgrade path below is the library's but for one fix: a websocket that closes
+before the probe no longer leaves the session stuck "upgrading". The JS-client
+tests exercise it over polling-then-upgrade and websocket-only,
+``tests/test_upgrades.py`` its failure branches. Every private name this
+relies on is listed in ``realtime/internals.py`` and checked against the
+installed version.
 """
 
 from __future__ import annotations
@@ -342,6 +346,9 @@ class LeanSocket(async_socket.AsyncSocket):  # type: ignore[misc]
             try:
                 pkt = await websocket_wait()
             except OSError:
+                # (the library returns with ``upgrading`` still set, after
+                # which every poll answers NOOP: the session is wedged)
+                self.upgrading = False
                 return
             decoded_pkt = packet.Packet(encoded_packet=pkt)
             if decoded_pkt.packet_type != packet.PING or decoded_pkt.data != "probe":

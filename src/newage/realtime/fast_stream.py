@@ -68,10 +68,17 @@ class FastStreamPath:
         # Prometheus counter takes a lock on every increment)
         self.events = 0
         self.chunk_count = 0
+        self.flushed = 0
+
+    @property
+    def handled(self) -> int:
+        """Events this path has taken since start (tests check it is active)."""
+        return self.flushed + self.events
 
     def flush_metrics(self) -> None:
         if self.events:
             self.namespace.m_events_in.inc(self.events)
+            self.flushed += self.events
             self.events = 0
         if self.chunk_count:
             self.chunks.inc(self.chunk_count)

@@ -3,7 +3,8 @@
 ``emit`` encodes a packet once and hands it straight to each recipient's
 Engine.IO queue. python-socketio's own ``emit`` creates one task per
 recipient, which costs more than the send itself on the streaming path;
-queue puts do not suspend, so order per recipient is the call order.
+queue puts do not suspend, so order per recipient is the call order. The
+Engine.IO and manager internals it uses are listed in ``realtime/internals.py``.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from newage.domain.ports import CLIENT, IDENTITY, ROOM, room_addr, split_addr
 from newage.domain.presence import Presence
 from newage.metrics import Metrics
 from newage.protocol.names import ROOM_MIRROR_NAMESPACES
+from newage.realtime import internals
 from newage.realtime.server import NewAgeServer
 
 SENT_POLL = 0.01  # seconds between looks at a socket's outbound queue
@@ -144,21 +146,12 @@ class SocketOutbox:
                 future.cancel()
             # python-socketio keeps an unanswered callback until the target
             # disconnects; a call given up on must not hold memory that long
-            self._forget_callback(sid, answered)
-
-    def _forget_callback(self, sid: str, callback: Any) -> None:
-        waiting = self.sio.manager.callbacks.get(sid)
-        if not waiting:
-            return
-        for ack_id, held in list(waiting.items()):
-            if held is callback:
-                del waiting[ack_id]
-                return
+            internals.forget_callback(self.sio.manager, sid, answered)
 
     async def sent(self, sid: str, namespace: str) -> bool:
         eio_sid = self.sio.manager.eio_sid_from_sid(sid, namespace)
         while True:
-            sock = self.sio.eio.sockets.get(eio_sid) if eio_sid is not None else None
+            sock = internals.engine_socket(self.sio, eio_sid)
             if sock is None or sock.closed or sock.closing:
                 return False
             if sock.queue.empty():
@@ -167,8 +160,8 @@ class SocketOutbox:
 
     def drained(self) -> bool:
         """Every connection's outbound queue is empty."""
-        return all(sock.queue.empty() for sock in list(self.sio.eio.sockets.values()))
+        return all(sock.queue.empty() for sock in internals.engine_sockets(self.sio))
 
     def pending_callbacks(self) -> int:
         """Callbacks python-socketio holds for unanswered calls (all sockets)."""
-        return sum(len(w) - 1 for w in self.sio.manager.callbacks.values())
+        return internals.pending_callbacks(self.sio.manager)

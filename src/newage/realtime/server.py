@@ -1,7 +1,8 @@
 """The Socket.IO server: python-socketio configured for this protocol.
 
 A few private hooks of ``AsyncServer`` are overridden (the dependency is
-pinned to a minor version for that reason):
+pinned to an exact version for that reason; every private name used is
+listed in ``realtime/internals.py``):
 
 * ``_handle_event``: events go to our namespace dispatcher, which validates,
   answers every ack exactly once and runs handlers of one connection in
@@ -28,13 +29,13 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 import socketio
-from engineio import async_socket
 from socketio import packet
 
 from newage.errors import ErrorCode, NewAgeError, bad_request
 from newage.logs import log
 from newage.protocol.names import Ev
 from newage.protocol.surrogates import lenient_loads
+from newage.realtime import internals
 from newage.realtime.admission import Admission
 from newage.realtime.engine import LeanQueue, LeanSocket, OutboundBudget, lean_translate_request
 from newage.settings import Settings
@@ -109,8 +110,7 @@ class NewAgeServer(socketio.AsyncServer):  # type: ignore[misc]
             engineio_logger=False,
         )
         self.soft_limit = settings.max_payload_bytes
-        # our own copy of the driver table: the module's dict is shared
-        self.eio._async = {**self.eio._async, "translate_request": lean_translate_request}
+        internals.use_translate_request(self.eio, lean_translate_request)
         # Seven stream events arrive per token: LeanSocket hands well-formed
         # ones to the /llm namespace's cheap path, which returns False to
         # send an event down the full path instead.
@@ -136,15 +136,15 @@ class NewAgeServer(socketio.AsyncServer):  # type: ignore[misc]
         settings = self.live()
         loop = asyncio.get_running_loop()
         loop.call_later(settings.namespace_connect_timeout / 1000, self._deadline, eio_sid)
-        sock = self.eio.sockets.get(eio_sid)
-        if sock is not None and type(sock) is async_socket.AsyncSocket:
-            sock.__class__ = LeanSocket  # see realtime/engine.py
+        sock = internals.engine_socket(self, eio_sid)
+        if sock is not None:
             budget = OutboundBudget(
                 settings.outbound_max_bytes,
                 settings.outbound_max_age / 1000,
                 lambda why: self._later(self._drop(eio_sid, f"stopped reading ({why})")),
             )
-            sock.queue = LeanQueue.taking_over(sock.queue, budget)
+            # see realtime/engine.py
+            internals.adopt_socket(sock, LeanSocket, lambda q: LeanQueue.taking_over(q, budget))
         return None
 
     async def _handle_eio_disconnect(self, eio_sid: str, reason: Any) -> None:
@@ -166,10 +166,10 @@ class NewAgeServer(socketio.AsyncServer):  # type: ignore[misc]
         connection (and its kernel and write buffers) first, then the packets
         waiting for it, then the Engine.IO session."""
         self.admission.gone(eio_sid)
-        sock = self.eio.sockets.get(eio_sid)
+        sock = internals.engine_socket(self, eio_sid)
         if sock is None:
             return
-        environ = self.environ.get(eio_sid) or {}
+        environ = internals.environ_of(self, eio_sid)
         log.warning("closed a connection from %s: %s", environ.get("REMOTE_ADDR", "?"), why)
         abort = getattr(sock, "newage_abort", None)
         if abort is not None:
@@ -179,7 +179,7 @@ class NewAgeServer(socketio.AsyncServer):  # type: ignore[misc]
             queue.discard()
         await sock.close(wait=False, abort=True, reason=self.eio.reason.TRANSPORT_ERROR)
         queue.put_nowait(None)  # a writer or a poll still waiting exits
-        self.eio.sockets.pop(eio_sid, None)
+        internals.forget_engine_socket(self, eio_sid)
 
     async def _handle_eio_message(self, eio_sid: str, data: Any) -> None:
         """python-socketio's dispatch, with clear errors for what it would

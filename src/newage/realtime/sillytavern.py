@@ -38,19 +38,11 @@ class SillyTavernNamespace(BaseNamespace):
         p = ref.principal
         if data.client_id != p.client_id:
             raise bad_request("clientId mismatch.")
-        if not self.ready.get(ref.sid):
-            entry = await self.app.trust.get(p.client_id)
-            if entry is None or not entry.trusted:
-                raise forbidden("Client is not trusted.")
-            if not await self.app.auth.check_password(entry, data.password, p.peer):
-                raise bad_request("Invalid password.")
-            self.ready[ref.sid] = True
         already = self.app.presence.extension_online(p.identity)
-        self.app.auth.issuing(p.peer)
-        settings = self.app.live.current
-        key, _ = await self.app.keys.issue(
-            p.client_id, settings.max_keys_per_client, settings.key_expiry_days
+        key, _ = await self.app.auth.issue_key(
+            p, self.app.keys, data.password, satisfied=self.ready.get(ref.sid, False)
         )
+        self.ready[ref.sid] = True
         log.info("issued a key to %s on /sillytavern", p.client_id)
         if already:
             # another tab (or the page before a reload) keeps its own key
