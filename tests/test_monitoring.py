@@ -184,7 +184,7 @@ async def test_audit_survives_a_restart_and_is_bounded(server, peers):
     boss = await admin(server, peers, namespaces=("/clients", "/debug"))
     for i in range(120):
         await boss.call("/clients", "ADD_TRUSTED_CLIENT", {"clientId": f"bulk-{i}"})
-    server.app.live.apply({"logLevel": "warn"})  # type: ignore[union-attr]  # no handler: the server
+    await server.app.live.apply({"logLevel": "warn"})  # type: ignore[union-attr]  # no handler: the server
     await server.app.audit.flush()  # type: ignore[union-attr]
     assert await server.app.audit.prune() >= 20  # type: ignore[union-attr]
     ack = await boss.call("/debug", "GET_AUDIT_LOG", {"limit": 200})
