@@ -89,6 +89,8 @@ BASE_SETTINGS: dict[str, Any] = {
     "maxRoomsPerClient": 100_000,
     "maxPendingRequestsPerClient": 100_000,
     "maxPendingRequestsPerExtension": 100_000,
+    # the load generator's extensions do not answer PING_EXTENSION
+    "heartbeatInterval": 0,
 }
 SCENARIO_SETTINGS: dict[str, dict[str, Any]] = {"history": {"contextSendDelay": 0}}
 
