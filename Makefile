@@ -42,12 +42,12 @@ test: test-deps lint
 	$(BIN)/pytest -n 2 -q
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff check src tests bench examples
 	$(BIN)/mypy
 
 format: $(STAMP)
-	$(BIN)/ruff check --fix src tests bench
-	$(BIN)/ruff format src tests bench
+	$(BIN)/ruff check --fix src tests bench examples
+	$(BIN)/ruff format src tests bench examples
 
 # bench.run itself runs `npm ci` in bench/reference when needed (so does a
 # bare `python -m bench.run`); it needs neither Chromium nor tests/js.

@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from tests.helpers.client import Peer
+from tests.helpers.sdk import sdk  # noqa: F401 - the SDK fixture for every test module
 from tests.helpers.server import RunningServer
 
 

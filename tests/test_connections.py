@@ -74,7 +74,10 @@ async def test_idle_sockets_make_room_for_a_client_that_authenticates(server, pe
     # three authenticated sessions fill the address for good
     refused = await handshake(server)
     assert refused.status_code == 401
-    assert refused.json() == {"status": "error", "message": "Too many connections from this address."}
+    assert refused.json() == {
+        "status": "error",
+        "message": "Too many connections from this address.",
+    }
     other = await handshake(server, "203.0.113.5")  # another address is not affected
     assert other.status_code == 200
     assert alice.connected("/llm") and bob.connected("/llm") and carol.connected("/llm")
@@ -98,8 +101,10 @@ async def test_the_total_limit(server, peers):
 async def test_the_handshake_rate_per_address(server):
     codes = [(await handshake(server, "203.0.113.5")).status_code for _ in range(4)]
     assert codes == [200, 200, 200, 401]
-    assert (await handshake(server, "203.0.113.5")).json()["message"].startswith(
-        "Too many connection attempts"
+    assert (
+        (await handshake(server, "203.0.113.5"))
+        .json()["message"]
+        .startswith("Too many connection attempts")
     )
     assert (await handshake(server, "203.0.113.6")).status_code == 200
     # loopback (the extension, the admin) is not rate limited

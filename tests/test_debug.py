@@ -210,3 +210,20 @@ async def test_read_log_pages_and_filters_a_large_log(server, peers):
         {"filename": "combined.log", "level": "debug", "page": 101, "pageSize": 100},
     )
     assert beyond["lines"] == [] and beyond["total"] == 10_000
+
+
+async def test_read_log_search_pages_the_matches(server, peers):
+    ext = await debug_peer(server, peers)
+    rows = [
+        entry(i, ("info", "error")[i % 2]) + (" NEEDLE" if i % 10 == 3 else "") for i in range(500)
+    ]
+    (server.data_dir / "logs" / "combined.log").write_text("\n".join(rows) + "\n")
+    ask = {"filename": "combined.log", "level": "error", "pageSize": 20, "search": "needle"}
+    ack = await ext.call("/debug", "READ_LOG", {**ask, "page": 1})
+    assert ack["status"] == "ok" and ack["total"] == 50 and ack["search"] == "needle", ack
+    numbers = [int(re.search(r"event (\d+)", t).group(1)) for t in ack["lines"]]
+    assert numbers == list(range(303, 500, 10))  # the newest 20 matches, in file order
+    last = await ext.call("/debug", "READ_LOG", {**ask, "page": 3})
+    assert len(last["lines"]) == 10 and "event 3 " in last["lines"][0] + " "
+    bad = await ext.call("/debug", "READ_LOG", {**ask, "search": "x" * 201})
+    assert bad["status"] == "error" and bad["code"] == "bad_request"

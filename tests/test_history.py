@@ -265,11 +265,48 @@ async def test_context_sent_to_the_extension_follows_edits_and_deletes(server, p
     web = await connect(server, peers, "web")
     first = await web.call("/llm", "LLM_REQUEST", {"requestId": "a", "message": "one"})
     await ext.next_request()
-    await web.call("/llm", "EDIT_MESSAGE", {"roomName": "web", "messageId": first["messageId"],
-                                            "updatedFields": {"message": "one, edited"}})
+    await web.call(
+        "/llm",
+        "EDIT_MESSAGE",
+        {
+            "roomName": "web",
+            "messageId": first["messageId"],
+            "updatedFields": {"message": "one, edited"},
+        },
+    )
     await web.call("/llm", "LLM_REQUEST", {"requestId": "b", "message": "two"})
     context = (await ext.next_request())["context"]
     assert [m["message"] for m in context] == ["one, edited", "two"]
-    await web.call("/llm", "DELETE_MESSAGE", {"roomName": "web", "messageIds": [first["messageId"]]})
+    await web.call(
+        "/llm", "DELETE_MESSAGE", {"roomName": "web", "messageIds": [first["messageId"]]}
+    )
     await web.call("/llm", "LLM_REQUEST", {"requestId": "c", "message": "three"})
     assert [m["message"] for m in (await ext.next_request())["context"]] == ["two", "three"]
+
+
+async def test_history_page_reads_the_end_first_then_back(server, peers):
+    web = await connect(server, peers, "web-pages")
+    for i in range(120):
+        await server.app.history.system("web-pages", f"line {i:03d}")  # type: ignore[union-attr]
+    first = await web.call("/llm", "GET_HISTORY_PAGE", {"roomName": "web-pages", "limit": 50})
+    assert first["status"] == "ok" and first["hasMore"] is True, first
+    texts = [m["message"] for m in first["messages"]]
+    assert texts[-1].endswith("line 119") and texts[0].endswith("line 070")
+    back = await web.call(
+        "/llm",
+        "GET_HISTORY_PAGE",
+        {"roomName": "web-pages", "limit": 50, "before": first["before"]},
+    )
+    assert back["messages"][-1]["message"].endswith("line 069")
+    rest = await web.call(
+        "/rooms",
+        "GET_HISTORY_PAGE",
+        {"roomName": "web-pages", "limit": 500, "before": back["before"]},
+    )
+    assert rest["hasMore"] is False and rest["totalMessages"] >= 120
+    assert all(m["message"] for m in rest["messages"])
+    other = await connect(server, peers, "web-stranger")
+    refused = await other.call("/llm", "GET_HISTORY_PAGE", {"roomName": "web-pages"})
+    assert refused["status"] == "error"
+    bad = await web.call("/llm", "GET_HISTORY_PAGE", {"roomName": "web-pages", "limit": 0})
+    assert bad["status"] == "error" and bad["code"] == "bad_request"

@@ -77,5 +77,9 @@ async def test_keys_and_passwords_never_reach_the_logs(server, peers):
         logging.getLogger("newage").handlers = []
     text = "".join(p.read_text() for p in (server.data_dir / "logs").glob("*.log"))
     assert "alice" in text  # the connection itself is logged
-    assert "refused 'alice' on /llm: Invalid key." in text  # and so is the refusal
+    # and so is the refusal, as a warning of the audit trail
+    assert (
+        "- warn - audit: 127.0.0.1 login.refused 'alice' (namespace=/llm reason=Invalid key.)"
+        in text
+    )
     assert key not in text and "s3cret-pw" not in text and "$2b$" not in text

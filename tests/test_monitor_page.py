@@ -17,16 +17,18 @@ from collections.abc import AsyncIterator, Callable
 
 import pytest
 import pytest_asyncio
-from playwright.async_api import Browser, async_playwright, expect
+from playwright.async_api import expect
 
 from newage import logs
 from newage.protocol.names import ClientKind, RequestMode, Role
 from tests.helpers.actors import connect, fake_extension
-from tests.helpers.browser import ARGS, CHROMIUM, NARROW, Tab, open_tab
-from tests.helpers.client import Peer, auth
+from tests.helpers.browser import NARROW, Tab
+from tests.helpers.client import auth
+from tests.helpers.monitor import browser, login, narrow_tab, peers, tab
 from tests.helpers.server import RunningServer
 
 pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="module")]
+__all__ = ["browser", "narrow_tab", "peers", "tab"]  # fixtures used by name
 
 XSS_DESC = "<img src=x onerror=alert(1)>"
 AUTH_ITEM = "newage.monitor.auth"
@@ -40,59 +42,6 @@ async def srv(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Running
     server.keys["admin"] = await server.client("admin", ClientKind.MONITOR)
     yield server
     await server.stop()
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as pw:
-        chromium = await pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
-        yield chromium
-        await chromium.close()
-
-
-@pytest_asyncio.fixture(loop_scope="module")
-async def peers(srv: RunningServer) -> AsyncIterator[Callable[..., Peer]]:
-    made: list[Peer] = []
-
-    def make(**kwargs: object) -> Peer:
-        peer = Peer(srv.url, **kwargs)  # type: ignore[arg-type]
-        made.append(peer)
-        return peer
-
-    yield make
-    for peer in made:
-        await peer.close()
-
-
-async def _tab(browser: Browser, srv: RunningServer, viewport: dict[str, int] | None = None):
-    tab = await open_tab(browser, srv.url, viewport)
-    try:
-        yield tab
-    finally:
-        await tab.context.close()
-    key = srv.keys["admin"]
-    assert not tab.errors, tab.errors
-    assert not tab.dialogs, tab.dialogs
-    assert not tab.failed, tab.failed  # every module, stylesheet and call was found
-    # the key never travels in a URL and is never logged
-    assert not [u for u in tab.urls if key in u]
-    assert not [m for m in tab.console if key in m]
-
-
-@pytest_asyncio.fixture(loop_scope="module")
-async def tab(browser: Browser, srv: RunningServer) -> AsyncIterator[Tab]:
-    async for t in _tab(browser, srv):
-        yield t
-
-
-@pytest_asyncio.fixture(loop_scope="module")
-async def narrow_tab(browser: Browser, srv: RunningServer) -> AsyncIterator[Tab]:
-    async for t in _tab(browser, srv, NARROW):
-        yield t
-
-
-async def login(tab: Tab, srv: RunningServer) -> None:
-    await tab.login("admin", srv.keys["admin"])
 
 
 async def eventually(check: Callable[[], bool], timeout: float = 5) -> None:
@@ -408,6 +357,14 @@ async def test_policy_switch_and_manual_assignment(tab: Tab, srv: RunningServer,
     try:
         await page.select_option("#policy-select", "Manual")
         await page.click("#policy-apply")
+        # nothing is assigned yet: the switch asks first, and Cancel changes nothing
+        dialog = page.locator("#confirm-dialog")
+        await expect(dialog).to_contain_text("Switch to Manual")
+        await dialog.get_by_role("button", name="Cancel").click()
+        await expect(dialog).to_be_hidden()
+        await expect(page.locator("#policy-current")).to_have_text("Free")
+        await page.click("#policy-apply")
+        await tab.confirm()
         await expect(page.locator("#policy-current")).to_have_text("Manual")
         await expect(live).to_contain_text("none")
 

@@ -92,8 +92,9 @@ async def test_an_undecodable_packet_without_an_ack_id_gets_an_error_event(serve
 
 async def test_a_binary_event_is_refused_and_its_attachments_skipped(server):
     raw = await Raw.open(server, "alice")
-    await raw.send('52-/llm,9["LLM_REQUEST",{"_placeholder":true,"num":0},'
-                   '{"_placeholder":true,"num":1}]')
+    await raw.send(
+        '52-/llm,9["LLM_REQUEST",{"_placeholder":true,"num":0},{"_placeholder":true,"num":1}]'
+    )
     await raw.send(b"\x00\x01")
     await raw.send(b"\x02")
     ack = await raw.ack(9)

@@ -407,9 +407,17 @@ async def test_admins_see_every_rooms_changes(server, peers):
     assert created["roomName"] == "tavern" and created["room"]["master"] == "admin#act"
     ok(await boss.call("/rooms", "ADD_CLIENT_TO_ROOM", {"identity": "web", "roomName": "tavern"}))
     assert (await watcher.next("/rooms", "MEMBER_JOINED"))["identity"] == "web"
-    ok(await boss.call("/rooms", "SET_ROOM_MESSAGE_REQUEST_MODE", {"roomName": "tavern", "mode": "MasterOnly"}))
+    ok(
+        await boss.call(
+            "/rooms", "SET_ROOM_MESSAGE_REQUEST_MODE", {"roomName": "tavern", "mode": "MasterOnly"}
+        )
+    )
     assert (await watcher.next("/rooms", "ROOM_MODE_CHANGED"))["mode"] == "MasterOnly"
-    ok(await boss.call("/rooms", "MUTE_MEMBER", {"targetIdentity": "web", "roomName": "tavern", "duration": 60}))
+    ok(
+        await boss.call(
+            "/rooms", "MUTE_MEMBER", {"targetIdentity": "web", "roomName": "tavern", "duration": 60}
+        )
+    )
     members = ok(await boss.call("/rooms", "GET_CLIENTS_IN_ROOM", "tavern"))["clients"]
     web_item = next(m for m in members if m["identity"] == "web")
     assert web_item["muted"] is True and web_item["mutedUntil"].endswith("Z")

@@ -40,9 +40,7 @@ async def test_tokens_are_relayed_in_order_and_finalized_by_idle_time(server, pe
     text, chunks = stream_text(web)
     assert text == "".join(TOKENS) == end["data"]
     assert (
-        end["status"] == "completed"
-        and end["outputId"] == output_id
-        and end["requestId"] == "r1"
+        end["status"] == "completed" and end["outputId"] == output_id and end["requestId"] == "r1"
     )
     assert [c["seq"] for c in chunks] == list(range(1, len(chunks) + 1))
     assert all(c["data"] for c in chunks)  # empty sub-chunks are not relayed
@@ -53,19 +51,14 @@ async def test_tokens_are_relayed_in_order_and_finalized_by_idle_time(server, pe
     assert chunks[0]["type"] == 4 and chunks[0]["source"] == "SillyTavern-1"
     response = await web.next("/llm", "LLM_RESPONSE")
     assert (
-        response["data"] == response["message"] == text
-        and response["identity"] == "SillyTavern-1"
+        response["data"] == response["message"] == text and response["identity"] == "SillyTavern-1"
     )
     new = await web.next("/llm", "NEW_MESSAGE", lambda p: p["message"].get("isResponse"))
     recorded = new["message"]
     assert (
-        recorded["data"] == text
-        and recorded["fromLlm"] is True
-        and recorded["incomplete"] is False
+        recorded["data"] == text and recorded["fromLlm"] is True and recorded["incomplete"] is False
     )
-    final = await web.next(
-        "/llm", "REQUEST_STATUS_UPDATE", lambda p: p["status"] == "completed"
-    )
+    final = await web.next("/llm", "REQUEST_STATUS_UPDATE", lambda p: p["status"] == "completed")
     assert final["responseId"] == recorded["responseId"] and final["roomName"] == "web"
     statuses = [p["status"] for p in web.received("/llm", "REQUEST_STATUS_UPDATE")]
     assert statuses == ["processing"]  # the one before completion, once
@@ -221,7 +214,9 @@ async def test_request_timeout(server, peers):
     await settle(web, "/llm")  # ...and whatever it sent web has arrived
     assert web.received("/llm", "LLM_RESPONSE") == []
     assert web.received("/llm", "message") == []
-    responses = [m for m in await server.app.store.latest_messages("web", 10) if m.kind == "response"]
+    responses = [
+        m for m in await server.app.store.latest_messages("web", 10) if m.kind == "response"
+    ]
     assert responses == []
 
 
@@ -340,10 +335,26 @@ async def test_malformed_stream_events_get_errors_and_change_nothing(server, pee
     ext, web = await setup(server, peers)
     bad = [
         ("CLIENT_STREAM_START", {"type": 1, "streamId": 5, "outputId": "o"}, "streamId"),
-        ("CLIENT_STREAM_START", {"type": 1, "streamId": "s", "outputId": "o", "numStreams": "x"}, "numStreams"),
-        ("CLIENT_STREAM_DATA_MIDDLE", {"type": 6, "streamId": "s", "chunkIndex": 0, "data": "x"}, "Invalid stream type 6"),
-        ("CLIENT_STREAM_DATA_MIDDLE", {"type": 5, "streamId": "s", "chunkIndex": -1, "data": "x"}, "chunkIndex"),
-        ("CLIENT_STREAM_DATA_MIDDLE", {"type": 5, "streamId": "s", "chunkIndex": 0, "data": 7}, "data"),
+        (
+            "CLIENT_STREAM_START",
+            {"type": 1, "streamId": "s", "outputId": "o", "numStreams": "x"},
+            "numStreams",
+        ),
+        (
+            "CLIENT_STREAM_DATA_MIDDLE",
+            {"type": 6, "streamId": "s", "chunkIndex": 0, "data": "x"},
+            "Invalid stream type 6",
+        ),
+        (
+            "CLIENT_STREAM_DATA_MIDDLE",
+            {"type": 5, "streamId": "s", "chunkIndex": -1, "data": "x"},
+            "chunkIndex",
+        ),
+        (
+            "CLIENT_STREAM_DATA_MIDDLE",
+            {"type": 5, "streamId": "s", "chunkIndex": 0, "data": 7},
+            "data",
+        ),
         ("CLIENT_STREAM_DATA_LAST", ["not", "an", "object"], "expected an object"),
         ("CLIENT_STREAM_END", {"type": 3, "streamId": "s", "final": [1]}, "final"),
     ]
@@ -397,9 +408,7 @@ async def test_a_stalled_output_that_continues_stays_with_its_request(server, pe
 
 
 @pytest.mark.parametrize("server_settings", [{"maxPayloadBytes": 3_000_000}])
-async def test_the_cheap_path_keeps_the_models_limits_under_a_larger_payload_limit(
-    server, peers
-):
+async def test_the_cheap_path_keeps_the_models_limits_under_a_larger_payload_limit(server, peers):
     """A larger ``maxPayloadBytes`` lets a frame through, but a chunk over the
     model's bound must still be refused, as the full path refuses it."""
     ext, web = await setup(server, peers)

@@ -19,6 +19,7 @@ import socketio
 
 from newage import __version__
 from newage.datadir import DataDir
+from newage.domain.audit import Audit
 from newage.domain.auth import Authenticator
 from newage.domain.builtin_functions import (
     BOOTSTRAP_FUNCTIONS,
@@ -47,12 +48,14 @@ from newage.domain.presence import Presence
 from newage.domain.queue import ExtensionQueues
 from newage.domain.recovery import PARTIAL_SAVE_INTERVAL, SHUTDOWN_REASON, OpenAnswers
 from newage.domain.relations import RelationService
+from newage.domain.request_log import RequestLog
 from newage.domain.requests import RequestTracker
 from newage.domain.responses import Responder
 from newage.domain.resume import Resumer
 from newage.domain.room_model import Room
 from newage.domain.rooms import RoomService
 from newage.domain.routing import Router
+from newage.domain.series import Series
 from newage.domain.sessions import SessionService
 from newage.domain.staticmap import StaticMappings
 from newage.domain.status import StatusBoard
@@ -91,6 +94,9 @@ NAMESPACES: dict[Namespace, type[BaseNamespace]] = {
 }
 WATCH_INTERVAL = 0.1  # how soon CLI edits by another process take effect
 SWEEP_INTERVAL = 1.0
+AUDIT_FLUSH_INTERVAL = 1.0
+AUDIT_PRUNE_INTERVAL = 3600.0
+CLEANUP_INTERVAL = 3600.0
 
 
 class App:
@@ -103,6 +109,8 @@ class App:
         self.live = LiveSettings(settings, settings_path or data.server_settings)
         self.metrics = Metrics()
         self.store = SQLiteStore(data.db_path, synchronous=settings.sqlite_synchronous)
+        self.audit = Audit(self.store, self.live)
+        self.live.on_change(self._settings_changed)
         self.credentials = Credentials(self.store)
         self.trust = TrustService(
             self.store, data.settings_dir, settings.bcrypt_cost, self.credentials
@@ -138,6 +146,14 @@ class App:
 
         # LLM requests, streaming, history
         self.tracker = RequestTracker()
+        self.request_log = RequestLog(self.outbox, self.live, self.audit)
+        self.tracker.log = self.request_log
+        self.series = Series(
+            self.request_log,
+            self.live,
+            lambda: sum(self.presence.count_by_namespace().values()),
+            self.tracker.open_count,
+        )
         self.router = Router(self.presence, self.relations, self.tracker, self.outbox)
         self.responder = Responder(
             self.outbox,
@@ -241,6 +257,7 @@ class App:
                 socketio.ASGIApp(self.sio, socketio_path=sio_path.lstrip("/")), self.http, sio_path
             ),
             self.origins,
+            on_refused=self._origin_refused,
         )
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -293,6 +310,22 @@ class App:
     async def _check_stalls(self) -> None:
         self.liveness.check_stalls()
 
+    async def _cleanup_personal_rooms(self) -> None:
+        days = self.live.current.personal_room_cleanup_days
+        if days:
+            for name in await self.rooms.cleanup_personal(days):
+                self.audit.add("room.cleanup", name, days=days)
+
+    def _origin_refused(self, origin: str, peer: str) -> None:
+        self.audit.add("origin.refused", repr(origin), actor=peer or "unknown peer", level="warn")
+
+    def _settings_changed(self, previous: Settings, current: Settings) -> None:
+        before, after = previous.to_file_dict(), current.to_file_dict()
+        changed = sorted(k for k in after if before.get(k) != after.get(k))
+        if changed:
+            values = {k: str(after[k])[:100] for k in changed}
+            self.audit.add("settings.change", ", ".join(changed), values=values)
+
     def _observe_request(self, status: str, seconds: float) -> None:
         self.metrics.request_seconds.labels(status).observe(seconds)
 
@@ -316,6 +349,12 @@ class App:
         await self.answers.recover()
         await self.store.changed_elsewhere()  # prime the change counter
         self._every(lambda: PARTIAL_SAVE_INTERVAL, self.answers.save_partials, "partial answers")
+        await self.audit.prune()
+        self._every(lambda: AUDIT_FLUSH_INTERVAL, self.audit.flush, "audit flush")
+        self._every(lambda: AUDIT_PRUNE_INTERVAL, self.audit.prune, "audit retention")
+        self._every(self.series.interval, self.series.sample, "metrics sample")
+        await self._cleanup_personal_rooms()
+        self._every(lambda: CLEANUP_INTERVAL, self._cleanup_personal_rooms, "personal rooms")
         self._every(lambda: WATCH_INTERVAL, self._store_changed, "store watch")
         self._every(lambda: SWEEP_INTERVAL, self.mutes.expire, "mute expiry")
         # idle outputs and silent extensions, at a pace that suits the timeouts
@@ -358,6 +397,8 @@ class App:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks.clear()
+        with contextlib.suppress(Exception):
+            await self.audit.flush()
         await self.store.close()
 
     def _every(

@@ -22,6 +22,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 
 from newage import __version__, stextension
+from newage.cli_adapter import adapter_cli
 from newage.datadir import DataDir
 from newage.datainit import prepare_data_dir
 from newage.domain.trust import KeyService, TrustService
@@ -46,6 +47,7 @@ extension_cli = typer.Typer(help="Our SillyTavern extension.", no_args_is_help=T
 cli.add_typer(trust_cli, name="trust")
 cli.add_typer(keys_cli, name="keys")
 cli.add_typer(extension_cli, name="extension")
+cli.add_typer(adapter_cli, name="adapter")
 
 DataDirOpt = Annotated[
     Path,

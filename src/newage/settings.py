@@ -162,6 +162,12 @@ class Settings(BaseSettings):
     max_connections_per_address: int = setting(256, "maxConnectionsPerAddress", ge=1)
     handshake_rate_limit: int = setting(600, "handshakeRateLimit", ge=1)
     namespace_connect_timeout: int = setting(5000, "namespaceConnectTimeout", ge=100)
+    audit_retention_days: int = setting(90, "auditRetentionDays", ge=1, le=36500)
+    audit_max_entries: int = setting(100_000, "auditMaxEntries", ge=100, le=10_000_000)
+    monitor_requests_kept: int = setting(500, "monitorRequestsKept", ge=10, le=100_000)
+    metrics_sample_ms: int = setting(5000, "metricsSampleMs", ge=200, le=60_000)
+    log_search_max_entries: int = setting(200_000, "logSearchMaxEntries", ge=100, le=10_000_000)
+    personal_room_cleanup_days: int = setting(0, "personalRoomCleanupDays", ge=0, le=36500)
 
     @field_validator("default_room_message_request_mode", mode="before")
     @classmethod

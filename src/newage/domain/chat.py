@@ -13,6 +13,7 @@ from typing import Any
 
 import orjson
 
+from newage.domain import audit
 from newage.domain.history import History, request_text
 from newage.domain.mutes import MuteService
 from newage.domain.ports import Outbox, identity_addr
@@ -229,12 +230,17 @@ class ChatService:
         if not targets:
             request.status = RequestStatus.QUEUED if queued else RequestStatus.NOT_FORWARDED
             request.finished = request.created
+            if self.tracker.log is not None:
+                self.tracker.log.status(request, request.status.value, None)
         else:
             current = body
             if mode is RequestMode.HOST_SUBMIT:
                 waiting = [m.body for m in await self.store.queue_take(room.name)]
                 if waiting:
                     current = merge([*waiting, body])
+                    if self.tracker.log is not None:
+                        held = [str(w.get("requestId")) for w in waiting if w.get("requestId")]
+                        self.tracker.log.submitted(held, request.request_id)
             await self.forward(request, room, targets, current, kind_of_request)
         positions = self.queues.positions(request)
         return {
@@ -361,6 +367,9 @@ class ChatService:
             )
         waited = self.queues.withdraw(request)  # never sent: nothing to tell its extension
         targets = await self.streams.cancel(request)
+        audit.record(
+            "request.cancel", request_id, room=request.room, actor=by.identity if by else None
+        )
         for ext in (t for t in targets if t not in waited):
             self.outbox.emit(
                 Namespace.LLM,

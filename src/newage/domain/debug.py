@@ -29,6 +29,7 @@ from newage.settings import LiveSettings, Settings, SettingsError
 
 DEFAULT_PAGE_SIZE = 10
 MAX_PAGE_SIZE = 100
+MAX_SEARCH = 200
 _JS_INT = re.compile(r"\s*([+-]?[0-9]+)")
 HUGE = 10**18
 
@@ -150,7 +151,13 @@ class DebugService:
         }
 
     async def read_log(
-        self, actor: Principal, filename: Any, level: Any, page: Any, page_size: Any
+        self,
+        actor: Principal,
+        filename: Any,
+        level: Any,
+        page: Any,
+        page_size: Any,
+        search: Any = None,
     ) -> dict[str, Any]:
         """One page of a log file; validation order and messages of the original server."""
         self._gate(actor)
@@ -166,8 +173,13 @@ class DebugService:
         size = js_parse_int(page_size) or DEFAULT_PAGE_SIZE
         if not 1 <= size <= MAX_PAGE_SIZE:
             raise bad_request(f"Invalid page size (must be between 1 and {MAX_PAGE_SIZE})")
+        if search is not None and (not isinstance(search, str) or len(search) > MAX_SEARCH):
+            raise bad_request(f"search must be text of at most {MAX_SEARCH} characters")
+        scan = self.live.current.log_search_max_entries
         try:
-            result = await asyncio.to_thread(self.logs.read, filename, level, page_no, size)
+            result = await asyncio.to_thread(
+                self.logs.read, filename, level, page_no, size, search or None, scan
+            )
         except FileNotFoundError:
             raise not_found(f"Log file not found: {filename}") from None
         except OSError as exc:
@@ -183,4 +195,5 @@ class DebugService:
             "pageSize": size,
             "level": level,
             "filename": filename,
+            "search": search or None,
         }

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from newage.domain import audit
 from newage.domain.ports import Outbox
 from newage.domain.presence import Presence
 from newage.domain.principal import ConnMode
@@ -61,10 +62,12 @@ class AccessGuard:
         refs = self.presence.identity_sids(identity)
         for ref in refs:
             await self.outbox.disconnect(ref.sid, ref.namespace)
+        audit.record("client.disconnect", identity, sockets=len(refs))
         return len(refs)
 
     async def disconnect_client(self, client_id: str) -> int:
         refs = self.presence.client_sids(client_id)
         for ref in refs:
             await self.outbox.disconnect(ref.sid, ref.namespace)
+        audit.record("client.disconnect", client_id, sockets=len(refs))
         return len(refs)

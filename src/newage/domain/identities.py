@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from newage.clock import iso_now
+from newage.domain import audit
 from newage.domain.credentials import Credentials
 from newage.errors import forbidden, not_found
 from newage.protocol.names import MONITOR_ROOM, SERVER_TARGET, SYSTEM_IDENTITY
@@ -63,3 +64,4 @@ class IdentityRegistry:
         self._owner.pop(identity, None)
         if not await self.store.release_identity(identity):
             raise not_found(f"Identity {identity!r} has no owner.")
+        audit.record("identity.release", identity)

@@ -159,6 +159,26 @@ class LogIndex:
             lines.append(text.rstrip("\r\n"))
         return Page(lines, total)
 
+    def search(
+        self, fh: BinaryIO, level: str, needle: str, page: int, page_size: int, scan: int
+    ) -> Page:
+        """Like :meth:`page`, over the entries containing ``needle`` (any
+        case) among the newest ``scan`` entries of the level."""
+        offsets = self.entries(level)
+        wanted = needle.casefold()
+        found: list[str] = []  # newest first
+        skip = (page - 1) * page_size
+        total = 0
+        for i in range(len(offsets) - 1, max(-1, len(offsets) - 1 - scan), -1):
+            start = offsets[i]
+            fh.seek(start)
+            text = fh.read(self.end_of(start) - start).decode("utf-8", errors="replace")
+            if wanted in text.casefold():
+                if skip <= total < skip + page_size:
+                    found.append(text.rstrip("\r\n"))
+                total += 1
+        return Page(found[::-1], total)
+
 
 class LogReader:
     """Indexes of the whitelisted log files of one directory."""
@@ -169,12 +189,23 @@ class LogReader:
         self._indexes: dict[str, LogIndex] = {}
         self._locks: dict[str, threading.Lock] = {name: threading.Lock() for name in names}
 
-    def read(self, name: str, level: str, page: int, page_size: int) -> Page:
-        """One page of ``name``; raises OSError (FileNotFoundError, ...)."""
+    def read(
+        self,
+        name: str,
+        level: str,
+        page: int,
+        page_size: int,
+        search: str | None = None,
+        scan: int = 0,
+    ) -> Page:
+        """One page of ``name`` (of the entries holding ``search`` among the
+        newest ``scan``); raises OSError (FileNotFoundError, ...)."""
         if name not in self.names:
             raise ValueError(f"not a log file: {name!r}")
         with self._locks[name], open(self.logs_dir / name, "rb") as fh:
             index = self.refresh(name, fh)
+            if search:
+                return index.search(fh, level, search, page, page_size, scan)
             return index.page(fh, level, page, page_size)
 
     def refresh(self, name: str, fh: BinaryIO) -> LogIndex:

@@ -186,6 +186,30 @@ class MessageService:
             "updateId": update_id,
         }
 
+    async def history_page(
+        self, actor: Principal, room_name: Any, before: int | None, limit: int
+    ) -> dict[str, Any]:
+        """The newest ``limit`` messages (before the cursor ``before``),
+        oldest first: a reader shows the end of a big room at once and goes
+        back page by page."""
+        room = self._room_for(actor, room_name)
+        if before is None:
+            stored = await self.store.latest_messages(room.name, limit)
+        else:
+            stored = await self.store.messages_before(room.name, before, limit)
+        # the newest are kept when the page is over its byte budget
+        kept = within([m.body for m in reversed(stored)], self.live.current.history_page_bytes)
+        stored = stored[len(stored) - len(kept) :]
+        cursor = stored[0].seq if stored else None
+        older = cursor is not None and bool(await self.store.messages_before(room.name, cursor, 1))
+        return {
+            "roomName": room.name,
+            "messages": [m.body for m in stored],
+            "before": cursor,
+            "hasMore": older,
+            "totalMessages": await self.store.count_messages(room.name),
+        }
+
     def page_to(self, address: str, room: str, update_id: str, total: int) -> None:
         """Start paging ``room`` to ``address`` (a socket or a room), replacing
         a paging still running for the same pair (newest wins)."""

@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from newage.clock import FOREVER, epoch_from_iso, iso_from_epoch
+from newage.domain import audit
 from newage.domain.history import History
 from newage.domain.ports import Outbox, identity_addr
 from newage.domain.principal import Principal
@@ -22,7 +23,6 @@ from newage.domain.room_model import require_can_act_on
 from newage.domain.rooms import RoomService, valid_room_name
 from newage.domain.status import StatusBoard
 from newage.errors import bad_request, forbidden, not_found
-from newage.logs import log
 from newage.protocol.names import SYSTEM_IDENTITY, Ev, MemberStatus, Namespace
 from newage.store.base import Store
 
@@ -114,7 +114,7 @@ class MuteService:
                     f"[System] {target} has been muted by {actor.identity} for {seconds} seconds."
                 )
             await self.history.system(room, text)
-        log.info("%s muted %s in %s until %s", actor.identity, target, room or "every room", until)
+        audit.record("member.mute", target, room=room or "every room", until=until)
         return record
 
     async def unmute(self, target: Any, room_name: Any, actor: Principal | None) -> bool:
@@ -136,6 +136,7 @@ class MuteService:
             await self.history.system(room, f"[System] {target} has been unmuted by {by}.")
         for hook in self.on_unmuted:
             await hook(target, room)
+        audit.record("member.unmute", target, room=room or "every room", actor=by)
         return True
 
     async def expire(self) -> int:

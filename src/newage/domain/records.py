@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from newage.protocol.names import ClientKind, RequestMode, Role
 
@@ -116,3 +116,40 @@ class PendingAnswer:
     kind: str
     output_id: str | None = None
     text: str = ""
+
+
+AuditLevel = Literal["info", "warn", "error"]
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    at: str
+    level: AuditLevel
+    actor: str
+    action: str
+    target: str | None
+    details: dict[str, Any]
+    id: int | None = None
+
+    def public(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "at": self.at,
+            "level": self.level,
+            "actor": self.actor,
+            "action": self.action,
+            "target": self.target,
+            "details": self.details,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class AuditFilter:
+    """What to read of the audit trail: every set field narrows it down."""
+
+    level: str | None = None  # this level and worse
+    action: str | None = None  # an action or its family ("trust")
+    actor: str | None = None
+    search: str | None = None
+    before_id: int | None = None  # paging: entries older than this one
+    limit: int = 50

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from newage.domain import audit
 from newage.domain.policies import Assignments
 from newage.domain.ports import Outbox, identity_addr, room_addr
 from newage.domain.presence import Presence
@@ -62,9 +63,7 @@ class RelationService:
             self.outbox.emit(Namespace.ROOMS, Ev.ASSIGNMENTS_UPDATED, self.view(), [sid])
         elif principal.identity in self.model.client_rooms:
             exts = self.model.for_room(principal.identity)
-            self.outbox.emit(
-                Namespace.ROOMS, Ev.AVAILABLE_EXTENSIONS, {"extensions": exts}, [sid]
-            )
+            self.outbox.emit(Namespace.ROOMS, Ev.AVAILABLE_EXTENSIONS, {"extensions": exts}, [sid])
 
     # ------------------------------------------------------------------ admin
     async def set_policy(
@@ -77,7 +76,7 @@ class RelationService:
             raise bad_request("Invalid connection policy") from None
         await self.store.set_meta(POLICY_KEY, policy.value)
         await self._publish(self.model.set_policy(policy))
-        log.info("%s set the connection policy to %s", actor.identity, policy.value)
+        audit.record("policy.set", policy.value)
         return policy
 
     async def assign(
@@ -94,6 +93,7 @@ class RelationService:
         unique = list(dict.fromkeys(extensions))
         await self.store.set_manual_assignment(client_room, unique)
         await self._publish(self.model.set_manual(client_room, unique))
+        audit.record("policy.assign", client_room, extensions=unique)
         return unique
 
     def forget_client_room(self, room: str) -> None:

@@ -13,9 +13,13 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
 from newage.errors import ErrorCode
 from newage.protocol.names import RequestMode, RequestStatus
+
+if TYPE_CHECKING:
+    from newage.domain.request_log import RequestLog
 
 
 class Kind(StrEnum):
@@ -92,9 +96,12 @@ class RequestTracker:
         # called with an extension whenever one of its requests leaves it
         self.on_free: list[Callable[[str], None]] = []
         self._pending_of: dict[str, set[str]] = {}  # clientId -> its forwarded open requests
+        self.log: RequestLog | None = None  # what the monitor shows of each request
 
     def add(self, request: LlmRequest) -> None:
         self.requests[request.request_id] = request
+        if self.log is not None:
+            self.log.opened(request)
 
     def get(self, request_id: object) -> LlmRequest | None:
         if not isinstance(request_id, str):
@@ -122,6 +129,8 @@ class RequestTracker:
         if not queue:
             self._head_since[ext] = time.monotonic()
         queue.append(request_id)
+        if self.log is not None and request_id in self.requests:
+            self.log.forwarded(self.requests[request_id], ext)
 
     def head(self, ext: str) -> LlmRequest | None:
         queue = self._inflight.get(ext)

@@ -74,6 +74,8 @@ class Responder:
         if request.reported_processing and not request.stalled:
             return
         request.reported_processing = True
+        if self.tracker.log is not None:
+            self.tracker.log.first_output(request)
         request.stalled = False
         await self._status_update(request, "processing", None)
 
@@ -192,6 +194,8 @@ class Responder:
         state = target_state(status)
         was_open = request.open
         final = self.tracker.target_done(request, ext, state)
+        if self.tracker.log is not None:
+            self.tracker.log.output_ended(request, ext, status.value)
         if self.on_settled is not None:
             await self.on_settled(request.request_id, ext)
         await self.status.set(ext, request.room, MemberStatus.IDLE)
@@ -210,7 +214,7 @@ class Responder:
             request, label, reason if status is RequestStatus.FAILED else None, message
         )
         if status is RequestStatus.FAILED:
-            log.info("request %s failed for %s: %s", request.request_id, ext, reason)
+            log.debug("request %s failed for %s: %s", request.request_id, ext, reason)
 
     async def _status_update(
         self,
@@ -225,7 +229,10 @@ class Responder:
     def notify(
         self, request: LlmRequest, label: str, response_id: str | None = None, **extra: Any
     ) -> None:
-        """``REQUEST_STATUS_UPDATE`` to the requester (none for think requests)."""
+        """``REQUEST_STATUS_UPDATE`` to the requester (none for think requests);
+        every status goes through here, so the monitor's request log hears it too."""
+        if self.tracker.log is not None:
+            self.tracker.log.status(request, label, extra.get("message"), **extra)
         if request.kind is Kind.THINK or request.requester is None:
             return
         payload: dict[str, Any] = {

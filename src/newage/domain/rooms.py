@@ -8,10 +8,12 @@ before the commit changes nothing.
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from newage.clock import iso_now
+from newage.clock import iso_from_epoch, iso_now
+from newage.domain import audit
 from newage.domain.history import History
 from newage.domain.ports import Outbox, identity_addr, room_addr
 from newage.domain.presence import Presence
@@ -223,7 +225,8 @@ class RoomService:
             {"roomName": room.name, "room": room.info()},
             [room_addr(MONITOR_ROOM)],
         )
-        log.info("%s created room %s", actor.identity, name)
+        if room.personal_of is None:
+            audit.record("room.create", name)
         return room
 
     async def delete(self, name: Any, actor: Principal) -> None:
@@ -234,7 +237,7 @@ class RoomService:
         if room.personal_of and self.presence.is_present(room.personal_of):
             raise conflict("Cannot delete a personal room of a connected client.")
         await self._remove(room)
-        log.info("%s deleted room %s", actor.identity, room.name)
+        audit.record("room.delete", room.name)
 
     async def drop_unused_personal(self, identity: str, client_id: str) -> None:
         """An identity's session ended: its personal room goes if nothing was
@@ -254,6 +257,22 @@ class RoomService:
             return
         await self._remove(room)
         log.info("removed the unused personal room of %s", identity)
+
+    async def cleanup_personal(self, days: int) -> list[str]:
+        """Delete the personal rooms of clients gone for ``days`` days: no
+        session now, and nothing said there (or the room made) since."""
+        cutoff = iso_from_epoch(time.time() - days * 86400)
+        gone: list[str] = []
+        for room in list(self.rooms.values()):
+            owner = room.personal_of
+            if owner is None or self.presence.is_present(owner):
+                continue
+            latest = await self.store.latest_messages(room.name, 1)
+            last = str(latest[0].body.get("timestamp") or "") if latest else room.created_at
+            if last and last < cutoff and room.name in self.rooms:
+                await self._remove(room)
+                gone.append(room.name)
+        return gone
 
     async def _remove(self, room: Room) -> None:
         await self.store.delete_room(room.name)
@@ -283,6 +302,7 @@ class RoomService:
         if identity in room.members:
             raise conflict("Client already in room")
         await self._add(room, identity, role, announce=True)
+        audit.record("member.add", identity, room=room.name, role=role.value)
         return room
 
     async def _add(self, room: Room, identity: str, role: Role, *, announce: bool) -> None:
@@ -347,6 +367,7 @@ class RoomService:
                 self.outbox.emit(namespace, Ev.WARNING, warning, [identity_addr(identity)])
         if self.on_member_status is not None:
             await self.on_member_status(identity, room.name, MemberStatus.IDLE)
+        audit.record("member.kick" if kick else "member.remove", identity, room=room.name)
         return room
 
     async def set_role(self, name: Any, identity: Any, role: Any, actor: Principal) -> Room:
@@ -368,6 +389,9 @@ class RoomService:
         await self._role_changed(room, identity, role, previous)
         for d in demoted:
             await self._role_changed(room, d.identity, d.role, Role.MASTER)
+        audit.record(
+            "member.role", identity, room=room.name, role=role.value, previous=previous.value
+        )
         return room
 
     async def set_mode(self, name: Any, value: Any, actor: Principal) -> tuple[Room, bool]:
@@ -395,6 +419,7 @@ class RoomService:
         )
         for hook in self.on_mode_changed:
             await hook(room, previous)
+        audit.record("room.mode", room.name, mode=mode.value, previous=previous.value)
         return room, True
 
     # ------------------------------------------------------------------ notices

@@ -289,6 +289,8 @@ class StreamService:
         while len(self._ended) > ENDED_KEPT:
             self._ended.popitem(last=False)
         full = output.text() if text is None else text
+        if self.tracker.log is not None:
+            self.tracker.log.tokens(request, len(output.streams))
         if output.cancelled:
             # the requester already had SERVER_STREAM_END 'cancelled'
             await self.responder.keep_cancelled(request, output.ext, full, output.output_id)

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from newage.clock import iso_now
+from newage.domain import audit
 from newage.domain.credentials import Credentials
 from newage.domain.keys import expired, fingerprint, generate_key, hash_secret, is_bcrypt_hash
 from newage.domain.principal import Principal, require_admin
@@ -83,12 +84,17 @@ class TrustService:
         await asyncio.to_thread(trustfiles.write_trust_file, self.settings_dir, entry)
         await self.store.put_trust(entry)
         self.credentials.set_trust(client_id, entry)
+        audit.record(
+            "trust.add", client_id, type=kind.value, password=entry.password_hash is not None
+        )
         return entry
 
     async def remove(self, client_id: str) -> bool:
         in_file = await asyncio.to_thread(trustfiles.untrust_file, self.settings_dir, client_id)
         in_store = await self.store.delete_trust(client_id)
         self.credentials.set_trust(client_id, None)
+        if in_file or in_store:
+            audit.record("trust.remove", client_id)
         return in_file or in_store
 
 
@@ -124,12 +130,17 @@ class KeyService:
         record = KeyRecord(client_id, hashed, fingerprint(key), iso_now(), issued=issued)
         await self.store.put_key(record, replace=not issued, keep=keep)
         await self.credentials.fresh_keys(client_id)
+        audit.record(
+            "key.issue" if issued else "key.create", client_id, fingerprint=record.fingerprint
+        )
         return key, record
 
     async def revoke(self, client_id: str, fingerprint: str | None = None) -> bool:
         """Revoke one key, or every key of the client."""
         existed = await self.store.delete_key(client_id, fingerprint)
         await self.credentials.fresh_keys(client_id)
+        if existed:
+            audit.record("key.revoke", client_id, fingerprint=fingerprint or "all")
         return existed
 
     async def get(self, client_id: str) -> KeyRecord:

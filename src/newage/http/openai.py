@@ -103,7 +103,11 @@ def build_openai_app(app: App) -> ASGIApp:
 
     async def principal_of(request: Request) -> Any:
         peer = request.client.host if request.client else ""
-        return await api.authenticate(request.headers.get("authorization"), peer)
+        try:
+            return await api.authenticate(request.headers.get("authorization"), peer)
+        except NewAgeError as exc:
+            app.audit.refused(exc, "an API caller", peer, "/v1")
+            raise
 
     async def models(request: Request) -> Response:
         try:
@@ -145,7 +149,8 @@ def build_openai_app(app: App) -> ASGIApp:
             principal = await principal_of(request)
             body = ChatCompletionIn.parse(await read_body(request))
             room = body.user or request.headers.get(ROOM_HEADER) or None
-            sub = await api.submit(principal, room, body.model, body.recorded())
+            with app.audit.acting(principal.identity):  # a room it opens is audited
+                sub = await api.submit(principal, room, body.model, body.recorded())
         except NewAgeError as exc:
             return error_response(exc)
         receive = request.receive

@@ -106,15 +106,25 @@ def _header(scope: Scope, name: bytes) -> str | None:
 
 
 class OriginGuard:
-    def __init__(self, app: ASGIApp, policy: OriginPolicy) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        policy: OriginPolicy,
+        on_refused: Callable[[str, str], None] | None = None,
+    ) -> None:
         self.app = app
         self.policy = policy
+        self.on_refused = on_refused  # (origin, peer address), for the audit trail
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] in ("http", "websocket"):
             origin = _header(scope, b"origin")
             if origin is not None and not self.policy.allowed(origin, _header(scope, b"host")):
-                log.info("refused a request from origin %r", origin[:200])
+                if self.on_refused is not None:
+                    client = scope.get("client")
+                    self.on_refused(origin[:200], client[0] if client else "")
+                else:
+                    log.info("refused a request from origin %r", origin[:200])
                 await refuse(scope, send, 403, REFUSAL)
                 return
         await self.app(scope, receive, send)

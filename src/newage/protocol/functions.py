@@ -20,3 +20,4 @@ class ReadLogIn(Payload):
     level: Any = None
     page: Any = None
     page_size: Any = Field(None, validation_alias=AliasChoices("pageSize", "page_size"))
+    search: Any = None

@@ -157,3 +157,9 @@ class ContextIn(Payload):
     @classmethod
     def _bare(cls, data: Any) -> Any:
         return {"roomName": data} if isinstance(data, str) else data
+
+
+class HistoryPageIn(Payload):
+    room_name: Any = Field(None, validation_alias=ROOM)
+    before: int | None = Field(None, ge=1)
+    limit: int = Field(50, ge=1, le=500)

@@ -109,7 +109,7 @@ class BaseNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
             await self.authorize(result)
         except NewAgeError as exc:
             message, data = exc.to_connect_refusal()
-            log.info("refused %s on %s: %s", _who(auth), self.namespace, message)
+            self.app.audit.refused(exc, _who(auth), peer, self.namespace)
             raise socketio.exceptions.ConnectionRefusedError(message, data) from None
         ref = SocketRef(sid, self.namespace, result.principal, result.mode)
         p = result.principal
@@ -223,7 +223,8 @@ class BaseNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
                     payload = route.model.model_validate({} if data is None else data)
                 except ValidationError as exc:
                     raise bad_request(route.invalid or validation_message(event, exc)) from None
-            result = await route.handler(self, ref, payload)
+            with self.app.audit.acting(ref.principal.identity):
+                result = await route.handler(self, ref, payload)
             if result is None:
                 result = dict(OK)
         except NewAgeError as exc:

@@ -7,7 +7,6 @@ from typing import Any
 from newage.domain.presence import SocketRef
 from newage.domain.principal import require_admin, require_sensitive
 from newage.errors import bad_request
-from newage.logs import log
 from newage.protocol.models import (
     ClientIdIn,
     DisconnectClientIn,
@@ -85,7 +84,6 @@ class ClientsNamespace(BaseNamespace):
                 target, settings.max_keys_per_client, settings.key_expiry_days
             )
         entry = await self.app.trust.get(target)
-        log.info("%s generated a key for %s", ref.principal.identity, target)
         return {
             "status": "ok",
             "success": True,
@@ -102,9 +100,6 @@ class ClientsNamespace(BaseNamespace):
         self._key_target(ref, target)
         existed = await self.app.keys.revoke(target, data.fingerprint)
         dropped = await self.app.guard.enforce([target])
-        log.info(
-            "%s revoked the key of %s (%d sockets closed)", ref.principal.identity, target, dropped
-        )
         reply: dict[str, Any] = {"status": "ok", "success": True, "disconnected": dropped}
         if not existed:
             reply["message"] = f"No key for {target}."
@@ -125,7 +120,6 @@ class ClientsNamespace(BaseNamespace):
         except ValueError:
             raise bad_request("clientType must be client, SillyTavern or monitor.") from None
         entry = await self.app.trust.add(data.client_id, kind, data.password, data.remember_me)
-        log.info("%s trusted %s as %s", ref.principal.identity, entry.client_id, kind.value)
         # a changed type (a demoted admin) must not keep its old rights on open
         # sockets, and another client's sockets may not keep this name as identity
         users = {r.principal.client_id for r in self.app.presence.identity_sids(entry.client_id)}
@@ -137,7 +131,6 @@ class ClientsNamespace(BaseNamespace):
         require_admin(ref.principal, self.app.live.current.network_safe)
         removed = await self.app.trust.remove(data.client_id)
         dropped = await self.app.guard.enforce([data.client_id])
-        log.info("%s withdrew trust from %s", ref.principal.identity, data.client_id)
         reply: dict[str, Any] = {"status": "ok", "success": True, "disconnected": dropped}
         if not removed:
             reply["message"] = f"{data.client_id} was not trusted."
@@ -158,7 +151,6 @@ class ClientsNamespace(BaseNamespace):
         await self.app.auth.identities.release(data.identity)
         # its sockets go too: the next clientId to connect with it owns it
         dropped = await self.app.guard.disconnect_identity(data.identity)
-        log.info("%s released the identity %s", ref.principal.identity, data.identity)
         return {"status": "ok", "success": True, "identity": data.identity, "disconnected": dropped}
 
     @on(Ev.DISCONNECT_CLIENT, model=DisconnectClientIn)

@@ -5,7 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from newage.domain.presence import SocketRef
+from newage.domain.principal import require_admin
+from newage.domain.records import AuditFilter
+from newage.errors import not_found
 from newage.protocol.functions import ReadLogIn
+from newage.protocol.monitoring import GetAuditIn, GetRequestsIn, GetSeriesIn
 from newage.protocol.names import Ev
 from newage.realtime.base import OK, BaseNamespace, on
 
@@ -23,5 +27,46 @@ class DebugNamespace(BaseNamespace):
     @on(Ev.READ_LOG, model=ReadLogIn)
     async def read_log(self, ref: SocketRef, data: ReadLogIn) -> dict[str, Any]:
         return await self.app.debug.read_log(
-            ref.principal, data.filename, data.level, data.page, data.page_size
+            ref.principal, data.filename, data.level, data.page, data.page_size, data.search
         )
+
+    # ------------------------------------------------------------------ monitor views (admins)
+    def _admin(self, ref: SocketRef) -> None:
+        require_admin(ref.principal, self.app.live.current.network_safe)
+
+    @on(Ev.GET_REQUESTS, model=GetRequestsIn)
+    async def get_requests(self, ref: SocketRef, data: GetRequestsIn) -> dict[str, Any]:
+        self._admin(ref)
+        log = self.app.request_log
+        if data.request_id is not None:
+            found = log.get(data.request_id)
+            if found is None:
+                raise not_found(f"No request {data.request_id} is known (finished long ago?).")
+            return {**OK, "request": found}
+        items, total = log.page(data.state, data.search, data.offset, data.limit)
+        return {**OK, "requests": items, "total": total}
+
+    @on(Ev.GET_METRICS_SERIES, model=GetSeriesIn)
+    async def get_series(self, ref: SocketRef, data: GetSeriesIn) -> dict[str, Any]:
+        self._admin(ref)
+        tracker = self.app.tracker
+        extensions = [
+            {
+                "identity": ext,
+                "state": "busy" if tracker.in_flight(ext) else "idle",
+                "queueLength": tracker.in_flight(ext),
+                **self.app.request_log.extension_stats(ext),
+            }
+            for ext in self.app.router.online()
+        ]
+        return {**OK, **self.app.series.view(data.since), "extensions": extensions}
+
+    @on(Ev.GET_AUDIT_LOG, model=GetAuditIn)
+    async def get_audit(self, ref: SocketRef, data: GetAuditIn) -> dict[str, Any]:
+        self._admin(ref)
+        entries, total = await self.app.audit.query(
+            AuditFilter(
+                data.level, data.action, data.actor, data.search, data.before_id, data.limit
+            )
+        )
+        return {**OK, "entries": [e.public() for e in entries], "total": total}

@@ -1,5 +1,6 @@
-"""``EDIT_MESSAGE``, ``DELETE_MESSAGE``, ``CLEAR_MESSAGES``: on ``/llm`` and,
-as the original's documentation lists them, on ``/rooms`` too."""
+"""``EDIT_MESSAGE``, ``DELETE_MESSAGE``, ``CLEAR_MESSAGES`` and
+``GET_HISTORY_PAGE``: on ``/llm`` and, as the original's documentation lists
+the first three, on ``/rooms`` too."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from newage.domain.presence import SocketRef
 from newage.errors import bad_request
-from newage.protocol.llm import ClearIn, DeleteIn, EditIn
+from newage.protocol.llm import ClearIn, DeleteIn, EditIn, HistoryPageIn
 from newage.protocol.names import Ev
 from newage.realtime.base import OK, on
 
@@ -49,3 +50,10 @@ class HistoryEvents:
         if not count:
             return {**OK, "cleared": 0, "message": "Messages already cleared or operation failed."}
         return {**OK, "cleared": count}
+
+    @on(Ev.GET_HISTORY_PAGE, model=HistoryPageIn)
+    async def history_page(self, ref: SocketRef, data: HistoryPageIn) -> dict[str, Any]:
+        page = await self.app.messages.history_page(
+            ref.principal, data.room_name, data.before, data.limit
+        )
+        return {**OK, **page}

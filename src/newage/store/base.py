@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from newage.domain.records import (
+    AuditEntry,
+    AuditFilter,
     IdentityRecord,
     KeyRecord,
     MemberRecord,
@@ -216,8 +218,24 @@ class Store(ABC):
         """The newest ``limit`` messages, oldest first."""
 
     @abstractmethod
+    async def messages_before(self, room: str, before_seq: int, limit: int) -> list[StoredMessage]:
+        """The newest ``limit`` messages before ``before_seq``, oldest first."""
+
+    @abstractmethod
     async def messages_since(
         self, room: str, since: str, after_seq: int, limit: int
     ) -> list[StoredMessage]:
         """Messages with a timestamp after ``since`` (ISO) and a sequence
         number after ``after_seq`` (a paging cursor), oldest first."""
+
+    # --- audit trail ---
+    @abstractmethod
+    async def add_audit(self, entries: Sequence[AuditEntry]) -> None: ...
+
+    @abstractmethod
+    async def list_audit(self, query: AuditFilter) -> tuple[list[AuditEntry], int]:
+        """Newest first, and how many entries match in all."""
+
+    @abstractmethod
+    async def prune_audit(self, before: str, keep: int) -> int:
+        """Drop entries older than ``before`` (ISO) and all but the newest ``keep``."""

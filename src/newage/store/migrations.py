@@ -133,4 +133,17 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (request_id, ext)
     );
     """,
+    # 6: the audit trail (admin actions and security events)
+    """
+    CREATE TABLE audit (
+        id      INTEGER PRIMARY KEY AUTOINCREMENT,
+        at      TEXT NOT NULL,
+        level   TEXT NOT NULL,
+        actor   TEXT NOT NULL,
+        action  TEXT NOT NULL,
+        target  TEXT,
+        details BLOB NOT NULL
+    );
+    CREATE INDEX audit_by_time ON audit(at);
+    """,
 ]

@@ -28,12 +28,13 @@ from newage.domain.records import (
 from newage.protocol.names import ClientKind, RequestMode, Role
 from newage.store.base import MessageKind, Store, StoredMessage
 from newage.store.migrations import MIGRATIONS
+from newage.store.sqlite_audit import AuditTable
 from newage.store.sqlite_keys import KeyTables
 
 _MAX_IN = 500  # SQLite host-parameter headroom for IN (...) lists
 
 
-class SQLiteStore(KeyTables, Store):
+class SQLiteStore(KeyTables, AuditTable, Store):
     def __init__(self, path: Path, *, synchronous: str = "FULL") -> None:
         self.path = path
         self.synchronous = synchronous
@@ -442,6 +443,14 @@ class SQLiteStore(KeyTables, Store):
         rows = await self._all(
             "SELECT seq, room, kind, body FROM messages WHERE room = ? ORDER BY seq DESC LIMIT ?",
             (room, limit),
+        )
+        return [self._msg(r) for r in reversed(rows)]
+
+    async def messages_before(self, room: str, before_seq: int, limit: int) -> list[StoredMessage]:
+        rows = await self._all(
+            "SELECT seq, room, kind, body FROM messages WHERE room = ? AND seq < ? "
+            "ORDER BY seq DESC LIMIT ?",
+            (room, before_seq, limit),
         )
         return [self._msg(r) for r in reversed(rows)]
 

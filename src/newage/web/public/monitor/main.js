@@ -10,13 +10,16 @@ import clients from './views/clients.js';
 import rooms from './views/rooms.js';
 import policy from './views/policy.js';
 import traffic from './views/traffic.js';
+import requests from './views/requests.js';
+import trends from './views/trends.js';
+import events from './views/events.js';
 import logs from './views/logs.js';
 
 const AUTH_KEY = 'newage.monitor.auth'; // sessionStorage: {clientId, key, path}
 const PREFS_KEY = 'newage.monitor.prefs'; // localStorage: {clientId, path}; never the key
+const THEME_KEY = 'newage.monitor.theme'; // localStorage: 'light' | 'dark' | absent (the system's)
 const STATUS_EVERY = 3000;
-const FULL_REFRESH_EVERY = 15000;
-const VIEWS = [dashboard, clients, rooms, policy, traffic, logs];
+const VIEWS = [dashboard, clients, rooms, policy, traffic, requests, trends, events, logs];
 
 let conn = null;
 const timers = [];
@@ -174,22 +177,49 @@ function showState({ state, message }) {
     banner.hidden = false;
   } else if (state === 'connected') {
     banner.hidden = true;
+    // what the toasts said belongs to before the connection dropped
+    if (wasDown) $('#toasts').replaceChildren();
   }
+  wasDown = state !== 'connected';
+}
+let wasDown = false;
+
+// ------------------------------------------------------------------ theme
+function applyTheme(theme) {
+  if (theme === 'light' || theme === 'dark') document.documentElement.dataset.theme = theme;
+  else delete document.documentElement.dataset.theme;
+  const dark = theme ? theme === 'dark' : window.matchMedia('(prefers-color-scheme: dark)').matches;
+  const button = $('#theme-toggle');
+  text(button, dark ? 'Light' : 'Dark');
+  button.setAttribute('aria-label', dark ? 'Switch to the light theme' : 'Switch to the dark theme');
+  button.dataset.theme = dark ? 'dark' : 'light';
+}
+
+function toggleTheme() {
+  const next = $('#theme-toggle').dataset.theme === 'dark' ? 'light' : 'dark';
+  localStorage.setItem(THEME_KEY, next);
+  applyTheme(next);
 }
 
 // ------------------------------------------------------------------ navigation
+/** `#/rooms/<name>` (deep link) or `#rooms`: the view and its argument. */
 function currentView() {
-  const name = window.location.hash.replace(/^#/, '');
-  return VIEWS.some((v) => v.id === name) ? name : 'dashboard';
+  const [name, ...rest] = window.location.hash.replace(/^#\/?/, '').split('/');
+  let arg = rest.length ? rest.join('/') : null;
+  try { arg = arg === null ? null : decodeURIComponent(arg); } catch { arg = null; }
+  return VIEWS.some((v) => v.id === name) ? { name, arg } : { name: 'dashboard', arg: null };
 }
 
+let shown = null;
 function route() {
-  const name = currentView();
+  const { name, arg } = currentView();
   for (const view of VIEWS) {
     const active = view.id === name;
     view.section.hidden = !active;
-    if (active) view.section.onShow?.();
+    if (active) view.section.onShow?.(arg);
   }
+  if (shown !== name) window.scrollTo(0, 0); // a view opens at its top
+  shown = name;
   for (const link of document.querySelectorAll('#nav a')) {
     if (link.dataset.view === name) link.setAttribute('aria-current', 'page');
     else link.removeAttribute('aria-current');
@@ -221,8 +251,9 @@ function startApp(clientId) {
   loadStatus();
   loadClients();
   loadRooms();
+  // no periodic full reload: the server pushes client, room and assignment
+  // changes, and a reconnect reloads what it may have missed
   timers.push(setInterval(loadStatus, STATUS_EVERY));
-  timers.push(setInterval(() => { loadRooms(); loadClients(); }, FULL_REFRESH_EVERY));
   store.watch('debugMode', (on) => { $('#debug-badge').hidden = !on; });
 }
 
@@ -240,6 +271,8 @@ function boot() {
     signIn({ clientId, key, path });
   });
   $('#logout').addEventListener('click', signOut);
+  $('#theme-toggle').addEventListener('click', toggleTheme);
+  applyTheme(localStorage.getItem(THEME_KEY));
   $('#nav-toggle').addEventListener('click', () => setNavOpen(!$('#app').classList.contains('nav-open')));
   const auth = savedAuth();
   if (auth) {

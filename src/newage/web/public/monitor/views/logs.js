@@ -1,7 +1,7 @@
 // Logs and debug: READ_LOG with file, level filter and paging; debug mode.
 
 import { MSG_TYPE } from '/lib/constants.js';
-import { field, fill, h, select, text } from '../dom.js';
+import { debounce, field, fill, h, select, text } from '../dom.js';
 import * as store from '../store.js';
 import { attempt, ok } from '../ui.js';
 
@@ -18,6 +18,7 @@ function create(ctx) {
   const file = select(FILES, 'combined.log', { id: 'log-file', 'aria-label': 'Log file' });
   const level = select(LEVELS, 'all', { id: 'log-level', 'aria-label': 'Level' });
   const size = select(SIZES, '25', { id: 'log-size', 'aria-label': 'Entries per page' });
+  const search = h('input', { type: 'search', id: 'log-search', placeholder: 'Search', 'aria-label': 'Search the log', autocomplete: 'off' });
   const readButton = h('button', { type: 'button', class: 'primary', id: 'log-read' }, 'Read');
   const auto = h('input', { type: 'checkbox', id: 'log-auto' });
   const newer = h('button', { type: 'button', id: 'log-newer' }, '← Newer');
@@ -46,6 +47,7 @@ function create(ctx) {
         field('File', file, { class: 'inline' }),
         field('Level', level, { class: 'inline' }),
         field('Per page', size, { class: 'inline' }),
+        search,
         readButton,
         h('label', { class: 'check' }, auto, ' follow (page 1, every 5 s)')),
       error,
@@ -61,6 +63,7 @@ function create(ctx) {
     try {
       const ack = await ctx.call('/debug', MSG_TYPE.READ_LOG, {
         filename: file.value, level: level.value, page, pageSize: Number(size.value),
+        search: search.value.trim() || undefined,
       });
       error.hidden = true;
       total = ack.total || 0;
@@ -96,6 +99,7 @@ function create(ctx) {
   file.addEventListener('change', restart);
   level.addEventListener('change', restart);
   size.addEventListener('change', restart);
+  search.addEventListener('input', debounce(restart, 300));
   const goNewer = () => { if (page > 1) { page -= 1; read(); } };
   const goOlder = () => { page += 1; read(); };
   newer.addEventListener('click', goNewer);

@@ -5,7 +5,7 @@ import { MSG_TYPE } from '/lib/constants.js';
 import { badge, field, fill, h, select, table, text } from '../dom.js';
 import * as store from '../store.js';
 import { POLICIES } from '../model.js';
-import { attempt, ok } from '../ui.js';
+import { attempt, confirmAction, ok } from '../ui.js';
 
 const HELP = {
   Free: 'Every client room gets every connected extension.',
@@ -27,6 +27,13 @@ function create(ctx) {
     type: 'button', class: 'primary', id: 'policy-apply',
     on: {
       click: async () => {
+        const view = store.get('assignments') || {};
+        const assigned = Object.values(view.manualAssignments || {}).some((list) => list.length);
+        if (policySelect.value === 'Manual' && lastPolicy !== 'Manual' && !assigned) {
+          const yes = await confirmAction('Switch to Manual',
+            'No client room has an extension assigned yet: under Manual, every client loses its extensions until you assign them below.', 'Switch to Manual');
+          if (!yes) return;
+        }
         const ack = await attempt('Switch policy', () => ctx.call('/rooms', MSG_TYPE.SET_CONNECTION_POLICY, { policy: policySelect.value }));
         if (ack) ok(`Connection policy: ${ack.policy}.`);
       },

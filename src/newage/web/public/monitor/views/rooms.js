@@ -2,7 +2,8 @@
 // kick, mute/unmute with a duration; message request mode.
 
 import { MSG_TYPE } from '/lib/constants.js';
-import { badge, field, fill, h, select, table, text, time } from '../dom.js';
+import { badge, field, fill, h, select, text, time } from '../dom.js';
+import { pagedTable } from '../list.js';
 import * as store from '../store.js';
 import { MODES, MONITOR_ROOM, ROLES, describe, muteLabel } from '../model.js';
 import { attempt, attemptInline, confirmAction, ok } from '../ui.js';
@@ -15,9 +16,37 @@ function create(ctx) {
   let roomInfo = null;
 
   // ---------------------------------------------------------------- list + create
-  const filter = h('input', { type: 'search', placeholder: 'Filter rooms', 'aria-label': 'Filter rooms', id: 'room-filter' });
-  const hidePersonal = h('input', { type: 'checkbox', id: 'room-hide-personal' });
-  const list = h('div', { id: 'room-list' });
+  const online = () => new Set((store.get('clients') || []).map((c) => c.identity));
+  const showGone = h('input', { type: 'checkbox', id: 'room-show-gone' });
+  let present = new Set();
+  const list = pagedTable({
+    id: 'room-table',
+    columns: [{ label: 'Room', sort: (r) => r.name }, { label: 'Mode', sort: (r) => r.mode },
+      { label: 'Members', class: 'num', sort: (r) => (r.members || []).length }],
+    key: (r) => r.name,
+    search: (r) => `${r.name} ${r.master || ''} ${r.mode}`,
+    pageSize: 25,
+    empty: 'No rooms yet.',
+    // personal rooms of clients gone away are noise once there are hundreds
+    accept: (r) => showGone.checked || !r.personal || present.has(r.name) || r.name === selected,
+    filters: [h('label', { class: 'check small' }, showGone, ' personal rooms of gone clients')],
+    row: (r) => h('tr', {
+      class: ['clickable', r.name === selected && 'selected'],
+      dataset: { room: r.name },
+      tabindex: '0',
+      'aria-selected': String(r.name === selected),
+      title: r.master ? `master: ${r.master}` : 'no master',
+      on: {
+        click: () => open(r.name),
+        keydown: (e) => { if (e.key === 'Enter' || e.key === ' ') { e.preventDefault(); open(r.name); } },
+      },
+    },
+    h('td', null, h('span', { class: 'ident' }, r.name),
+      r.personal ? badge(present.has(r.name) ? 'personal' : 'personal, gone') : null, r.name === MONITOR_ROOM ? badge('admins', 'warn') : null),
+    h('td', { class: 'small' }, r.mode),
+    h('td', { class: 'num' }, (r.members || []).length)),
+  });
+  showGone.addEventListener('change', () => list.reset());
   const nameInput = h('input', { id: 'room-name', name: 'roomName', required: true, spellcheck: 'false', autocomplete: 'off', placeholder: 'New room name' });
   const createError = h('p', { class: 'form-error', role: 'alert', hidden: true });
   const createForm = h('form', { class: 'inline-form', id: 'room-create' },
@@ -42,44 +71,24 @@ function create(ctx) {
     h('div', { class: 'split' },
       h('div', { class: 'card room-list-card' },
         h('h2', null, 'All rooms'),
-        h('div', { class: 'toolbar' }, filter, h('label', { class: 'check' }, hidePersonal, ' hide personal rooms')),
-        list,
+        h('div', { id: 'room-list' }, list.el),
         createForm, createError),
       detail));
 
-  filter.addEventListener('input', () => renderList());
-  hidePersonal.addEventListener('change', () => renderList());
-
   function renderList() {
-    const rooms = store.get('rooms') || [];
-    const q = filter.value.trim().toLowerCase();
-    const shown = rooms.filter((r) => (!q || r.name.toLowerCase().includes(q)) && !(hidePersonal.checked && r.personal));
-    fill(list, table(
-      [{ label: 'Room' }, { label: 'Mode' }, { label: 'Members', class: 'num' }],
-      shown.map((r) => {
-        const row = h('tr', {
-          class: ['clickable', r.name === selected && 'selected'],
-          dataset: { room: r.name },
-          tabindex: '0',
-          'aria-selected': String(r.name === selected),
-          title: r.master ? `master: ${r.master}` : 'no master',
-          on: {
-            click: () => choose(r.name),
-            keydown: (e) => { if (e.key === 'Enter' || e.key === ' ') { e.preventDefault(); choose(r.name); } },
-          },
-        },
-        h('td', null, h('span', { class: 'ident' }, r.name),
-          r.personal ? badge('personal') : null, r.name === MONITOR_ROOM ? badge('admins', 'warn') : null),
-        h('td', { class: 'small' }, r.mode),
-        h('td', { class: 'num' }, (r.members || []).length));
-        return row;
-      }),
-      { empty: rooms.length ? 'No room matches.' : 'No rooms yet.', class: 'data' }));
+    present = online();
+    list.set(store.get('rooms') || []);
+  }
+
+  /** Rooms are opened through their deep link, #/rooms/<name>. */
+  function open(name) {
+    const hash = `#/rooms/${encodeURIComponent(name)}`;
+    if (window.location.hash === hash) choose(name); else window.location.hash = hash;
   }
 
   async function choose(name) {
     selected = name;
-    renderList();
+    list.refresh();
     await loadMembers();
     // one column (narrow window): bring the details into view
     if (window.matchMedia('(max-width: 1000px)').matches) detail.scrollIntoView({ block: 'start', behavior: 'smooth' });
@@ -135,6 +144,11 @@ function create(ctx) {
     e.preventDefault();
     const identity = idInput.value.trim();
     const room = selected;
+    if (identity && !(await known(identity))) {
+      const yes = await confirmAction('Unknown identity',
+        `No client named ${identity} is connected, trusted or has ever connected. Add it to ${room} anyway? It joins when a client with that identity connects.`, 'Add anyway');
+      if (!yes) return;
+    }
     const ack = await attemptInline(addError,
       () => ctx.call('/rooms', MSG_TYPE.ADD_CLIENT_TO_ROOM, { identity, roomName: room, role: roleInput.value }));
     if (!ack) return;
@@ -145,7 +159,47 @@ function create(ctx) {
   });
   const head = h('div', { class: 'card-head' });
   const meta = h('p', { class: 'muted small' });
-  const memberTable = h('div', { id: 'member-table-wrap' });
+  const memberList = pagedTable({
+    id: 'member-table',
+    columns: [{ label: 'Member', sort: (m) => m.identity }, { label: 'Role', sort: (m) => ROLES.indexOf(m.role) },
+      { label: '', class: 'actions' }],
+    key: (m) => m.identity,
+    search: (m) => `${m.identity} ${m.role} ${describe(m)}`,
+    pageSize: 25,
+    empty: 'No members.',
+    row: (m) => memberRow(roomInfo, m),
+  });
+  const memberTable = h('div', { id: 'member-table-wrap' }, memberList.el);
+
+  function memberRow(room, m) {
+    const roleSelect = select(ROLES, m.role, { 'aria-label': `Role of ${m.identity}`, class: 'role-select' });
+    roleSelect.addEventListener('change', async () => {
+      if (m.role === 'master') {
+        const yes = await confirmAction('Demote the master',
+          `${m.identity} is the master of ${room.name}. Make them ${roleSelect.value}? The room then has no master until you name one.`, 'Demote');
+        if (!yes) { roleSelect.value = m.role; return; }
+      }
+      const ack = await attempt('Set role', () => ctx.call('/rooms', MSG_TYPE.SET_MEMBER_ROLE, { targetIdentity: m.identity, roomName: room.name, role: roleSelect.value }));
+      if (ack) ok(`${m.identity} is now ${roleSelect.value} of ${room.name}.`);
+      else roleSelect.value = m.role;
+      loadMembers();
+      ctx.refresh.rooms();
+    });
+    const muted = muteLabel(m);
+    const personalOwner = room.personal && m.identity === room.name;
+    return h('tr', { dataset: { identity: m.identity } },
+      h('td', { class: 'member' },
+        h('div', null, h('span', { class: 'ident' }, m.identity),
+          m.online ? badge('online', 'ok') : badge('offline'), muted ? badge(muted, 'danger') : null),
+        h('div', { class: 'muted small desc' }, describe(m))),
+      h('td', null, roleSelect),
+      h('td', { class: 'actions' },
+        muted
+          ? h('button', { type: 'button', class: 'small', on: { click: () => unmute(room.name, m.identity) } }, 'Unmute')
+          : h('button', { type: 'button', class: 'small', on: { click: () => mute(room.name, m.identity) } }, 'Mute'),
+        personalOwner ? null : h('button', { type: 'button', class: 'small', on: { click: () => kick(room.name, m.identity) } }, 'Kick'),
+        personalOwner ? null : h('button', { type: 'button', class: 'small danger', on: { click: () => removeMember(room.name, m.identity) } }, 'Remove')));
+  }
   const body = h('div', { class: 'room-body' },
     h('div', { class: 'inline-form' },
       field('Message request mode', modeSelect),
@@ -191,37 +245,26 @@ function create(ctx) {
         : null);
     text(meta, `created ${time(room.createdAt)}${room.createdBy ? ` by ${room.createdBy}` : ''} · ${members.length} member(s)`);
 
-    const memberRows = members.map((m) => {
-      const roleSelect = select(ROLES, m.role, { 'aria-label': `Role of ${m.identity}`, class: 'role-select' });
-      roleSelect.addEventListener('change', async () => {
-        const ack = await attempt('Set role', () => ctx.call('/rooms', MSG_TYPE.SET_MEMBER_ROLE, { targetIdentity: m.identity, roomName: room.name, role: roleSelect.value }));
-        if (ack) ok(`${m.identity} is now ${roleSelect.value} of ${room.name}.`);
-        else roleSelect.value = m.role;
-        loadMembers();
-        ctx.refresh.rooms();
-      });
-      const muted = muteLabel(m);
-      const personalOwner = room.personal && m.identity === room.name;
-      return h('tr', { dataset: { identity: m.identity } },
-        h('td', { class: 'member' },
-          h('div', null, h('span', { class: 'ident' }, m.identity),
-            m.online ? badge('online', 'ok') : badge('offline'), muted ? badge(muted, 'danger') : null),
-          h('div', { class: 'muted small desc' }, describe(m))),
-        h('td', null, roleSelect),
-        h('td', { class: 'actions' },
-          muted
-            ? h('button', { type: 'button', class: 'small', on: { click: () => unmute(room.name, m.identity) } }, 'Unmute')
-            : h('button', { type: 'button', class: 'small', on: { click: () => mute(room.name, m.identity) } }, 'Mute'),
-          personalOwner ? null : h('button', { type: 'button', class: 'small', on: { click: () => kick(room.name, m.identity) } }, 'Kick'),
-          personalOwner ? null : h('button', { type: 'button', class: 'small danger', on: { click: () => removeMember(room.name, m.identity) } }, 'Remove')));
-    });
-    fill(memberTable, table(
-      [{ label: 'Member' }, { label: 'Role' }, { label: '', class: 'actions' }],
-      memberRows, { empty: 'No members.', class: 'data', id: 'member-table' }));
+    memberList.set(members);
 
     // connected identities are offered; any identity may be typed
     const known = (store.get('clients') || []).map((c) => c.identity).filter((i) => !members.some((m) => m.identity === i));
     fill(datalist, known.map((i) => h('option', { value: i })));
+  }
+
+  /** A connected, trusted or once-seen identity. */
+  async function known(identity) {
+    if ((store.get('clients') || []).some((c) => c.identity === identity)) return true;
+    if ((store.get('trust') || []).some((t) => t.clientId === identity)) return true;
+    try {
+      const [ids, trust] = await Promise.all([
+        ctx.call('/clients', MSG_TYPE.GET_IDENTITIES),
+        ctx.call('/clients', MSG_TYPE.GET_TRUSTED_CLIENTS),
+      ]);
+      return ids.identities.some((i) => i.identity === identity) || trust.clients.some((t) => t.clientId === identity);
+    } catch {
+      return true; // cannot tell: the server still checks what it must
+    }
   }
 
   async function remove(name) {
@@ -278,7 +321,9 @@ function create(ctx) {
   });
   store.watch('clients', () => { if (selected) renderDetail(); }, { now: false });
   renderDetail();
-  section.onShow = loadMembers;
+  section.onShow = (arg) => {
+    if (arg && arg !== selected) choose(arg); else loadMembers();
+  };
   return section;
 }
 

@@ -1,4 +1,5 @@
-// Live traffic: a room's history (paged) and new messages, streamed answers
+// Live traffic: a room's history (its newest page at once, older pages on
+// scroll) and new messages, streamed answers
 // token by token, an LLM request as admin, and the "Connection active?" ping.
 // Admins are members of monitor-room. While the server mirrors rooms to
 // monitors (its mirrorToMonitors setting, on by default), /llm brings the
@@ -8,12 +9,12 @@
 // view filters what arrives by roomName.
 
 import { MSG_TYPE, PING_TEXT, STREAM_TYPE } from '/lib/constants.js';
-import { badge, clock, field, fill, h, text, uid } from '../dom.js';
+import { badge, clock, field, fill, h, ms, text, uid } from '../dom.js';
 import * as store from '../store.js';
 import { messageText } from '../model.js';
 import { attempt, toast } from '../ui.js';
 
-const PAGE = 50; // messages shown per "show older" step
+const PAGE = 50; // messages per history page (the newest first, older on scroll)
 const ALL = '*';
 const LIVE_CAP = 500; // elements kept in the all-rooms view
 
@@ -28,12 +29,15 @@ function kindOf(m) {
 function create(ctx) {
   let room = ctx.me;
   let messages = []; // history + live of `room`, oldest first
-  let visible = PAGE;
-  let loading = null; // {room, updateId, pages: Map, live: [], total}
-  const pendingPages = new Map(); // updateId -> pages seen before the ack
+  let loading = null; // {room, live: []} while the newest page is on its way
+  let cursor = null; // where the next older page ends (GET_HISTORY_PAGE before)
+  let hasMore = false;
+  let total = 0; // messages of the room, as the server counted them (+ live ones)
+  let fetchingOlder = false;
   const elements = new Map(); // messageId -> element
   const streams = new Map(); // outputId -> {el, body, status}
   const requestStatus = new Map(); // requestId -> {status, message}
+  const requestInfo = new Map(); // requestId -> its REQUEST_STATE (targets, timings)
   const statuses = new Map(); // room -> Map(identity -> status)
 
   // ---------------------------------------------------------------- controls
@@ -75,12 +79,9 @@ function create(ctx) {
     renderStatuses();
   });
 
-  older.addEventListener('click', () => {
-    const before = log.scrollHeight - log.scrollTop;
-    visible += PAGE;
-    renderAll();
-    log.scrollTop = log.scrollHeight - before; // keep the reader's place
-  });
+  older.addEventListener('click', () => loadOlder());
+  // scrolling to the top of a room's history loads the page before
+  log.addEventListener('scroll', () => { if (log.scrollTop < 40 && hasMore && room !== ALL) loadOlder(); });
 
   // ---------------------------------------------------------------- rendering
   function header(who, kindLabel, kind, m) {
@@ -100,7 +101,9 @@ function create(ctx) {
       if (m.mode) meta.append(badge(m.mode));
       if (m.isMerged) meta.append(badge(`merged ×${m.mergedFromCount ?? '?'}`));
       const state = requestStatus.get(m.requestId);
-      meta.append(h('span', { class: 'req-status' }, state ? badge(state.status, statusKind(state.status)) : null));
+      meta.append(h('span', { class: 'req-status' }, state ? badge(state.status, statusKind(state.status)) : null),
+        h('span', { class: 'req-detail muted small' }, detailOf(requestInfo.get(m.requestId))),
+        m.requestId ? h('a', { class: 'req-trace small', href: `#/requests/${encodeURIComponent(m.requestId)}` }, 'trace') : null);
     } else if (kind === 'response') {
       if (m.status && m.status !== 'completed') meta.append(badge(m.status, statusKind(m.status)));
       if (m.incomplete) meta.append(badge('incomplete', 'warn'));
@@ -133,15 +136,14 @@ function create(ctx) {
       text(count, `${list.children.length} live event(s)`);
       return;
     }
-    const shown = Math.min(visible, messages.length);
-    text(count, loading ? `loading… ${loading.pages.size}/${loading.totalPages ?? '?'} page(s)` : `${shown} of ${messages.length} message(s)`);
-    older.hidden = shown >= messages.length;
-    if (!older.hidden) text(older, `Show ${Math.min(PAGE, messages.length - shown)} older message(s)`);
+    text(count, loading ? 'loading…' : `${messages.length} of ${Math.max(total, messages.length)} message(s)`);
+    older.hidden = !hasMore || !!loading;
+    if (!older.hidden) text(older, fetchingOlder ? 'Loading older messages…' : 'Show older messages');
   }
 
   function renderAll() {
     elements.clear();
-    const shown = messages.slice(Math.max(0, messages.length - visible));
+    const shown = messages;
     fill(list, shown.map((m) => {
       const el = renderMessage(m);
       if (m.messageId) elements.set(m.messageId, el);
@@ -164,7 +166,7 @@ function create(ctx) {
     if (m.messageId && messages.some((x) => x.messageId === m.messageId)) return;
     if (room !== ALL) {
       messages.push(m);
-      visible += 1;
+      total += 1;
     }
     const stick = nearBottom();
     dropPlaceholder();
@@ -197,21 +199,23 @@ function create(ctx) {
   // ---------------------------------------------------------------- history
   async function loadHistory() {
     messages = [];
-    visible = PAGE;
     elements.clear();
     loading = null;
+    cursor = null;
+    hasMore = false;
+    total = 0;
     for (const [id, st] of streams) if (!st.el.classList.contains('streaming')) streams.delete(id);
     if (room === ALL) {
       renderAll();
       return;
     }
     const target = room;
-    loading = { room: target, updateId: null, pages: new Map(), live: [], totalPages: null };
+    loading = { room: target, live: [] };
     fill(list);
     updateCount();
     let ack;
     try {
-      ack = await ctx.call('/llm', MSG_TYPE.GET_FULL_CONTEXT, { roomName: target });
+      ack = await ctx.call('/llm', MSG_TYPE.GET_HISTORY_PAGE, { roomName: target, limit: PAGE });
     } catch (err) {
       if (room !== target) return;
       loading = null;
@@ -220,32 +224,37 @@ function create(ctx) {
       return;
     }
     if (!loading || loading.room !== target) return;
-    loading.updateId = ack.updateId;
-    loading.totalPages = ack.totalPages;
-    if (!ack.totalMessages) {
-      finishHistory();
-      return;
-    }
-    for (const page of pendingPages.get(ack.updateId) || []) takePage(page);
-    pendingPages.clear();
-    updateCount();
-  }
-
-  function takePage(page) {
-    if (!loading) return;
-    loading.pages.set(page.pageNumber, page.contextPage || []);
-    updateCount();
-    if (page.isLastPage || loading.pages.size >= (loading.totalPages || Infinity)) finishHistory();
-  }
-
-  function finishHistory() {
-    const numbers = [...loading.pages.keys()].sort((a, b) => a - b);
-    const history = numbers.flatMap((n) => loading.pages.get(n));
-    const seen = new Set(history.map((m) => m.messageId));
-    messages = history.concat(loading.live.filter((m) => !seen.has(m.messageId)));
+    const seen = new Set(ack.messages.map((m) => m.messageId));
+    const live = loading.live.filter((m) => !seen.has(m.messageId));
+    messages = ack.messages.concat(live);
+    cursor = ack.before;
+    hasMore = ack.hasMore;
+    total = ack.totalMessages + live.length;
     loading = null;
     renderAll();
     scrollDown();
+  }
+
+  async function loadOlder() {
+    if (fetchingOlder || !hasMore || cursor === null || room === ALL) return;
+    const target = room;
+    fetchingOlder = true;
+    updateCount();
+    try {
+      const ack = await ctx.call('/llm', MSG_TYPE.GET_HISTORY_PAGE, { roomName: target, limit: PAGE, before: cursor });
+      if (room !== target) return;
+      const before = log.scrollHeight - log.scrollTop;
+      messages = ack.messages.concat(messages);
+      cursor = ack.before;
+      hasMore = ack.hasMore;
+      renderAll();
+      log.scrollTop = log.scrollHeight - before; // keep the reader's place
+    } catch (err) {
+      toast(`Older messages of ${target}: ${err.message}`, 'error');
+    } finally {
+      fetchingOlder = false;
+      updateCount();
+    }
   }
 
   // ---------------------------------------------------------------- member status
@@ -311,6 +320,34 @@ function create(ctx) {
   });
 
   /** Show a request's status on its message (no toast). */
+  /** Where a request stands beyond its status: to whom, its place, its timings. */
+  function detailOf(r) {
+    if (!r) return '';
+    const parts = [];
+    if (r.state === 'queued' && r.position) parts.push(`#${r.position} in the queue`);
+    const to = Object.keys(r.targets || {});
+    if (to.length) parts.push(`→ ${to.join(', ')}`);
+    if (r.queueWaitMs) parts.push(`waited ${ms(r.queueWaitMs)}`);
+    if (r.firstTokenMs !== null && r.firstTokenMs !== undefined) parts.push(`first token ${ms(r.firstTokenMs)}`);
+    if (r.tokens) parts.push(`${r.tokens} token(s)`);
+    if (r.durationMs !== null && r.durationMs !== undefined) parts.push(`in ${ms(r.durationMs)}`);
+    return parts.join(' · ');
+  }
+
+  /** REQUEST_STATE: every request's state reaches admins, whoever asked. */
+  function trackRequest(r) {
+    requestInfo.set(r.requestId, r);
+    if (requestInfo.size > 2000) requestInfo.delete(requestInfo.keys().next().value);
+    // the wire state names the server's stages; the badge keeps the status words
+    const status = r.state === 'streaming' || r.state === 'pending' ? 'processing' : r.state;
+    markRequest({ requestId: r.requestId, status, message: r.reason });
+    for (const el of list.querySelectorAll('article.msg-request')) {
+      if (el.dataset.requestId !== r.requestId) continue;
+      const slot = el.querySelector('.req-detail');
+      if (slot) text(slot, detailOf(r));
+    }
+  }
+
   function markRequest(p) {
     requestStatus.set(p.requestId, { status: p.status, message: p.message });
     for (const el of list.querySelectorAll('article.msg-request')) {
@@ -331,15 +368,6 @@ function create(ctx) {
       if (m.outputId && streams.has(m.outputId) && !inRoom(r)) streams.delete(m.outputId);
       if (loading && loading.room === r) { loading.live.push(m); return; }
       if (inRoom(r)) addLive({ ...m, roomName: r });
-    },
-    page(p) {
-      if (!loading || !p || p.roomName !== loading.room) return;
-      if (loading.updateId === null) {
-        if (!pendingPages.has(p.updateId)) pendingPages.set(p.updateId, []);
-        pendingPages.get(p.updateId).push(p);
-      } else if (p.updateId === loading.updateId) {
-        takePage(p);
-      }
     },
     streamData(p) {
       if (!p || !p.outputId || !inRoom(p.roomName)) return;
@@ -368,6 +396,9 @@ function create(ctx) {
       text(s.state, ['failed', 'stopped', 'cancelled'].includes(p.status) ? p.status : 'finished');
       s.state.className = `badge ${p.status === 'failed' ? 'danger' : 'ok'}`;
       s.el.classList.remove('streaming');
+    },
+    requestState(p) {
+      if (p && p.requestId) trackRequest(p);
     },
     requestStatus(p) {
       if (!p || !p.requestId) return;
@@ -429,10 +460,10 @@ function create(ctx) {
 function wire(conn) {
   const on = (event, fn) => conn.on('/llm', event, (p) => { if (view) fn(p); });
   on(MSG_TYPE.NEW_MESSAGE, (p) => view.newMessage(p));
-  on(MSG_TYPE.UPDATE_CONTEXT_PAGE, (p) => view.page(p));
   on(MSG_TYPE.SERVER_STREAM_DATA, (p) => view.streamData(p));
   on(MSG_TYPE.SERVER_STREAM_END, (p) => view.streamEnd(p));
   on(MSG_TYPE.REQUEST_STATUS_UPDATE, (p) => view.requestStatus(p));
+  on(MSG_TYPE.REQUEST_STATE, (p) => view.requestState(p));
   on(MSG_TYPE.MEMBER_STATUS_UPDATE, (p) => view.memberStatus(p));
   on(MSG_TYPE.MESSAGE_UPDATED, (p) => view.updated(p));
   on(MSG_TYPE.MESSAGES_DELETED, (p) => view.deleted(p));
