@@ -55,6 +55,19 @@ HEADLINES: dict[str, list[tuple[str, str, bool]]] = {
         ("chunks_per_event", "sub-chunks per SERVER_STREAM_DATA", False),
         ("other_cpu_util", "other processes' CPU (cores)", False),
     ],
+    "capacity": [
+        ("capacity_streams", "streams within p99 50 ms, nothing lost", True),
+        *(
+            row
+            for n in (50, 100, 150, 200)
+            for row in (
+                (f"s{n}.latency_p99_ms", f"{n} streams: added latency p99 ms", True),
+                (f"s{n}.server_cpu_util", f"{n} streams: server CPU (cores)", True),
+                (f"s{n}.server_cpu_us_per_token", f"{n} streams: server CPU µs/token", True),
+                (f"s{n}.lost", f"{n} streams: tokens lost", False),
+            )
+        ),
+    ],
     "idle": [
         ("rss_kb_per_connection", "RSS KB per idle client", True),
         ("server_cpu_ms_per_client", "server CPU ms per connect", True),

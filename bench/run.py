@@ -4,12 +4,14 @@ against the Node reference relay (bench/reference/server.mjs).
     python -m bench.run [--quick] [--only relay,fanout,...] [--runs N]
                         [--coalesce-ms N] [--no-reference] [--profile DIR]
                         [--set KEY=JSON ...] [--results DIR]
+                        [--transport granian|uvicorn-wsproto|... ...] [--default-only]
 
 Scenarios (docs/performance.md says what each measures and how):
-relay, fanout, concurrency, idle, connect, history. Every scenario runs
+relay, fanout, concurrency, idle, connect, history, capacity. Every scenario runs
 newage's default configuration (``ours_c<default streamCoalesceMs>``, the
 one the targets are judged on); the streaming scenarios also run
-``streamCoalesceMs`` 0 and ``--coalesce-ms`` (default: the default). Each
+``streamCoalesceMs`` 0 and ``--coalesce-ms`` (default: the default);
+``--transport`` adds the default configuration on another ASGI server. Each
 (scenario, server) gets a fresh server; the load generator is
 bench/reference/loadgen.mjs (Node, raw Engine.IO clients) for all but
 ``connect`` (raw Engine.IO clients in Python, bench/connect_rate.py).
@@ -63,7 +65,14 @@ from bench.report import (
 )
 from newage.settings import ENV_PREFIX
 
-SCENARIOS = ["relay", "fanout", "concurrency", "idle", "connect", "history"]
+SCENARIOS = ["relay", "fanout", "concurrency", "idle", "connect", "history", "capacity"]
+# --transport NAME: the default configuration under another ASGI server
+TRANSPORTS: dict[str, dict[str, Any]] = {
+    "uvicorn": {"asgiServer": "uvicorn"},
+    "uvicorn-websockets": {"asgiServer": "uvicorn", "uvicornWs": "websockets"},
+    "uvicorn-wsproto": {"asgiServer": "uvicorn", "uvicornWs": "wsproto"},
+    "granian": {"asgiServer": "granian"},
+}
 REF_KEY = "bench-reference-key"
 CLIENT, EXTENSION, ADMIN = "bench-client", "SillyTavern-bench", "bench-admin"
 
@@ -76,6 +85,12 @@ BASE_SETTINGS: dict[str, Any] = {
     # thousands of benchmark clients share one address
     "maxConnections": 1_000_000,
     "maxConnectionsPerAddress": 1_000_000,
+    # hundreds of streams' identities and requests share one client id
+    "maxRoomsPerClient": 100_000,
+    "maxPendingRequestsPerClient": 100_000,
+    "maxPendingRequestsPerExtension": 100_000,
+    # the load generator's extensions do not answer PING_EXTENSION
+    "heartbeatInterval": 0,
 }
 SCENARIO_SETTINGS: dict[str, dict[str, Any]] = {"history": {"contextSendDelay": 0}}
 
@@ -85,6 +100,8 @@ FULL: dict[str, dict[str, Any]] = {
     "concurrency": {"streams": 200, "rate": 40, "seconds": 30, "drainS": 30},
     "idle": {"clients": 2_000, "warm": 50, "parallel": 50, "settleS": 3},
     "connect": {"seconds": 3, "concurrency": 16},
+    # the concurrency scenario at each number of streams, one server for all
+    "capacity": {"levels": [50, 100, 150, 200], "rate": 40, "seconds": 15, "drainS": 15},
     "history": {
         "messages": 10_000,
         "room": "history",
@@ -106,6 +123,7 @@ QUICK: dict[str, dict[str, Any]] = {
     "idle": {"clients": 500, "settleS": 2},
     "connect": {"seconds": 1},
     "history": {"requests": 30, "contextRepeats": 2},
+    "capacity": {"seconds": 5, "drainS": 10},
 }
 
 DESCRIPTIONS = {
@@ -116,10 +134,14 @@ DESCRIPTIONS = {
     "for `seconds` (open loop, staggered); added latency, loss, reordering.",
     "idle": "RSS per idle client (one Engine.IO connection with `/` and `/llm`).",
     "connect": "Authenticated namespace connects per second (raw Engine.IO clients).",
+    "capacity": "The concurrency scenario at each of `levels` streams (`rate` tokens/s each, "
+    "`seconds`): p99 added latency and server CPU per level; capacity = the most streams "
+    "with p99 <= 50 ms and nothing lost.",
     "history": "GET_FULL_CONTEXT of a `messages`-message room (newage only), and LLM_REQUEST "
     "cost into a room of as many messages vs a 100-message room vs an empty one (a fresh "
     "empty room per request).",
 }
+
 
 @dataclass
 class Target:
@@ -128,13 +150,19 @@ class Target:
     settings: dict[str, Any] = field(default_factory=dict)  # newage: beyond the defaults
 
 
-def newage_targets(scenario: str, coalesce_ms: int) -> list[Target]:
+def newage_targets(
+    scenario: str, coalesce_ms: int, transports: list[str], default_only: bool
+) -> list[Target]:
     """The default configuration, and in the streaming scenarios also
-    ``streamCoalesceMs`` 0 and ``coalesce_ms`` (by window)."""
-    windows = sorted({0, coalesce_ms, DEFAULT_COALESCE_MS}) if scenario in STREAMING else []
+    ``streamCoalesceMs`` 0 and ``coalesce_ms`` (by window), then the default
+    configuration on each of ``transports``."""
+    streaming = scenario in STREAMING and not default_only
+    windows = sorted({0, coalesce_ms, DEFAULT_COALESCE_MS}) if streaming else []
     targets = [Target(f"ours_c{c}", "ours", {"streamCoalesceMs": c}) for c in windows]
     default = Target(DEFAULT_CONFIG, "ours")  # no override: the server's own default
-    return [default if t.name == DEFAULT_CONFIG else t for t in targets] or [default]
+    targets = [default if t.name == DEFAULT_CONFIG else t for t in targets] or [default]
+    extra = [Target(f"{DEFAULT_CONFIG}_{name}", "ours", TRANSPORTS[name]) for name in transports]
+    return targets + extra
 
 
 def settings_for(target: Target, scenario: str) -> dict[str, Any]:
@@ -248,11 +276,15 @@ def run_scenario(
                         runs,
                         kinds,
                     )
+                elif scenario == "capacity":
+                    per_run = capacity(target, srv, params, runs)
                 else:
                     per_run = loadgen(scenario, target, srv, params, runs)
         med = medians(per_run)
         if scenario == "history":
             med.update(history_ratios(med))
+        if scenario == "capacity":
+            med["capacity_streams"] = capacity_at(med, params["levels"])
         results[target.name] = {"kind": target.kind, "median": med, "runs": per_run}
         took = time.monotonic() - started
         print(f"   {took:.0f} s: {json.dumps(med)}", file=sys.stderr)
@@ -292,6 +324,33 @@ def loadgen(
         "creds": srv.creds,
     }
     return run_loadgen(config, timeout=3600)
+
+
+def capacity(
+    target: Target, srv: Server, params: dict[str, Any], runs: int
+) -> list[dict[str, Any]]:
+    """The concurrency scenario at each level, lowest first, on one server
+    (every stream has ended before the next level); per run ``{"s<n>": ...}``."""
+    per_run: list[dict[str, Any]] = [{} for _ in range(runs)]
+    for n in params["levels"]:
+        level = {k: v for k, v in params.items() if k != "levels"} | {"streams": n}
+        print(f"   {n} streams", file=sys.stderr, flush=True)
+        for i, result in enumerate(loadgen("concurrency", target, srv, level, runs)):
+            per_run[i][f"s{n}"] = result
+    return per_run
+
+
+def capacity_at(med: dict[str, Any], levels: list[int], p99_ms: float = 50) -> int:
+    """The most streams (of ``levels``) whose p99 added latency is within
+    ``p99_ms`` with nothing lost, reordered or left undrained (0: none)."""
+    best = 0
+    for n in levels:
+        level = med.get(f"s{n}") or {}
+        bad = any(level.get(k) for k in ("lost", "reordered", "text_mismatch", "drain_timed_out"))
+        p99 = level.get("latency_p99_ms")
+        if p99 is not None and p99 <= p99_ms and not bad:
+            best = n
+    return best
 
 
 def history_prepare(params: dict[str, Any], runs: int) -> Callable[[Path], None]:
@@ -340,6 +399,18 @@ def main() -> None:
         help="a newage setting for every newage server, e.g. streamFinalizeIdleMs=60000",
     )
     parser.add_argument(
+        "--transport",
+        action="append",
+        default=[],
+        choices=sorted(TRANSPORTS),
+        help="also run the default configuration on this ASGI server (asgiServer, uvicornWs)",
+    )
+    parser.add_argument(
+        "--default-only",
+        action="store_true",
+        help="skip the streamCoalesceMs 0 / --coalesce-ms configurations",
+    )
+    parser.add_argument(
         "--results", type=Path, default=RESULTS, help="where the JSON files go (bench/results)"
     )
     args = parser.parse_args()
@@ -381,7 +452,7 @@ def main() -> None:
             if scenario not in only:
                 continue
             params = {**FULL[scenario], **(QUICK[scenario] if args.quick else {})}
-            targets = newage_targets(scenario, args.coalesce_ms)
+            targets = newage_targets(scenario, args.coalesce_ms, args.transport, args.default_only)
             if scenario != "history" and not args.no_reference:
                 targets.append(reference)
             t0 = time.monotonic()

@@ -138,6 +138,18 @@ def serve(
         set_level("debug")
     app = App(data, settings, config)
     raise_fd_limit()
+    if settings.asgi_server == "granian":
+        import uvloop
+
+        from newage.http.serving import GranianServer
+
+        try:
+            granian = GranianServer(app.asgi, settings, settings.host, settings.server_port)
+        except NewAgeError as exc:
+            _err(f"error: {exc.message}")
+            raise typer.Exit(3) from None
+        uvloop.run(granian.run(app.closing))
+        return
     config_ = uvicorn.Config(
         app.asgi,
         host=settings.host,

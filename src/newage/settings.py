@@ -99,6 +99,12 @@ class Settings(BaseSettings):
 
     # --- ours ---
     host: str = setting("127.0.0.1", "host")
+    # the transport under the same ASGI app; granian is an optional extra
+    # (docs/performance.md, "Transport candidates")
+    asgi_server: Literal["uvicorn", "granian"] = setting("uvicorn", "asgiServer")
+    uvicorn_ws: Literal["websockets-sansio", "websockets", "wsproto"] = setting(
+        "websockets-sansio", "uvicornWs"
+    )
     connection_policy: ConnectionPolicy = setting(ConnectionPolicy.FREE, "connectionPolicy")
     cors_origins: list[str] = setting([], "corsOrigins")
     forwarded_allow_ips: list[str] = setting([], "forwardedAllowIps")

@@ -14,8 +14,9 @@ import uvicorn
 
 from newage.app import App
 from newage.datainit import prepare_data_dir
-from newage.http.serving import uvicorn_options
+from newage.http.serving import GranianServer, uvicorn_options
 from newage.protocol.names import ClientKind
+from newage.settings import Settings
 
 # Fast bcrypt and short timers keep the suite quick; tests that care override.
 TEST_SETTINGS: dict[str, Any] = {
@@ -46,6 +47,7 @@ class RunningServer:
     port: int = 0
     _server: uvicorn.Server | None = None
     _task: asyncio.Task[None] | None = None
+    _granian: GranianServer | None = None  # asgiServer granian (NEWAGE_ASGI_SERVER)
     keys: dict[str, str] = field(default_factory=dict)  # keys handed out by tests.helpers.actors
 
     @property
@@ -60,6 +62,8 @@ class RunningServer:
         self.write_settings({**TEST_SETTINGS, **self.overrides})
         data, settings = prepare_data_dir(self.data_dir)
         self.app = App(data, settings)
+        if settings.asgi_server == "granian":
+            return await self._start_granian(settings)
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(("127.0.0.1", self.port))
@@ -79,7 +83,35 @@ class RunningServer:
             await asyncio.sleep(0.01)
         raise RuntimeError("server did not start")
 
+    async def _start_granian(self, settings: Settings) -> RunningServer:
+        assert self.app is not None
+        if not self.port:
+            with socket.socket() as probe:
+                probe.bind(("127.0.0.1", 0))
+                self.port = probe.getsockname()[1]
+        self._granian = GranianServer(self.app.asgi, settings, "127.0.0.1", self.port)
+        await self._granian.start()
+        assert self._granian.task is not None
+        for _ in range(500):
+            if self._granian.task.done():
+                self._granian.task.result()
+                raise RuntimeError("granian stopped at start-up")
+            # listening comes before the app's start-up: wait for an answer
+            with contextlib.suppress(OSError):
+                reader, writer = await asyncio.open_connection("127.0.0.1", self.port)
+                writer.write(b"GET /healthz HTTP/1.0\r\n\r\n")
+                status = await reader.readline()
+                writer.close()
+                if b" 200 " in status:
+                    return self
+            await asyncio.sleep(0.01)
+        raise RuntimeError("server did not start")
+
     async def stop(self) -> None:
+        if self._granian is not None:
+            await self._granian.stop()
+            self._granian = None
+            return
         if self._server is None or self._task is None:
             return
         self._server.should_exit = True

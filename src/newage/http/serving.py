@@ -1,21 +1,29 @@
-"""How uvicorn runs the app: options shared by ``newage serve`` and the
-test servers, and the process limits raised at start."""
+"""How the ASGI server runs the app (``asgiServer``: uvicorn, or granian as
+an optional extra): options shared by ``newage serve`` and the test servers,
+and the process limits raised at start."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import resource
+import signal
+from collections.abc import Awaitable, Callable
 from typing import Any
 
+from newage.errors import ErrorCode, NewAgeError
 from newage.logs import log
 from newage.realtime.server import hard_payload_limit
 from newage.settings import Settings
+
+CLOSING_TIMEOUT = 5.0
 
 
 def uvicorn_options(settings: Settings) -> dict[str, Any]:
     trusted = list(settings.forwarded_allow_ips)
     return {
         "http": "httptools",
-        "ws": "websockets-sansio",
+        "ws": settings.uvicorn_ws,
         "ws_per_message_deflate": False,
         "ws_max_size": hard_payload_limit(settings) + 1024,
         # X-Forwarded-For is believed only from the listed proxies; with none
@@ -26,6 +34,64 @@ def uvicorn_options(settings: Settings) -> dict[str, Any]:
         "access_log": False,
         "lifespan": "on",
     }
+
+
+class GranianServer:
+    """granian's embedded server in the running event loop, so the app keeps
+    one process and one loop as under uvicorn (granian's usual mode forks
+    workers). Before it stops, ``closing`` fails the open requests, as
+    GracefulServer does for uvicorn."""
+
+    def __init__(self, asgi: Any, settings: Settings, host: str, port: int) -> None:
+        try:
+            from granian.constants import HTTPModes, Interfaces
+            from granian.server.embed import Server
+        except ImportError:
+            raise NewAgeError(
+                ErrorCode.BAD_SETTINGS,
+                "asgiServer granian: granian is not installed (pip install 'newage[granian]')",
+            ) from None
+        self.server = Server(
+            asgi,
+            address=host,
+            port=port,
+            interface=Interfaces.ASGI,
+            http=HTTPModes.http1,
+            websockets=True,
+            # our own logging is already set up; granian's would replace it
+            log_enabled=False,
+        )
+        self.task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self.task = asyncio.create_task(self.server.serve())
+
+    async def stop(self, closing: Callable[[], Awaitable[None]] | None = None) -> None:
+        if closing is not None:
+            try:
+                await asyncio.wait_for(closing(), CLOSING_TIMEOUT)
+            except Exception:
+                log.exception("failing the open requests at shutdown failed")
+        self.server.stop()  # type: ignore[no-untyped-call]
+        if self.task is not None:
+            await asyncio.wait_for(self.task, CLOSING_TIMEOUT * 2)
+
+    async def run(self, closing: Callable[[], Awaitable[None]]) -> None:
+        """Serve until SIGINT or SIGTERM, then stop gracefully."""
+        loop = asyncio.get_running_loop()
+        stop = asyncio.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await self.start()
+        assert self.task is not None
+        waiter = asyncio.create_task(stop.wait())
+        await asyncio.wait({self.task, waiter}, return_when=asyncio.FIRST_COMPLETED)
+        waiter.cancel()
+        if self.task.done():
+            self.task.result()  # a failed start-up raises here
+            return
+        with contextlib.suppress(asyncio.CancelledError):
+            await self.stop(closing)
 
 
 def raise_fd_limit() -> int:
