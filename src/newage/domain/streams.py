@@ -156,7 +156,7 @@ class StreamService:
             stream.chunks[index] = text
             if previous is not None:
                 return  # a changed repeat replaces the chunk, like a retry
-        if output.request is None or not text or output.cancelled:
+        if not text or output.cancelled:
             return
         text, output.held = hold_back(output.held + text)
         text = repair(text)
