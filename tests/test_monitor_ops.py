@@ -22,7 +22,7 @@ from newage.protocol.names import ClientKind
 from tests.helpers.actors import connect, fake_extension, room
 from tests.helpers.browser import NARROW, Tab
 from tests.helpers.client import Peer
-from tests.helpers.monitor import browser, login, narrow_tab, page_of, peers, tab
+from tests.helpers.monitor import ask_in_traffic, browser, login, narrow_tab, page_of, peers, tab
 from tests.helpers.server import RunningServer
 from tests.helpers.wait import eventually
 
@@ -163,12 +163,7 @@ async def test_traffic_view_shows_where_a_request_stands(tab: Tab, srv: RunningS
     ext = await fake_extension(srv, peers, "SillyTavern-stage")
     await login(tab, srv)
     page = tab.page
-    await tab.view("traffic")
-    await page.select_option("#traffic-extension", "SillyTavern-stage")
-    await page.fill("#traffic-input", "where are you")
-    await page.click("#traffic-send")
-    request = await ext.next_request()
-    asked = page.locator(f'#traffic-messages article[data-request-id="{request["requestId"]}"]')
+    request, asked = await ask_in_traffic(tab, ext, "SillyTavern-stage", "where are you")
     await expect(asked.locator(".req-detail")).to_contain_text("→ SillyTavern-stage")
     await ext.stream(["a", "b", "c"], request_id=request["requestId"], final=True)
     await expect(asked.locator(".req-status")).to_have_text("completed")

@@ -24,7 +24,7 @@ from newage.protocol.names import ClientKind, RequestMode, Role
 from tests.helpers.actors import connect, fake_extension
 from tests.helpers.browser import NARROW, Tab
 from tests.helpers.client import auth
-from tests.helpers.monitor import browser, login, narrow_tab, peers, tab
+from tests.helpers.monitor import ask_in_traffic, browser, login, narrow_tab, peers, tab
 from tests.helpers.server import RunningServer
 
 pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="module")]
@@ -451,13 +451,8 @@ async def test_a_failed_request_shows_one_error_toast(tab: Tab, srv: RunningServ
     ext = await fake_extension(srv, peers, "SillyTavern-fails")
     await login(tab, srv)
     page = tab.page
-    await tab.view("traffic")
-    await page.select_option("#traffic-extension", "SillyTavern-fails")
-    await page.fill("#traffic-input", "please fail")
-    await page.click("#traffic-send")
-    request = await ext.next_request()
+    _, asked = await ask_in_traffic(tab, ext, "SillyTavern-fails", "please fail")
     await ext.error("the model is down")  # the request in flight
-    asked = page.locator(f'#traffic-messages article[data-request-id="{request["requestId"]}"]')
     await expect(asked.locator(".req-status")).to_have_text("failed")
     toasts = page.locator("#toasts .toast.error")
     await expect(toasts).to_have_count(1)

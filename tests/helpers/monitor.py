@@ -5,12 +5,14 @@ module) and peers connected to it. Import them into a test module."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 import pytest_asyncio
-from playwright.async_api import Browser, async_playwright
+from playwright.async_api import Browser, Locator, async_playwright
 
 from tests.helpers.browser import ARGS, CHROMIUM, NARROW, Tab, open_tab
 from tests.helpers.client import Peer
+from tests.helpers.fake_extension import FakeExtension
 from tests.helpers.server import RunningServer
 
 
@@ -68,3 +70,18 @@ async def narrow_tab(browser: Browser, srv: RunningServer) -> AsyncIterator[Tab]
 
 async def login(tab: Tab, srv: RunningServer) -> None:
     await tab.login("admin", srv.keys["admin"])
+
+
+async def ask_in_traffic(
+    tab: Tab, ext: FakeExtension, extension: str, text: str
+) -> tuple[dict[str, Any], Locator]:
+    """Send ``text`` to ``extension`` from the live traffic view; the request
+    as the extension got it, and the page's article for it."""
+    page = tab.page
+    await tab.view("traffic")
+    await page.select_option("#traffic-extension", extension)
+    await page.fill("#traffic-input", text)
+    await page.click("#traffic-send")
+    request = await ext.next_request()
+    article = f'#traffic-messages article[data-request-id="{request["requestId"]}"]'
+    return request, page.locator(article)
