@@ -23,13 +23,12 @@ from newage.domain.chat import ChatService
 from newage.domain.principal import Principal
 from newage.domain.records import MemberRecord
 from newage.domain.relations import RelationService
-from newage.domain.responses import AnswerWatch, Responder
+from newage.domain.responses import AnswerWatch, Ended, Responder
 from newage.domain.resume import Resumer
 from newage.domain.room_model import Room
 from newage.domain.rooms import RoomService
 from newage.domain.routing import Router
 from newage.errors import (
-    ErrorCode,
     NewAgeError,
     conflict,
     forbidden,
@@ -50,27 +49,6 @@ class Piece:
     seq: int = 0  # the chunk's seq in the stream log (SSE ``id:``)
 
 
-@dataclass(frozen=True, slots=True)
-class Ended:
-    status: RequestStatus
-    text: str
-    reason: str | None
-    failure: ErrorCode | None
-
-    @property
-    def failed(self) -> bool:
-        return self.status is RequestStatus.FAILED
-
-    def error(self) -> NewAgeError:
-        """The failure as the caller should see it."""
-        message = self.reason or "The extension failed to answer."
-        if self.failure is ErrorCode.TIMEOUT:
-            return NewAgeError(ErrorCode.TIMEOUT, message)
-        if self.failure is ErrorCode.UNAVAILABLE:
-            return unavailable(message)
-        return NewAgeError(ErrorCode.UPSTREAM, message)
-
-
 Event = Piece | Ended
 
 
@@ -85,16 +63,9 @@ class AnswerFeed:
         if ext == self.ext:
             self.queue.put_nowait(Piece(text, seq))
 
-    def ended(
-        self,
-        ext: str,
-        status: RequestStatus,
-        text: str,
-        reason: str | None,
-        failure: ErrorCode | None,
-    ) -> None:
+    def ended(self, ext: str, end: Ended) -> None:
         if ext == self.ext:
-            self.queue.put_nowait(Ended(status, text, reason, failure))
+            self.queue.put_nowait(end)
 
     async def next(self, timeout: float | None = None) -> Event | None:
         """The next event, or None when ``timeout`` passes first."""
@@ -120,16 +91,9 @@ class Feeds:
         for feed in self.feeds:
             feed.chunk(ext, text, seq)
 
-    def ended(
-        self,
-        ext: str,
-        status: RequestStatus,
-        text: str,
-        reason: str | None,
-        failure: ErrorCode | None,
-    ) -> None:
+    def ended(self, ext: str, end: Ended) -> None:
         for feed in self.feeds:
-            feed.ended(ext, status, text, reason, failure)
+            feed.ended(ext, end)
 
 
 @dataclass(slots=True)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from newage.clock import iso_now
@@ -18,11 +19,34 @@ from newage.domain.history import History
 from newage.domain.ports import Outbox, identity_addr
 from newage.domain.requests import Kind, LlmRequest, RequestTracker, target_state
 from newage.domain.status import StatusBoard
-from newage.errors import ErrorCode
+from newage.errors import ErrorCode, NewAgeError, unavailable
 from newage.logs import log
 from newage.protocol.names import Ev, MemberStatus, Namespace, RequestStatus
 
 Observer = Callable[[str, float], None]  # (final status, seconds) -> metrics
+
+
+@dataclass(frozen=True, slots=True)
+class Ended:
+    """How one extension's answer to a request ended."""
+
+    status: RequestStatus
+    text: str
+    reason: str | None
+    failure: ErrorCode | None
+
+    @property
+    def failed(self) -> bool:
+        return self.status is RequestStatus.FAILED
+
+    def error(self) -> NewAgeError:
+        """The failure as the caller should see it."""
+        message = self.reason or "The extension failed to answer."
+        if self.failure is ErrorCode.TIMEOUT:
+            return NewAgeError(ErrorCode.TIMEOUT, message)
+        if self.failure is ErrorCode.UNAVAILABLE:
+            return unavailable(message)
+        return NewAgeError(ErrorCode.UPSTREAM, message)
 
 
 class AnswerWatch(Protocol):
@@ -30,14 +54,7 @@ class AnswerWatch(Protocol):
 
     def chunk(self, ext: str, text: str, seq: int) -> None: ...
 
-    def ended(
-        self,
-        ext: str,
-        status: RequestStatus,
-        text: str,
-        reason: str | None,
-        failure: ErrorCode | None,
-    ) -> None: ...
+    def ended(self, ext: str, end: Ended) -> None: ...
 
 
 class Responder:
@@ -136,7 +153,7 @@ class Responder:
             if self.on_settled is not None:
                 await self.on_settled(request.request_id, ext)
             if watch is not None:
-                watch.ended(ext, RequestStatus.CANCELLED, "", None, None)
+                watch.ended(ext, Ended(RequestStatus.CANCELLED, "", None, None))
 
     async def keep_cancelled(
         self, request: LlmRequest, ext: str, text: str, output_id: str
@@ -202,7 +219,7 @@ class Responder:
         watch = self.watches.get(request.request_id)
         if watch is not None:
             text = str(message.get("data") or "") if message else ""
-            watch.ended(ext, status, text, reason, request.failure)
+            watch.ended(ext, Ended(status, text, reason, request.failure))
         if final is None:
             # a late extra answer to a finished request keeps its status
             label = "processing" if was_open else request.status.value

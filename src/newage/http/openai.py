@@ -20,7 +20,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, Router
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from newage.domain.llm_api import Ended, Piece, Submission
+from newage.domain.llm_api import Piece, Submission
+from newage.domain.responses import Ended
 from newage.errors import ErrorCode, NewAgeError, bad_request, not_found
 from newage.http.openai_wire import (
     DONE,
