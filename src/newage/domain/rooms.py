@@ -119,6 +119,17 @@ class RoomService:
             return sorted(self.rooms)
         return self.rooms_of(principal.identity)
 
+    def require_members_visible(
+        self, room: Room, principal: Principal, serving: Callable[[str], list[str]]
+    ) -> None:
+        """Who is in a room is the room's business: its members, the
+        extensions serving it (``serving(room)``), and admins."""
+        if principal.is_admin or principal.identity in room.members:
+            return
+        if principal.is_extension and principal.identity in serving(room.name):
+            return
+        raise forbidden("You are not a member of this room.")
+
     def members_view(
         self,
         room: Room,

@@ -6,7 +6,7 @@ from typing import Any
 
 from newage.domain.presence import SocketRef
 from newage.domain.relations import require_monitor_or_extension
-from newage.errors import bad_request, forbidden
+from newage.errors import bad_request
 from newage.protocol.names import Ev
 from newage.protocol.rooms import (
     AssignIn,
@@ -67,12 +67,7 @@ class RoomsNamespace(HistoryEvents, BaseNamespace):
     @on(Ev.GET_CLIENTS_IN_ROOM, "getClientsInRoom", model=RoomPageIn)
     async def clients_in_room(self, ref: SocketRef, data: RoomPageIn) -> dict[str, Any]:
         room = self.app.rooms.get(data.room_name)
-        p = ref.principal
-        # who is in a room is the room's business: its members, the
-        # extensions serving it, and admins
-        serving = p.is_extension and p.identity in self.app.relations.for_room(room.name)
-        if not (p.is_admin or p.identity in room.members or serving):
-            raise forbidden("You are not a member of this room.")
+        self.app.rooms.require_members_visible(room, ref.principal, self.app.relations.for_room)
         identities, paging = self._page(list(room.members), data.offset, data.limit)
         members = self.app.rooms.members_view(room, self.app.mutes.muted, identities)
         return ok(roomName=room.name, clients=members, room=room.info(), **paging)
