@@ -418,6 +418,17 @@ class StreamService:
         if request is not None and request.targets.get(ext) is TargetState.PENDING:
             await self.responder.settle(request, ext, RequestStatus.FAILED, reason)
 
+    async def report_error(self, ext: str, request: LlmRequest, reason: str, detail: Any) -> bool:
+        """``ext`` reports it failed ``request`` (``ERROR``). False when its
+        part was already settled (timed out, failed chunk, answered): the
+        requester heard its outcome once and must not hear it again."""
+        if request.targets.get(ext) is not TargetState.PENDING:
+            return False
+        if request.open:  # a cancelled or finished request has had its end
+            await self.responder.notify_error(request, reason, detail)
+        await self.fail(ext, request, reason)
+        return True
+
     async def extension_gone(self, ext: str) -> None:
         reason = f"Extension {ext} disconnected."
         current = self.current.get(ext)

@@ -7,7 +7,6 @@ from typing import TYPE_CHECKING, Any
 
 from newage.domain.presence import SocketRef
 from newage.domain.principal import require_admin
-from newage.domain.requests import TargetState
 from newage.errors import bad_request, forbidden
 from newage.protocol.llm import (
     CancelIn,
@@ -146,16 +145,11 @@ class LlmNamespace(HistoryEvents, BaseNamespace):
         request = self.app.streams.resolve(ext, data.request_id)
         if request is None:
             return {**OK, "message": "No request in flight."}
-        if request.targets.get(ext) is not TargetState.PENDING:
-            # already settled (timed out, failed chunk, answered): the
-            # requester heard its outcome once and must not hear it again
-            return {**OK, "message": "Request already finished.", "requestId": request.request_id}
         text = (
             data.message if isinstance(data.message, str) and data.message else "Generation failed."
         )
-        if request.open:  # a cancelled or finished request has had its end
-            await self.app.responder.notify_error(request, text, data.error)
-        await self.app.streams.fail(ext, request, text)
+        if not await self.app.streams.report_error(ext, request, text, data.error):
+            return {**OK, "message": "Request already finished.", "requestId": request.request_id}
         return {**OK, "requestId": request.request_id}
 
     # ------------------------------------------------------------------ answers
