@@ -9,7 +9,13 @@ from pathlib import Path
 import pytest
 
 from newage.errors import NewAgeError
-from newage.settings import LiveSettings, SettingsError, load_settings, update_settings_file
+from newage.settings import (
+    LiveSettings,
+    SettingsError,
+    load_settings,
+    settings_path,
+    update_settings_file,
+)
 from tests.helpers.proc import ServerProcess, run_cli
 
 
@@ -181,3 +187,18 @@ def test_missing_settings_file_is_written_with_defaults(tmp_path: Path):
 def test_mode_aliases_are_canonicalised(tmp_path: Path):
     write(settings_file(tmp_path), '{"defaultRoomMessageRequestMode": "Default"}')
     assert load_settings(tmp_path).default_room_message_request_mode.value == "HostSubmit"
+
+
+def test_an_old_files_written_open_defaults_are_closed(tmp_path):
+    """Files written before the origin check carry corsOrigins ['*'] as a
+    default nobody chose; an explicit '*' in a current file stays."""
+    path = settings_path(tmp_path)
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps({"corsOrigins": ["*"], "forwardedAllowIps": ["127.0.0.1"]}))
+    settings = load_settings(tmp_path)
+    assert settings.cors_origins == [] and settings.forwarded_allow_ips == []
+    assert json.loads(path.read_text())["corsOrigins"] == []
+
+    current = {"corsOrigins": ["*"], "outboundMaxBytes": 16_000_000}
+    path.write_text(json.dumps(current))
+    assert load_settings(tmp_path).cors_origins == ["*"]

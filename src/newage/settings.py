@@ -26,6 +26,7 @@ from pydantic_settings import (
 
 from newage.errors import ErrorCode, NewAgeError
 from newage.fsutil import atomic_write_json
+from newage.logs import log
 from newage.protocol.names import ConnectionPolicy, RequestMode, parse_mode
 
 SETTINGS_DIR = "settings"
@@ -349,7 +350,26 @@ def load_settings(
         defaults = validate_settings({}, str(path), use_env=False)
         atomic_write_json(path, defaults.to_file_dict())
     raw = read_json_object(path)
+    if _legacy_open_defaults(raw):
+        # Earlier versions wrote these permissive defaults into every new
+        # file, so they were never a choice: keeping them would leave an
+        # upgraded server open to every web page (docs/security.md).
+        raw["corsOrigins"] = []
+        if raw.get("forwardedAllowIps") == ["127.0.0.1"]:
+            raw["forwardedAllowIps"] = []
+        atomic_write_json(path, raw)
+        log.warning(
+            "%s: corsOrigins ['*'] was an old written default, now [] (loopback "
+            "pages and the server's own origin stay allowed; add others there)",
+            path,
+        )
     return validate_settings(raw, str(path), overrides)
+
+
+def _legacy_open_defaults(raw: dict[str, Any]) -> bool:
+    """A file written by a version before the origin check: it has the old
+    default ``corsOrigins: ['*']`` and none of the keys written since."""
+    return raw.get("corsOrigins") == ["*"] and "outboundMaxBytes" not in raw
 
 
 def update_settings_file(path: Path, changes: dict[str, Any]) -> Settings:
