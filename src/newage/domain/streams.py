@@ -140,8 +140,9 @@ class StreamService:
         self.tracker.touch(ext)
         if output.request is None:
             return  # swallowed: nothing to keep
+        settings = self.live.current
         output.size += len(text.encode("utf-8", "surrogatepass"))
-        if output.size > self.live.current.max_answer_bytes:
+        if output.size > settings.max_answer_bytes:
             await self._cut(output)
             return
         if type_ == StreamType.STREAM_DATA_RETRY:
@@ -163,12 +164,12 @@ class StreamService:
         if not text:
             return
         await self.responder.report_processing(output.request)
-        if self.live.current.stream_coalesce_ms > 0:
+        if settings.stream_coalesce_ms > 0:
             output.pending.append((stream_id, index, type_, text))
             if output.flush is None:
                 loop = asyncio.get_running_loop()
                 output.flush = loop.call_later(
-                    self.live.current.stream_coalesce_ms / 1000, self._flush, output
+                    settings.stream_coalesce_ms / 1000, self._flush, output
                 )
             return
         self._send(output, stream_id, index, type_, text, 1)
