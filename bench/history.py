@@ -14,7 +14,7 @@ from pathlib import Path
 
 from newage.clock import iso_from_epoch
 from newage.datadir import DataDir
-from newage.domain.records import MemberRecord, RoomRecord
+from newage.domain.ports.records import MemberRecord, RoomRecord
 from newage.protocol.names import RequestMode, Role
 from newage.store.sqlite import SQLiteStore
 

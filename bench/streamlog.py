@@ -38,7 +38,7 @@ from typing import Any
 from bench.common import cli, cpu_seconds, newage_server, save
 from bench.openai import EXT, SIO_CLIENT, SocketCaller, run_extension
 from bench.run import BASE_SETTINGS
-from newage.domain.streamlog import MemoryStreamLog
+from newage.domain.llm.streamlog import MemoryStreamLog
 
 MODES = {"on": {}, "off": {"streamLogMaxBytes": 0}}
 

@@ -97,7 +97,7 @@ async def test_server_status(server, peers):
     assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", status["startTime"])
     assert status["serverPort"] == 4000 and status["serverAddress"] == "http://localhost"
     assert status["networkSafe"] is True and status["debugMode"] is False
-    assert status["version"] == server.app.version
+    assert status["version"] == server.app.info.version
     assert 0 <= status["uptimeSeconds"] < 60
     assert status["connections"]["/debug"] == 1
     assert status["connections"]["/"] == 1 and status["connections"]["/llm"] == 1

@@ -14,8 +14,8 @@ import httpx
 import pytest
 from pydantic import BaseModel, Field
 
-from newage.domain.builtin_functions import check_url_path
-from newage.domain.functions import (
+from newage.domain.functions.builtins import check_url_path
+from newage.domain.functions.service import (
     FunctionRegistry,
     ServerFunction,
     load_entry_point_functions,
@@ -216,7 +216,7 @@ async def test_registered_functions_sensitive_sync_and_failing(server, peers):
 def make_plugin(root: Path) -> None:
     (root / "newage_test_plugin.py").write_text(
         "from pydantic import BaseModel\n"
-        "from newage.domain.functions import ServerFunction, server_function\n\n"
+        "from newage.domain.functions.service import ServerFunction, server_function\n\n"
         "class Args(BaseModel):\n"
         "    name: str\n\n"
         "@server_function('pluginGreet', args_model=Args)\n"

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from newage.domain.debug import js_parse_int
-from newage.domain.logread import CHUNK, LogReader
+from newage.domain.ops.debug import js_parse_int
+from newage.domain.ops.logread import CHUNK, LogReader
 from newage.logs import ENTRY_RE, log, setup_logging, shutdown_logging
 
 

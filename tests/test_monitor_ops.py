@@ -17,7 +17,7 @@ import pytest
 import pytest_asyncio
 from playwright.async_api import Browser, expect
 
-from newage.domain.records import TrustEntry
+from newage.domain.ports.records import TrustEntry
 from newage.protocol.names import ClientKind
 from tests.helpers.actors import connect, fake_extension, room
 from tests.helpers.browser import NARROW, Tab

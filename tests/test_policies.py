@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from newage.domain.policies import Assignments
+from newage.domain.rooms.policies import Assignments
 from newage.protocol.names import ConnectionPolicy
 from tests.helpers.actors import admin, connect, extension
 from tests.helpers.wait import settle

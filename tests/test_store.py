@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from newage.domain.records import KeyRecord, MemberRecord, MuteRecord, RoomRecord, TrustEntry
+from newage.domain.ports.records import KeyRecord, MemberRecord, MuteRecord, RoomRecord, TrustEntry
 from newage.protocol.names import ClientKind, RequestMode, Role
 from newage.store.migrations import MIGRATIONS
 from newage.store.sqlite import SQLiteStore

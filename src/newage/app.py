@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
-import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -19,68 +17,72 @@ import socketio
 
 from newage import __version__
 from newage.datadir import DataDir
-from newage.domain.audit import Audit
-from newage.domain.auth import Authenticator
-from newage.domain.builtin_functions import (
+from newage.domain.functions.builtins import (
     BOOTSTRAP_FUNCTIONS,
     StaticResources,
     register_file_functions,
 )
-from newage.domain.chat import ChatService
-from newage.domain.credentials import Credentials
-from newage.domain.debug import DebugService
-from newage.domain.files import FileArea
-from newage.domain.functions import (
+from newage.domain.functions.files import FileArea
+from newage.domain.functions.service import (
     FunctionRegistry,
     FunctionService,
     LegacySettingsFiles,
     decorated_functions,
     load_entry_point_functions,
 )
-from newage.domain.guard import AccessGuard
-from newage.domain.history import History
-from newage.domain.liveness import Liveness
-from newage.domain.llm_api import LlmApi
-from newage.domain.messages import MessageService
-from newage.domain.mutes import MuteService
-from newage.domain.ports import identity_addr, room_addr
-from newage.domain.presence import Presence
-from newage.domain.queue import ExtensionQueues
-from newage.domain.recovery import PARTIAL_SAVE_INTERVAL, SHUTDOWN_REASON, OpenAnswers
-from newage.domain.relations import RelationService
-from newage.domain.request_log import RequestLog
-from newage.domain.requests import RequestTracker
-from newage.domain.responses import Responder
-from newage.domain.resume import Resumer
-from newage.domain.room_model import Room
-from newage.domain.rooms import RoomService
-from newage.domain.routing import Router
-from newage.domain.series import Series
-from newage.domain.sessions import SessionService
-from newage.domain.staticmap import StaticMappings
-from newage.domain.status import StatusBoard
-from newage.domain.streamlog import MemoryStreamLog
-from newage.domain.streams import StreamService
-from newage.domain.thinking import Thinker
-from newage.domain.trust import KeyService, TrustService
+from newage.domain.functions.static import StaticMappings
+from newage.domain.identity.auth import Authenticator
+from newage.domain.identity.credentials import Credentials
+from newage.domain.identity.guard import AccessGuard
+from newage.domain.identity.presence import Presence
+from newage.domain.identity.sessions import SessionService
+from newage.domain.identity.trust import KeyService, TrustService
+from newage.domain.llm.api import LlmApi
+from newage.domain.llm.chat import ChatService
+from newage.domain.llm.liveness import Liveness
+from newage.domain.llm.queue import ExtensionQueues
+from newage.domain.llm.recovery import PARTIAL_SAVE_INTERVAL, SHUTDOWN_REASON, OpenAnswers
+from newage.domain.llm.requests import RequestTracker
+from newage.domain.llm.responses import Responder
+from newage.domain.llm.resume import Resumer
+from newage.domain.llm.room_events import RoomEvents
+from newage.domain.llm.routing import Router
+from newage.domain.llm.streamlog import MemoryStreamLog
+from newage.domain.llm.streams import StreamService
+from newage.domain.llm.thinking import Thinker
+from newage.domain.ops.audit import Audit
+from newage.domain.ops.debug import DebugService
+from newage.domain.ops.request_log import RequestLog
+from newage.domain.ops.series import Series
+from newage.domain.ops.server_info import ServerInfo
+from newage.domain.rooms.audience import Audience
+from newage.domain.rooms.history import History
+from newage.domain.rooms.messages import MessageService
+from newage.domain.rooms.mutes import MuteService
+from newage.domain.rooms.relations import RelationService
+from newage.domain.rooms.service import RoomService
+from newage.domain.rooms.status import StatusBoard
 from newage.http.app import AsgiRouter, build_http_app
 from newage.http.origins import OriginGuard, OriginPolicy
 from newage.logs import log
 from newage.metrics import Metrics
-from newage.protocol.names import MONITOR_ROOM, Namespace, RequestMode
+from newage.protocol.names import Namespace
 from newage.realtime.auth import AuthNamespace
 from newage.realtime.base import BaseNamespace
 from newage.realtime.clients import ClientsNamespace
 from newage.realtime.debug import DebugNamespace
 from newage.realtime.default import DefaultNamespace
+from newage.realtime.fast_stream import FastStreamPath
 from newage.realtime.function_call import FunctionCallNamespace
 from newage.realtime.llm import LlmNamespace
 from newage.realtime.outbox import SocketOutbox
 from newage.realtime.rooms import RoomsNamespace
 from newage.realtime.server import NewAgeServer
 from newage.realtime.sillytavern import SillyTavernNamespace
+from newage.services import Services
 from newage.settings import LiveSettings, Settings
 from newage.store.sqlite import SQLiteStore
+from newage.store.trustfiles import TrustDirectory
 
 NAMESPACES: dict[Namespace, type[BaseNamespace]] = {
     Namespace.DEFAULT: DefaultNamespace,
@@ -104,16 +106,14 @@ class App:
         self, data: DataDir, settings: Settings, settings_path: Path | None = None
     ) -> None:
         self.data = data
-        self.version = __version__
-        self.started_at = time.time()
         self.live = LiveSettings(settings, settings_path or data.server_settings)
         self.metrics = Metrics()
         self.store = SQLiteStore(data.db_path, synchronous=settings.sqlite_synchronous)
         self.audit = Audit(self.store, self.live)
-        self.live.on_change(self._settings_changed)
+        self.live.on_change(self.audit.settings_changed)
         self.credentials = Credentials(self.store)
         self.trust = TrustService(
-            self.store, data.settings_dir, settings.bcrypt_cost, self.credentials
+            self.store, TrustDirectory(data.settings_dir), settings.bcrypt_cost, self.credentials
         )
         self.keys = KeyService(self.store, settings.bcrypt_cost, self.credentials)
         self.auth = Authenticator(self.store, self.credentials, lambda: self.live.current)
@@ -124,7 +124,8 @@ class App:
         self.outbox = SocketOutbox(self.sio, self.presence, self.metrics)
         self.guard = AccessGuard(self.store, self.presence, self.outbox)
         self.relations = RelationService(self.store, self.outbox, self.presence)
-        self.history = History(self.store, self.outbox, self.audience)
+        self.audience = Audience(lambda: self.live.current, self.relations)
+        self.history = History(self.store, self.outbox, self.audience.of)
         self.rooms = RoomService(
             self.store,
             self.outbox,
@@ -138,7 +139,6 @@ class App:
             self.store, self.outbox, self.rooms, self.history, self.status_board
         )
         self.rooms.on_member_status = self.status_board.set
-        self.rooms.on_deleted.append(self._room_deleted)
         self.sessions = SessionService(
             self.presence, self.rooms, self.relations, self.outbox, self._enter
         )
@@ -160,7 +160,7 @@ class App:
             self.tracker,
             self.history,
             self.status_board,
-            self.watchers,
+            self.audience.watchers,
             self._observe_request,
         )
         self.stream_log = MemoryStreamLog(*self._stream_log_bounds(settings))
@@ -201,7 +201,7 @@ class App:
             self.queues,
         )
         self.messages = MessageService(
-            self.store, self.outbox, self.rooms, self.live, self.audience, self.history
+            self.store, self.outbox, self.rooms, self.live, self.audience.of, self.history
         )
         self.thinker = Thinker(
             self.rooms, self.mutes, self.presence, self.router, self.tracker, self.chat, self.live
@@ -230,8 +230,20 @@ class App:
         self.chat.on_forward = self.answers.opened
         self.responder.on_settled = self.answers.settled
         self.mutes.on_unmuted.append(self.thinker.unmuted)
-        self.rooms.on_mode_changed.append(self._mode_changed)
-        self.history.after_record.append(self._legacy_context)
+        self.room_events = RoomEvents(
+            lambda: self.live.current,
+            self.store,
+            self.history,
+            self.messages,
+            self.thinker,
+            self.chat,
+            self.status_board,
+            self.mutes,
+            self.relations,
+        )
+        self.rooms.on_deleted.append(self.room_events.deleted)
+        self.rooms.on_mode_changed.append(self.room_events.mode_changed)
+        self.history.after_record.append(self.room_events.recorded)
 
         self.files = FileArea(data.files_dir, lambda: self.live.current.restricted_files)
         self.static_mappings = StaticMappings(data.files_dir)
@@ -246,58 +258,63 @@ class App:
         self.functions = FunctionService(
             self.registry, self.presence, self.outbox, self.live, BOOTSTRAP_FUNCTIONS
         )
-        self.debug = DebugService(self.live, data.logs_dir, self.status, self.outbox)
+        self.info = ServerInfo(self.presence, self.rooms, self.tracker, self.streams)
+        self.debug = DebugService(self.live, data.logs_dir, self.info.status, self.outbox)
+        self.services = Services(
+            live=self.live,
+            metrics=self.metrics,
+            info=self.info,
+            audit=self.audit,
+            auth=self.auth,
+            trust=self.trust,
+            keys=self.keys,
+            presence=self.presence,
+            guard=self.guard,
+            sessions=self.sessions,
+            rooms=self.rooms,
+            relations=self.relations,
+            mutes=self.mutes,
+            status_board=self.status_board,
+            messages=self.messages,
+            chat=self.chat,
+            router=self.router,
+            tracker=self.tracker,
+            streams=self.streams,
+            responder=self.responder,
+            queues=self.queues,
+            resumer=self.resumer,
+            liveness=self.liveness,
+            llm_api=self.llm_api,
+            functions=self.functions,
+            static_mappings=self.static_mappings,
+            debug=self.debug,
+            request_log=self.request_log,
+            series=self.series,
+            startup=self.startup,
+            shutdown=self.shutdown,
+            ready=self.ready,
+            refresh_gauges=self.refresh_gauges,
+        )
 
         for namespace, cls in NAMESPACES.items():
-            self.sio.register_namespace(cls(namespace.value, self))
-        self.http = build_http_app(self)
+            self.sio.register_namespace(cls(namespace.value, self.services))
+        llm = self.sio.ns(Namespace.LLM)
+        assert isinstance(llm, LlmNamespace)
+        self.fast = llm.fast = FastStreamPath(llm, self.services, self.sio)
+        self.http = build_http_app(self.services)
         sio_path = settings.socket_io_path
         self.asgi = OriginGuard(
             AsgiRouter(
                 socketio.ASGIApp(self.sio, socketio_path=sio_path.lstrip("/")), self.http, sio_path
             ),
             self.origins,
-            on_refused=self._origin_refused,
+            on_refused=self.audit.origin_refused,
         )
         self._tasks: list[asyncio.Task[None]] = []
 
     @property
     def settings(self) -> Settings:
         return self.live.current
-
-    # ------------------------------------------------------------------ addressing
-    def audience(self, room: str) -> list[str]:
-        """Who hears about a room's messages: its members, the extensions
-        assigned to it, and (when mirroring) the monitors."""
-        return self.watchers(room) + [identity_addr(e) for e in self.relations.for_room(room)]
-
-    def watchers(self, room: str) -> list[str]:
-        """Who sees a room's live answers (streams, LLM_RESPONSE): members
-        and monitors. Assigned extensions are not addressed here at all:
-        under Free that is every extension, and looking each one up for
-        every chunk made a relayed token cost O(extensions)."""
-        if self.live.current.mirror_to_monitors and room != MONITOR_ROOM:
-            return [room_addr(room), room_addr(MONITOR_ROOM)]
-        return [room_addr(room)]
-
-    async def _room_deleted(self, room: Room) -> None:
-        self.history.forget(room.name)
-        await self.thinker.forget_room(room)
-        self.status_board.forget_room(room.name)
-        await self.mutes.forget_room(room.name)
-        self.relations.forget_client_room(room.name)
-
-    async def _mode_changed(self, room: Room, previous: RequestMode) -> None:
-        await self.thinker.mode_changed(room, previous)
-        if previous is RequestMode.HOST_SUBMIT:
-            await self.chat.forget_room(room.name)  # the guest queue goes with the mode
-
-    async def _legacy_context(self, room: str, kind: str) -> None:
-        """Opt-in original behaviour: the whole paged context to every member
-        after every request and response (newest paging wins per room)."""
-        if self.live.current.legacy_context_broadcast and kind != "system":
-            total = await self.store.count_messages(room)
-            self.messages.page_to(room_addr(room), room, str(uuid.uuid4()), total)
 
     @staticmethod
     def _stream_log_bounds(settings: Settings) -> tuple[int, int, float]:
@@ -315,16 +332,6 @@ class App:
         if days:
             for name in await self.rooms.cleanup_personal(days):
                 self.audit.add("room.cleanup", name, days=days)
-
-    def _origin_refused(self, origin: str, peer: str) -> None:
-        self.audit.add("origin.refused", repr(origin), actor=peer or "unknown peer", level="warn")
-
-    def _settings_changed(self, previous: Settings, current: Settings) -> None:
-        before, after = previous.to_file_dict(), current.to_file_dict()
-        changed = sorted(k for k in after if before.get(k) != after.get(k))
-        if changed:
-            values = {k: str(after[k])[:100] for k in changed}
-            self.audit.add("settings.change", ", ".join(changed), values=values)
 
     def _observe_request(self, status: str, seconds: float) -> None:
         self.metrics.request_seconds.labels(status).observe(seconds)
@@ -366,7 +373,7 @@ class App:
         settings = self.live.current
         log.info(
             "newage %s ready on %s:%s (data %s, networkSafe %s, %d trusted clients)",
-            self.version,
+            __version__,
             settings.host,
             settings.server_port,
             self.data.root,
@@ -424,23 +431,11 @@ class App:
             await self.guard.enforce()
 
     def refresh_gauges(self) -> None:
-        llm = self.sio.ns(Namespace.LLM)
-        if isinstance(llm, LlmNamespace):
-            llm.fast.flush_metrics()
+        self.fast.flush_metrics()
         self.metrics.sessions.set(len(self.presence.sessions))
         self.metrics.active_streams.set(self.streams.active)
         self.metrics.requests_in_flight.set(self.tracker.open_count())
 
-    def uptime(self) -> float:
-        return round(time.time() - self.started_at, 3)
-
-    def status(self) -> dict[str, Any]:
-        return {
-            "version": self.version,
-            "uptimeSeconds": self.uptime(),
-            "connections": self.presence.count_by_namespace(),
-            "sessions": len(self.presence.sessions),
-            "rooms": len(self.rooms.rooms),
-            "requestsInFlight": self.tracker.open_count(),
-            "streamsInFlight": self.streams.active,
-        }
+    async def ready(self) -> dict[str, bool]:
+        """What /readyz reports: each backing service answers."""
+        return {"store": await self.store.ping()}

@@ -25,11 +25,12 @@ from newage import __version__, stextension
 from newage.cli_adapter import adapter_cli
 from newage.datadir import DataDir
 from newage.datainit import prepare_data_dir
-from newage.domain.trust import KeyService, TrustService
+from newage.domain.identity.trust import KeyService, TrustService
 from newage.errors import NewAgeError
 from newage.protocol.names import ClientKind
 from newage.settings import Settings, SettingsError
 from newage.store.sqlite import SQLiteStore
+from newage.store.trustfiles import TrustDirectory
 
 EXIT_FAILURE = 1
 EXIT_CONFIG = 3
@@ -97,7 +98,9 @@ def _run_store(data: DataDir, settings: Settings, work: Callable[[SQLiteStore], 
         store = SQLiteStore(data.db_path, synchronous=settings.sqlite_synchronous)
         await store.open()
         try:
-            await TrustService(store, data.settings_dir, settings.bcrypt_cost).import_files()
+            await TrustService(
+                store, TrustDirectory(data.settings_dir), settings.bcrypt_cost
+            ).import_files()
             return await work(store)
         finally:
             await store.close()
@@ -202,7 +205,7 @@ def trust_add(
     data, settings = prepare(data_dir, None)
 
     async def work(store: SQLiteStore) -> None:
-        service = TrustService(store, data.settings_dir, settings.bcrypt_cost)
+        service = TrustService(store, TrustDirectory(data.settings_dir), settings.bcrypt_cost)
         entry = await service.add(client_id, type_, password, remember_me)
         typer.echo(f"trusted {entry.client_id} as {entry.kind.value}")
 
@@ -215,7 +218,9 @@ def trust_remove(client_id: str, data_dir: DataDirOpt = Path("data")) -> None:
     data, settings = prepare(data_dir, None)
 
     async def work(store: SQLiteStore) -> bool:
-        return await TrustService(store, data.settings_dir, settings.bcrypt_cost).remove(client_id)
+        return await TrustService(
+            store, TrustDirectory(data.settings_dir), settings.bcrypt_cost
+        ).remove(client_id)
 
     if not _run_store(data, settings, work):
         _err(f"{client_id} is not trusted")

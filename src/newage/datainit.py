@@ -6,10 +6,11 @@ from pathlib import Path
 from typing import Any
 
 from newage.datadir import DataDir
-from newage.domain.records import TrustEntry
+from newage.domain.identity import trustfile
+from newage.domain.ports.records import TrustEntry
 from newage.protocol.names import ClientKind
 from newage.settings import Settings, load_settings
-from newage.store import trustfiles
+from newage.store.trustfiles import TrustDirectory
 
 DEFAULT_EXTENSION = "SillyTavern-8000"
 
@@ -27,10 +28,11 @@ def prepare_data_dir(
     fresh = config is None and not data.server_settings.exists()
     data.ensure()
     settings = load_settings(data.root, config, overrides)
-    if fresh and trustfiles.find_file(data.settings_dir, DEFAULT_EXTENSION) is None:
+    files = TrustDirectory(data.settings_dir)
+    if fresh and trustfile.find(files, DEFAULT_EXTENSION) is None:
         entry = TrustEntry(
             DEFAULT_EXTENSION, ClientKind.SILLYTAVERN, trusted=True, remember_me=True
         )
-        trustfiles.write_trust_file(data.settings_dir, entry)
-    trustfiles.load_trust_files(data.settings_dir, settings.bcrypt_cost)
+        trustfile.write_entry(files, entry)
+    trustfile.load_entries(files, settings.bcrypt_cost)
     return data, settings

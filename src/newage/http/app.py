@@ -18,13 +18,13 @@ from starlette.responses import FileResponse, JSONResponse, PlainTextResponse, R
 from starlette.routing import Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from newage.domain.staticmap import BUILTIN_MOUNTS
+from newage.domain.functions.static import BUILTIN_MOUNTS
 from newage.errors import NewAgeError
 from newage.http.openai import build_openai_app
 from newage.http.static import WEB_ROOT, SafeStaticFiles, mapped_response
 
 if TYPE_CHECKING:
-    from newage.app import App
+    from newage.services import Services
 
 CLIENT_BUNDLES = {
     "socket.io.js": "socket.io.js",
@@ -33,25 +33,30 @@ CLIENT_BUNDLES = {
 }
 
 
-def build_http_app(app: App) -> Starlette:
+def build_http_app(services: Services) -> Starlette:
     async def healthz(_: Request) -> Response:
         return JSONResponse(
             {
                 "status": "ok",
-                "version": app.version,
-                "uptimeSeconds": app.uptime(),
-                "socketIOPath": app.live.current.socket_io_path,
+                "version": services.info.version,
+                "uptimeSeconds": services.info.uptime(),
+                "socketIOPath": services.live.current.socket_io_path,
             }
         )
 
     async def readyz(_: Request) -> Response:
-        if await app.store.ping():
-            return JSONResponse({"status": "ok"})
-        return JSONResponse({"status": "error", "message": "store unreachable"}, status_code=503)
+        checks = await services.ready()
+        if all(checks.values()):
+            return JSONResponse({"status": "ok", "checks": checks})
+        down = ", ".join(name for name, ok in checks.items() if not ok)
+        return JSONResponse(
+            {"status": "error", "message": f"unreachable: {down}", "checks": checks},
+            status_code=503,
+        )
 
     async def metrics(_: Request) -> Response:
-        app.refresh_gauges()
-        return Response(generate_latest(app.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+        services.refresh_gauges()
+        return Response(generate_latest(services.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     async def root(_: Request) -> Response:
         # The page's own policy is a <meta> CSP, where frame-ancestors is
@@ -63,7 +68,7 @@ def build_http_app(app: App) -> Starlette:
         )
 
     async def not_found(request: Request, _: Exception) -> Response:
-        mapped = mapped_response(app.static_mappings, request.url.path)
+        mapped = mapped_response(services.static_mappings, request.url.path)
         if mapped is not None and request.method in {"GET", "HEAD"}:
             return mapped
         return PlainTextResponse("Not Found", status_code=404)
@@ -74,11 +79,11 @@ def build_http_app(app: App) -> Starlette:
 
     @asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
-        await app.startup()
+        await services.startup()
         try:
             yield
         finally:
-            await app.shutdown()
+            await services.shutdown()
 
     routes: list[Any] = [
         Route("/healthz", healthz),
@@ -86,7 +91,7 @@ def build_http_app(app: App) -> Starlette:
         Route("/metrics", metrics),
         Route("/", root),
         Route("/index.html", root),
-        Mount("/v1", app=build_openai_app(app)),
+        Mount("/v1", app=build_openai_app(services)),
     ]
     routes += [
         Mount(

@@ -20,8 +20,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, Router
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from newage.domain.llm_api import Piece, Submission
-from newage.domain.responses import Ended
+from newage.domain.llm.api import Piece, Submission
+from newage.domain.llm.responses import Ended
 from newage.errors import ErrorCode, NewAgeError, bad_request, not_found
 from newage.http.openai_wire import (
     DONE,
@@ -35,7 +35,7 @@ from newage.http.openai_wire import (
 )
 
 if TYPE_CHECKING:
-    from newage.app import App
+    from newage.services import Services
 
 T = TypeVar("T")
 ROOM_HEADER = "x-newage-room"
@@ -99,15 +99,15 @@ class EventStream(Response):
             await self.gone()
 
 
-def build_openai_app(app: App) -> ASGIApp:
-    api = app.llm_api
+def build_openai_app(services: Services) -> ASGIApp:
+    api = services.llm_api
 
     async def principal_of(request: Request) -> Any:
         peer = request.client.host if request.client else ""
         try:
             return await api.authenticate(request.headers.get("authorization"), peer)
         except NewAgeError as exc:
-            app.audit.refused(exc, "an API caller", peer, "/v1")
+            services.audit.refused(exc, "an API caller", peer, "/v1")
             raise
 
     async def models(request: Request) -> Response:
@@ -115,10 +115,10 @@ def build_openai_app(app: App) -> ASGIApp:
             principal = await principal_of(request)
         except NewAgeError as exc:
             return error_response(exc)
-        created = int(app.started_at)
+        created = int(services.info.started_at)
         data = [{"id": "auto", "object": "model", "created": created, "owned_by": "newage"}]
         for name in api.models(principal):
-            state = app.liveness.state(name)
+            state = services.liveness.state(name)
             data.append(
                 {
                     "id": name,
@@ -135,7 +135,7 @@ def build_openai_app(app: App) -> ASGIApp:
         return JSONResponse({"object": "list", "data": data})
 
     async def read_body(request: Request) -> bytes:
-        limit = app.live.current.max_payload_bytes
+        limit = services.live.current.max_payload_bytes
         body = bytearray()
         async for part in request.stream():
             body += part
@@ -150,7 +150,7 @@ def build_openai_app(app: App) -> ASGIApp:
             principal = await principal_of(request)
             body = ChatCompletionIn.parse(await read_body(request))
             room = body.user or request.headers.get(ROOM_HEADER) or None
-            with app.audit.acting(principal.identity):  # a room it opens is audited
+            with services.audit.acting(principal.identity):  # a room it opens is audited
                 sub = await api.submit(principal, room, body.model, body.recorded())
         except NewAgeError as exc:
             return error_response(exc)
@@ -182,7 +182,7 @@ def build_openai_app(app: App) -> ASGIApp:
             else:
                 await api.abandon(sub)
 
-        keep_alive = app.live.current.api_keep_alive_ms / 1000
+        keep_alive = services.live.current.api_keep_alive_ms / 1000
         left, first = await unless_gone(receive, sub.feed.next(keep_alive))
         if left:
             await gone()
@@ -222,7 +222,7 @@ def build_openai_app(app: App) -> ASGIApp:
                 yield writer.chunk({"content": event.text}, seq=event.seq or None)
             else:
                 break
-            event = await sub.feed.next(app.live.current.api_keep_alive_ms / 1000)
+            event = await sub.feed.next(services.live.current.api_keep_alive_ms / 1000)
         assert isinstance(event, Ended)
         api.finish(sub)
         streamed = "".join(sent)

@@ -17,7 +17,7 @@ from starlette.responses import FileResponse, Response
 from starlette.staticfiles import StaticFiles
 from starlette.types import Scope
 
-from newage.domain.staticmap import StaticMappings, is_hidden
+from newage.domain.functions.static import StaticMappings, is_hidden
 
 mimetypes.add_type("text/javascript", ".js")
 mimetypes.add_type("text/javascript", ".mjs")

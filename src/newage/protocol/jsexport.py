@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import json
 
-from newage.clock import FOREVER
 from newage.protocol.names import (
+    FOREVER,
     MODE_ALIASES,
     MONITOR_ROOM,
     PING_TEXT,

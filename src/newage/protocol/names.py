@@ -236,3 +236,4 @@ PING_TEXT = "Connection active?"
 PONG_TEXT = "Yes,connection is fine."
 SYSTEM_IDENTITY = "System"
 THINK_PREFIX = "think_"
+FOREVER = "9999-12-31T23:59:59.999Z"  # mutedUntil of a permanent mute

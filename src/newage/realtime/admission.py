@@ -20,8 +20,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from newage.domain.limits import WindowLimiter
-from newage.domain.principal import is_loopback
+from newage.domain.identity.limits import WindowLimiter
+from newage.domain.identity.principal import is_loopback
 from newage.settings import Settings
 
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from newage.domain.auth import AuthResult
-from newage.domain.presence import SocketRef
-from newage.domain.principal import ConnMode
+from newage.domain.identity.auth import AuthResult
+from newage.domain.identity.presence import SocketRef
+from newage.domain.identity.principal import ConnMode
 from newage.errors import NewAgeError, bad_request
 from newage.logs import log
 from newage.protocol.models import LoginIn, OptionalClientIdIn
@@ -36,8 +36,8 @@ class AuthNamespace(BaseNamespace):
                 )
 
     async def _issue(self, ref: SocketRef, password: Any, *, satisfied: bool) -> dict[str, Any]:
-        key, record = await self.app.auth.issue_key(
-            ref.principal, self.app.keys, password, satisfied=satisfied
+        key, record = await self.services.auth.issue_key(
+            ref.principal, self.services.keys, password, satisfied=satisfied
         )
         payload = {
             "success": True,
@@ -59,13 +59,16 @@ class AuthNamespace(BaseNamespace):
 
     @on(Ev.GET_CLIENT_KEY, model=OptionalClientIdIn)
     async def get_client_key(self, ref: SocketRef, data: OptionalClientIdIn) -> dict[str, Any]:
-        return await self.app.keys.info(
-            ref.principal, data.client_id, self.app.live.current.network_safe, legacy_denial=True
+        return await self.services.keys.info(
+            ref.principal,
+            data.client_id,
+            self.services.live.current.network_safe,
+            legacy_denial=True,
         )
 
     @on(Ev.GET_SILLYTAVERN_EXTENSION)
     async def get_extensions(self, ref: SocketRef, _: Any) -> dict[str, Any]:
-        extensions = self.app.relations.visible_to(ref.principal)
+        extensions = self.services.relations.visible_to(ref.principal)
         if not extensions:
             return {
                 "status": "error",

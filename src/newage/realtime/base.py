@@ -18,16 +18,16 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import socketio
 from pydantic import BaseModel, ValidationError
 
-from newage.domain.auth import AuthResult
-from newage.domain.presence import SocketRef
-from newage.domain.principal import ConnMode
+from newage.domain.identity.auth import AuthResult
+from newage.domain.identity.presence import SocketRef
+from newage.domain.identity.principal import ConnMode
 from newage.errors import ErrorCode, NewAgeError, bad_request
 from newage.logs import log
 from newage.protocol.models import check_shape, validation_message
 from newage.protocol.names import Ev
 
 if TYPE_CHECKING:
-    from newage.app import App
+    from newage.services import Services
 
 Handler = Callable[[Any, SocketRef, Any], Awaitable[Any]]
 ErrorShape = Callable[[NewAgeError, Any], dict[str, Any]]
@@ -85,14 +85,14 @@ class BaseNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
                     routes[route.event] = route
         cls.routes = routes
 
-    def __init__(self, namespace: str, app: App) -> None:
+    def __init__(self, namespace: str, services: Services) -> None:
         super().__init__(namespace)
-        self.app = app
+        self.services = services
         self._tasks: set[asyncio.Task[None]] = set()
         self._accepted: dict[str, tuple[AuthResult, bool]] = {}
         # labelled metric children, looked up once (a labels() call costs
         # more than the increment itself)
-        metrics = app.metrics
+        metrics = services.metrics
         self.m_events_in = metrics.events_in.labels(namespace)
         self.m_handler_seconds = metrics.handler_seconds.labels(namespace)
         self.m_connections = metrics.connections.labels(namespace)
@@ -105,24 +105,24 @@ class BaseNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
         # uvicorn's proxy-header handling) is in the scope.
         peer = client[0] if client else ""
         try:
-            result = await self.app.auth.authenticate(self.namespace, auth, peer)
+            result = await self.services.auth.authenticate(self.namespace, auth, peer)
             await self.authorize(result)
         except NewAgeError as exc:
             message, data = exc.to_connect_refusal()
-            self.app.audit.refused(exc, _who(auth), peer, self.namespace)
+            self.services.audit.refused(exc, _who(auth), peer, self.namespace)
             raise socketio.exceptions.ConnectionRefusedError(message, data) from None
         ref = SocketRef(sid, self.namespace, result.principal, result.mode)
         p = result.principal
         try:
-            started = await self.app.sessions.socket_added(ref)
+            started = await self.services.sessions.socket_added(ref)
         except NewAgeError as exc:
-            await self.app.sessions.socket_removed(sid)
+            await self.services.sessions.socket_removed(sid)
             message, data = exc.to_connect_refusal()
             log.info("refused %s on %s: %s", p.identity, self.namespace, message)
             raise socketio.exceptions.ConnectionRefusedError(message, data) from None
         except Exception:
             log.exception("could not register %s on %s", p.identity, self.namespace)
-            await self.app.sessions.socket_removed(sid)
+            await self.services.sessions.socket_removed(sid)
             message = "Internal server error."
             raise socketio.exceptions.ConnectionRefusedError(
                 message, {"status": "error", "message": message}
@@ -143,12 +143,12 @@ class BaseNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
 
     async def after_connect(self, sid: str) -> None:
         accepted = self._accepted.pop(sid, None)
-        ref = self.app.presence.get(sid)
+        ref = self.services.presence.get(sid)
         if accepted is None or ref is None:
             return
         result, started = accepted
         try:
-            await self.app.sessions.socket_ready(ref, started)
+            await self.services.sessions.socket_ready(ref, started)
             await self.accepted(ref, result)
         except Exception:
             log.exception("post-connect step failed on %s", self.namespace)
@@ -158,7 +158,7 @@ class BaseNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
 
     async def on_disconnect(self, sid: str, reason: Any = None) -> None:
         self._accepted.pop(sid, None)
-        ref = self.app.presence.get(sid)
+        ref = self.services.presence.get(sid)
         if ref is None:
             return
         self.m_connections.dec()
@@ -170,7 +170,7 @@ class BaseNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
 
     async def closed(self, ref: SocketRef) -> None:
         """Per-namespace cleanup (override and call super last)."""
-        await self.app.sessions.socket_removed(ref.sid)
+        await self.services.sessions.socket_removed(ref.sid)
 
     # ------------------------------------------------------------------ events
     async def receive(
@@ -206,7 +206,7 @@ class BaseNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
         self, sid: str, event: str, route: Route | None, args: list[Any], acked: bool
     ) -> dict[str, Any]:
         data = args[0] if args else None
-        ref = self.app.presence.get(sid)
+        ref = self.services.presence.get(sid)
         shape: ErrorShape = route.error_shape if route else _ack_error
         started = time.perf_counter()
         try:
@@ -216,14 +216,14 @@ class BaseNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
                 raise bad_request(f'Unknown event "{event[:64]}" on {self.namespace}.')
             if ref.mode not in route.modes:
                 raise NewAgeError(ErrorCode.UNAUTHENTICATED, "Key required.")
-            check_shape(data, self.app.live.current.max_payload_depth)
+            check_shape(data, self.services.live.current.max_payload_depth)
             payload: Any = data
             if route.model is not None:
                 try:
                     payload = route.model.model_validate({} if data is None else data)
                 except ValidationError as exc:
                     raise bad_request(route.invalid or validation_message(event, exc)) from None
-            with self.app.audit.acting(ref.principal.identity):
+            with self.services.audit.acting(ref.principal.identity):
                 result = await route.handler(self, ref, payload)
             if result is None:
                 result = dict(OK)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from newage.domain.presence import SocketRef
-from newage.domain.principal import require_admin, require_sensitive
+from newage.domain.identity.presence import SocketRef
+from newage.domain.identity.principal import require_admin, require_sensitive
 from newage.errors import bad_request
 from newage.protocol.models import (
     ClientIdIn,
@@ -22,23 +22,23 @@ from newage.realtime.base import BaseNamespace, on
 class ClientsNamespace(BaseNamespace):
     def _sensitive(self, ref: SocketRef, *, allow_extension: bool = True) -> None:
         require_sensitive(
-            ref.principal, self.app.live.current.network_safe, allow_extension=allow_extension
+            ref.principal, self.services.live.current.network_safe, allow_extension=allow_extension
         )
 
     # ------------------------------------------------------------------ client list
     @on(Ev.GET_CLIENT_LIST, "getClientList")
     async def get_client_list(self, ref: SocketRef, _: Any) -> dict[str, Any]:
-        return {"status": "ok", "success": True, **self.app.sessions.client_list()}
+        return {"status": "ok", "success": True, **self.services.sessions.client_list()}
 
     @on(Ev.UPDATE_CONNECTED_CLIENTS)
     async def update_connected_clients(self, ref: SocketRef, _: Any) -> dict[str, Any]:
-        return {"status": "ok", "success": True, **self.app.sessions.client_list()}
+        return {"status": "ok", "success": True, **self.services.sessions.client_list()}
 
     @on(Ev.GET_ROOMS, "getRooms")
     async def get_rooms(self, ref: SocketRef, _: Any) -> list[str]:
         # the extension's "rooms" socket is connected here and iterates the
         # reply directly, so this namespace answers with a bare array
-        return self.app.rooms.visible_names(ref.principal)
+        return self.services.rooms.visible_names(ref.principal)
 
     # ------------------------------------------------------------------ keys
     def _key_target(self, ref: SocketRef, target: str) -> None:
@@ -47,17 +47,17 @@ class ClientsNamespace(BaseNamespace):
         if ref.principal.is_extension and target == ref.principal.client_id:
             self._sensitive(ref)
             return
-        require_admin(ref.principal, self.app.live.current.network_safe)
+        require_admin(ref.principal, self.services.live.current.network_safe)
 
     @on(Ev.GET_ALL_CLIENT_KEYS)
     async def get_all_keys(self, ref: SocketRef, _: Any) -> dict[str, Any]:
         p = ref.principal
         if p.is_extension:
             self._sensitive(ref)  # the extension asks at login: it gets its own
-            records = [r for r in await self.app.keys.list() if r.client_id == p.client_id]
+            records = [r for r in await self.services.keys.list() if r.client_id == p.client_id]
         else:
-            require_admin(p, self.app.live.current.network_safe)
-            records = await self.app.keys.list()
+            require_admin(p, self.services.live.current.network_safe)
+            records = await self.services.keys.list()
         keys: dict[str, dict[str, Any]] = {}
         for record in records:  # oldest first: the newest wins, all are listed
             item = keys.setdefault(record.client_id, {"keys": []})
@@ -67,8 +67,11 @@ class ClientsNamespace(BaseNamespace):
 
     @on(Ev.GET_CLIENT_KEY, model=OptionalClientIdIn)
     async def get_client_key(self, ref: SocketRef, data: OptionalClientIdIn) -> dict[str, Any]:
-        return await self.app.keys.info(
-            ref.principal, data.client_id, self.app.live.current.network_safe, legacy_denial=False
+        return await self.services.keys.info(
+            ref.principal,
+            data.client_id,
+            self.services.live.current.network_safe,
+            legacy_denial=False,
         )
 
     @on(Ev.GENERATE_CLIENT_KEY, model=TargetClientIn)
@@ -76,14 +79,14 @@ class ClientsNamespace(BaseNamespace):
         target = data.target_client_id
         self._key_target(ref, target)
         if ref.principal.is_admin:
-            key, record = await self.app.keys.create(target)
+            key, record = await self.services.keys.create(target)
         else:  # its own: one more key, the ones its other tabs use stay valid
-            self.app.auth.issuing(ref.principal.peer)  # bcrypt: same limits as getKey
-            settings = self.app.live.current
-            key, record = await self.app.keys.issue(
+            self.services.auth.issuing(ref.principal.peer)  # bcrypt: same limits as getKey
+            settings = self.services.live.current
+            key, record = await self.services.keys.issue(
                 target, settings.max_keys_per_client, settings.key_expiry_days
             )
-        entry = await self.app.trust.get(target)
+        entry = await self.services.trust.get(target)
         return {
             "status": "ok",
             "success": True,
@@ -98,8 +101,8 @@ class ClientsNamespace(BaseNamespace):
     async def remove_key(self, ref: SocketRef, data: TargetClientIn) -> dict[str, Any]:
         target = data.target_client_id
         self._key_target(ref, target)
-        existed = await self.app.keys.revoke(target, data.fingerprint)
-        dropped = await self.app.guard.enforce([target])
+        existed = await self.services.keys.revoke(target, data.fingerprint)
+        dropped = await self.services.guard.enforce([target])
         reply: dict[str, Any] = {"status": "ok", "success": True, "disconnected": dropped}
         if not existed:
             reply["message"] = f"No key for {target}."
@@ -108,29 +111,31 @@ class ClientsNamespace(BaseNamespace):
     # ------------------------------------------------------------------ trust (admins)
     @on(Ev.GET_TRUSTED_CLIENTS)
     async def get_trusted(self, ref: SocketRef, _: Any) -> dict[str, Any]:
-        require_admin(ref.principal, self.app.live.current.network_safe)
-        entries = [entry.public() for entry in await self.app.trust.list()]
+        require_admin(ref.principal, self.services.live.current.network_safe)
+        entries = [entry.public() for entry in await self.services.trust.list()]
         return {"status": "ok", "success": True, "clients": entries}
 
     @on(Ev.ADD_TRUSTED_CLIENT, model=TrustIn)
     async def add_trusted(self, ref: SocketRef, data: TrustIn) -> dict[str, Any]:
-        require_admin(ref.principal, self.app.live.current.network_safe)
+        require_admin(ref.principal, self.services.live.current.network_safe)
         try:
             kind = ClientKind(data.client_type)
         except ValueError:
             raise bad_request("clientType must be client, SillyTavern or monitor.") from None
-        entry = await self.app.trust.add(data.client_id, kind, data.password, data.remember_me)
+        entry = await self.services.trust.add(data.client_id, kind, data.password, data.remember_me)
         # a changed type (a demoted admin) must not keep its old rights on open
         # sockets, and another client's sockets may not keep this name as identity
-        users = {r.principal.client_id for r in self.app.presence.identity_sids(entry.client_id)}
-        dropped = await self.app.guard.enforce({entry.client_id, *users})
+        users = {
+            r.principal.client_id for r in self.services.presence.identity_sids(entry.client_id)
+        }
+        dropped = await self.services.guard.enforce({entry.client_id, *users})
         return {"status": "ok", "success": True, "client": entry.public(), "disconnected": dropped}
 
     @on(Ev.REMOVE_TRUSTED_CLIENT, model=ClientIdIn)
     async def remove_trusted(self, ref: SocketRef, data: ClientIdIn) -> dict[str, Any]:
-        require_admin(ref.principal, self.app.live.current.network_safe)
-        removed = await self.app.trust.remove(data.client_id)
-        dropped = await self.app.guard.enforce([data.client_id])
+        require_admin(ref.principal, self.services.live.current.network_safe)
+        removed = await self.services.trust.remove(data.client_id)
+        dropped = await self.services.guard.enforce([data.client_id])
         reply: dict[str, Any] = {"status": "ok", "success": True, "disconnected": dropped}
         if not removed:
             reply["message"] = f"{data.client_id} was not trusted."
@@ -139,27 +144,27 @@ class ClientsNamespace(BaseNamespace):
     # ------------------------------------------------------------------ identities (admins)
     @on(Ev.GET_IDENTITIES)
     async def get_identities(self, ref: SocketRef, _: Any) -> dict[str, Any]:
-        require_admin(ref.principal, self.app.live.current.network_safe)
-        items = await self.app.auth.identities.list()
+        require_admin(ref.principal, self.services.live.current.network_safe)
+        items = await self.services.auth.identities.list()
         for item in items:
-            item["online"] = self.app.presence.is_present(item["identity"])
+            item["online"] = self.services.presence.is_present(item["identity"])
         return {"status": "ok", "success": True, "identities": items}
 
     @on(Ev.RELEASE_IDENTITY, model=IdentityIn)
     async def release_identity(self, ref: SocketRef, data: IdentityIn) -> dict[str, Any]:
-        require_admin(ref.principal, self.app.live.current.network_safe)
-        await self.app.auth.identities.release(data.identity)
+        require_admin(ref.principal, self.services.live.current.network_safe)
+        await self.services.auth.identities.release(data.identity)
         # its sockets go too: the next clientId to connect with it owns it
-        dropped = await self.app.guard.disconnect_identity(data.identity)
+        dropped = await self.services.guard.disconnect_identity(data.identity)
         return {"status": "ok", "success": True, "identity": data.identity, "disconnected": dropped}
 
     @on(Ev.DISCONNECT_CLIENT, model=DisconnectClientIn)
     async def disconnect_client(self, ref: SocketRef, data: DisconnectClientIn) -> dict[str, Any]:
-        require_admin(ref.principal, self.app.live.current.network_safe)
+        require_admin(ref.principal, self.services.live.current.network_safe)
         if data.identity:
-            dropped = await self.app.guard.disconnect_identity(data.identity)
+            dropped = await self.services.guard.disconnect_identity(data.identity)
         elif data.client_id:
-            dropped = await self.app.guard.disconnect_client(data.client_id)
+            dropped = await self.services.guard.disconnect_client(data.client_id)
         else:
             raise bad_request("identity or clientId is required.")
         return {"status": "ok", "success": True, "disconnected": dropped}

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from newage.domain.presence import SocketRef
-from newage.domain.principal import require_admin
-from newage.domain.records import AuditFilter
+from newage.domain.identity.presence import SocketRef
+from newage.domain.identity.principal import require_admin
+from newage.domain.ports.records import AuditFilter
 from newage.errors import not_found
 from newage.protocol.functions import ReadLogIn
 from newage.protocol.monitoring import GetAuditIn, GetRequestsIn, GetSeriesIn
@@ -17,27 +17,27 @@ from newage.realtime.base import OK, BaseNamespace, on
 class DebugNamespace(BaseNamespace):
     @on(Ev.TOGGLE_DEBUG_MODE)
     async def toggle_debug_mode(self, ref: SocketRef, data: Any) -> dict[str, Any]:
-        value = await self.app.debug.toggle(ref.principal)
+        value = await self.services.debug.toggle(ref.principal)
         return {**OK, "debugMode": value}
 
     @on(Ev.SERVER_STATUS)
     async def server_status(self, ref: SocketRef, data: Any) -> dict[str, Any]:
-        return {**OK, "serverStatus": self.app.debug.server_status(ref.principal)}
+        return {**OK, "serverStatus": self.services.debug.server_status(ref.principal)}
 
     @on(Ev.READ_LOG, model=ReadLogIn)
     async def read_log(self, ref: SocketRef, data: ReadLogIn) -> dict[str, Any]:
-        return await self.app.debug.read_log(
+        return await self.services.debug.read_log(
             ref.principal, data.filename, data.level, data.page, data.page_size, data.search
         )
 
     # ------------------------------------------------------------------ monitor views (admins)
     def _admin(self, ref: SocketRef) -> None:
-        require_admin(ref.principal, self.app.live.current.network_safe)
+        require_admin(ref.principal, self.services.live.current.network_safe)
 
     @on(Ev.GET_REQUESTS, model=GetRequestsIn)
     async def get_requests(self, ref: SocketRef, data: GetRequestsIn) -> dict[str, Any]:
         self._admin(ref)
-        log = self.app.request_log
+        log = self.services.request_log
         if data.request_id is not None:
             found = log.get(data.request_id)
             if found is None:
@@ -49,22 +49,22 @@ class DebugNamespace(BaseNamespace):
     @on(Ev.GET_METRICS_SERIES, model=GetSeriesIn)
     async def get_series(self, ref: SocketRef, data: GetSeriesIn) -> dict[str, Any]:
         self._admin(ref)
-        tracker = self.app.tracker
+        tracker = self.services.tracker
         extensions = [
             {
                 "identity": ext,
                 "state": "busy" if tracker.in_flight(ext) else "idle",
                 "queueLength": tracker.in_flight(ext),
-                **self.app.request_log.extension_stats(ext),
+                **self.services.request_log.extension_stats(ext),
             }
-            for ext in self.app.router.online()
+            for ext in self.services.router.online()
         ]
-        return {**OK, **self.app.series.view(data.since), "extensions": extensions}
+        return {**OK, **self.services.series.view(data.since), "extensions": extensions}
 
     @on(Ev.GET_AUDIT_LOG, model=GetAuditIn)
     async def get_audit(self, ref: SocketRef, data: GetAuditIn) -> dict[str, Any]:
         self._admin(ref)
-        entries, total = await self.app.audit.query(
+        entries, total = await self.services.audit.query(
             AuditFilter(
                 data.level, data.action, data.actor, data.search, data.before_id, data.limit
             )

@@ -19,15 +19,16 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from newage.domain.principal import ConnMode
+from newage.domain.identity.principal import ConnMode
 from newage.protocol.llm import CHUNK_MAX, ID_MAX, INDEX_MAX
 from newage.protocol.names import Ev, StreamType
 from newage.protocol.surrogates import lenient_loads
 from newage.realtime.engine import STREAM_FRAME_HEAD
 
 if TYPE_CHECKING:
-    from newage.app import App
     from newage.realtime.llm import LlmNamespace
+    from newage.realtime.server import NewAgeServer
+    from newage.services import Services
 
 JSON_AT = len(STREAM_FRAME_HEAD)
 DATA_TYPES = {
@@ -56,14 +57,14 @@ def _int(value: Any, low: int, high: int) -> bool:
 
 
 class FastStreamPath:
-    def __init__(self, namespace: LlmNamespace, app: App) -> None:
+    def __init__(self, namespace: LlmNamespace, services: Services, sio: NewAgeServer) -> None:
         self.namespace = namespace
-        self.app = app
-        self.manager = app.sio.manager
-        self.streams = app.streams
-        self.chunks = app.metrics.stream_chunks
-        self.soft_limit = app.sio.soft_limit
-        app.sio.eio.newage_fast_frame = self.handle
+        self.presence = services.presence
+        self.manager = sio.manager
+        self.streams = services.streams
+        self.chunks = services.metrics.stream_chunks
+        self.soft_limit = sio.soft_limit
+        sio.eio.newage_fast_frame = self.handle
         # plain counters, added to the Prometheus ones when scraped (a
         # Prometheus counter takes a lock on every increment)
         self.events = 0
@@ -94,7 +95,7 @@ class FastStreamPath:
         if type(payload) is not dict:
             return False
         sid = self.manager.sid_from_eio_sid(eio_sid, "/llm")
-        ref = self.app.presence.sockets.get(sid) if sid is not None else None
+        ref = self.presence.sockets.get(sid) if sid is not None else None
         if ref is None or ref.mode is not ConnMode.FULL or not ref.principal.is_extension:
             return False
         ext = ref.principal.identity

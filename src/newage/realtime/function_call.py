@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from newage.domain.functions import CallContext, function_error
-from newage.domain.presence import SocketRef
-from newage.domain.principal import ConnMode
+from newage.domain.functions.service import CallContext, function_error
+from newage.domain.identity.presence import SocketRef
+from newage.domain.identity.principal import ConnMode
 from newage.errors import unauthenticated
 from newage.protocol.models import FunctionCallIn
 from newage.protocol.names import SERVER_TARGET, Ev
@@ -25,7 +25,7 @@ def _forwarded(args: list[Any]) -> bool:
 
 class FunctionCallNamespace(BaseNamespace):
     async def closed(self, ref: SocketRef) -> None:
-        self.app.functions.socket_gone(ref.sid)
+        self.services.functions.socket_gone(ref.sid)
         await super().closed(ref)
 
     @on(
@@ -38,7 +38,7 @@ class FunctionCallNamespace(BaseNamespace):
     async def function_call(self, ref: SocketRef, data: FunctionCallIn) -> dict[str, Any]:
         if data.target in (None, SERVER_TARGET):
             ctx = CallContext(ref.principal, ref.mode)
-            result = await self.app.functions.call_server(ctx, data.function_name, data.args)
+            result = await self.services.functions.call_server(ctx, data.function_name, data.args)
             return {"requestId": data.request_id, "success": True, "status": "ok", "result": result}
         if ref.mode is not ConnMode.FULL:
             raise unauthenticated("Key required.")
@@ -51,4 +51,4 @@ class FunctionCallNamespace(BaseNamespace):
             "identity": p.identity,
             "kind": p.kind.value,
         }
-        return await self.app.functions.forward(payload, data.target, p.client_id)
+        return await self.services.functions.forward(payload, data.target, p.client_id)

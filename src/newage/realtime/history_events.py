@@ -6,25 +6,25 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from newage.domain.presence import SocketRef
+from newage.domain.identity.presence import SocketRef
 from newage.errors import bad_request
 from newage.protocol.llm import ClearIn, DeleteIn, EditIn, HistoryPageIn
 from newage.protocol.names import Ev
 from newage.realtime.base import OK, on
 
 if TYPE_CHECKING:
-    from newage.app import App
+    from newage.services import Services
 
 
 class HistoryEvents:
-    app: App
+    services: Services
 
     @on(Ev.EDIT_MESSAGE, model=EditIn)
     async def edit(self, ref: SocketRef, data: EditIn) -> dict[str, Any]:
         ids = [i for i in (data.message_id, data.response_id) if i]
         if not ids or not data.room_name or not isinstance(data.updated_fields, dict):
             raise bad_request("Missing required fields for editing message.")
-        message = await self.app.messages.edit(
+        message = await self.services.messages.edit(
             ref.principal, data.room_name, ids, data.updated_fields, data.from_llm
         )
         return {**OK, "message": message}
@@ -33,7 +33,7 @@ class HistoryEvents:
     async def delete(self, ref: SocketRef, data: DeleteIn) -> dict[str, Any]:
         if not data.ids or not data.room_name:
             raise bad_request("Missing required fields for deleting messages.")
-        removed = await self.app.messages.delete(ref.principal, data.room_name, data.ids)
+        removed = await self.services.messages.delete(ref.principal, data.room_name, data.ids)
         if not removed:
             return {
                 **OK,
@@ -44,7 +44,7 @@ class HistoryEvents:
 
     @on(Ev.CLEAR_MESSAGES, model=ClearIn)
     async def clear(self, ref: SocketRef, data: ClearIn) -> dict[str, Any]:
-        count = await self.app.messages.clear(
+        count = await self.services.messages.clear(
             ref.principal, data.room_name, data.clear_requests, data.clear_responses
         )
         if not count:
@@ -53,7 +53,7 @@ class HistoryEvents:
 
     @on(Ev.GET_HISTORY_PAGE, model=HistoryPageIn)
     async def history_page(self, ref: SocketRef, data: HistoryPageIn) -> dict[str, Any]:
-        page = await self.app.messages.history_page(
+        page = await self.services.messages.history_page(
             ref.principal, data.room_name, data.before, data.limit
         )
         return {**OK, **page}

@@ -5,8 +5,8 @@ from __future__ import annotations
 import uuid
 from typing import TYPE_CHECKING, Any
 
-from newage.domain.presence import SocketRef
-from newage.domain.principal import require_admin
+from newage.domain.identity.presence import SocketRef
+from newage.domain.identity.principal import require_admin
 from newage.errors import bad_request, forbidden
 from newage.protocol.llm import (
     CancelIn,
@@ -32,7 +32,7 @@ from newage.protocol.names import (
 from newage.realtime.base import OK, BaseNamespace, on
 
 if TYPE_CHECKING:
-    from newage.app import App
+    pass
 from newage.realtime.fast_stream import FastStreamPath
 from newage.realtime.history_events import HistoryEvents
 
@@ -49,53 +49,53 @@ def _type(actual: int, expected: int) -> None:
 
 
 class LlmNamespace(HistoryEvents, BaseNamespace):
-    def __init__(self, namespace: str, app: App) -> None:
-        super().__init__(namespace, app)
-        self.fast = FastStreamPath(self, app)
+    fast: FastStreamPath  # attached by the app once the server exists
 
     async def closed(self, ref: SocketRef) -> None:
-        self.app.messages.stop_paging(ref.sid)
+        self.services.messages.stop_paging(ref.sid)
         await super().closed(ref)
 
     # ------------------------------------------------------------------ requests
     @on(Ev.LLM_REQUEST, model=LlmRequestIn, invalid="Invalid LLM request data.")
     async def llm_request(self, ref: SocketRef, data: LlmRequestIn) -> dict[str, Any]:
-        return await self.app.chat.request(ref.principal, ref.sid, data)
+        return await self.services.chat.request(ref.principal, ref.sid, data)
 
     @on(Ev.CANCEL_REQUEST, model=CancelIn)
     async def cancel_request(self, ref: SocketRef, data: CancelIn) -> dict[str, Any]:
-        return await self.app.chat.cancel(data.request_id, ref.principal)
+        return await self.services.chat.cancel(data.request_id, ref.principal)
 
     @on(Ev.RESUME_STREAM, model=ResumeIn)
     async def resume_stream(self, ref: SocketRef, data: ResumeIn) -> dict[str, Any]:
-        return self.app.resumer.resume(
+        return self.services.resumer.resume(
             ref.principal, ref.sid, data.request_id, data.after_seq, data.output_id, data.epoch
         )
 
     @on(Ev.GET_REQUEST, model=CancelIn)
     async def get_request(self, ref: SocketRef, data: CancelIn) -> dict[str, Any]:
-        return self.app.chat.lookup(data.request_id, ref.principal)
+        return self.services.chat.lookup(data.request_id, ref.principal)
 
     @on(Ev.SET_REQUEST_PRIORITY, model=PriorityIn)
     async def set_priority(self, ref: SocketRef, data: PriorityIn) -> dict[str, Any]:
-        require_admin(ref.principal, self.app.live.current.network_safe)
-        positions = self.app.queues.set_priority(data.request_id, data.priority)
+        require_admin(ref.principal, self.services.live.current.network_safe)
+        positions = self.services.queues.set_priority(data.request_id, data.priority)
         return {**OK, "requestId": data.request_id, "positions": positions}
 
     @on(Ev.GET_EXTENSIONS_STATE)
     async def extensions_state(self, ref: SocketRef, _: Any) -> dict[str, Any]:
-        require_admin(ref.principal, self.app.live.current.network_safe)
-        return {**OK, "extensions": self.app.liveness.states()}
+        require_admin(ref.principal, self.services.live.current.network_safe)
+        return {**OK, "extensions": self.services.liveness.states()}
 
     # ------------------------------------------------------------------ context
     @on(Ev.GET_FULL_CONTEXT, model=ContextIn)
     async def full_context(self, ref: SocketRef, data: ContextIn) -> dict[str, Any]:
-        info = await self.app.messages.full_context(ref.principal, ref.sid, data.room_name)
+        info = await self.services.messages.full_context(ref.principal, ref.sid, data.room_name)
         return {**OK, **info}
 
     @on(Ev.GET_OFFLINE_MESSAGES, model=ContextIn)
     async def offline(self, ref: SocketRef, data: ContextIn) -> dict[str, Any]:
-        info = await self.app.messages.offline(ref.principal, ref.sid, data.room_name, data.since)
+        info = await self.services.messages.offline(
+            ref.principal, ref.sid, data.room_name, data.since
+        )
         return {**OK, **info}
 
     # ------------------------------------------------------------------ presence in rooms
@@ -103,9 +103,9 @@ class LlmNamespace(HistoryEvents, BaseNamespace):
     async def start_typing(self, ref: SocketRef, data: RoomRefIn) -> dict[str, Any]:
         if data.target_room is None:
             raise bad_request("targetRoom is required.")
-        if not self.app.rooms.is_member(ref.principal.identity, data.target_room):
+        if not self.services.rooms.is_member(ref.principal.identity, data.target_room):
             raise forbidden(f"You are not a member of room {data.target_room}.")
-        await self.app.status_board.set(
+        await self.services.status_board.set(
             ref.principal.identity, data.target_room, MemberStatus.TYPING
         )
         return dict(OK)
@@ -114,41 +114,41 @@ class LlmNamespace(HistoryEvents, BaseNamespace):
     async def stop_typing(self, ref: SocketRef, data: RoomRefIn) -> dict[str, Any]:
         identity = ref.principal.identity
         if data.target_room is None:
-            await self.app.status_board.idle_everywhere(identity)
-        elif self.app.rooms.is_member(identity, data.target_room):
-            await self.app.status_board.set(identity, data.target_room, MemberStatus.IDLE)
+            await self.services.status_board.idle_everywhere(identity)
+        elif self.services.rooms.is_member(identity, data.target_room):
+            await self.services.status_board.set(identity, data.target_room, MemberStatus.IDLE)
         return dict(OK)
 
     @on(Ev.START_PROCESSING, model=RoomRefIn)
     async def start_processing(self, ref: SocketRef, data: RoomRefIn) -> dict[str, Any]:
         ext = _extension(ref)
-        request = self.app.streams.resolve(ext, data.request_id)
+        request = self.services.streams.resolve(ext, data.request_id)
         room = data.target_room or (request.room if request else None)
-        if room is not None and room in self.app.rooms.rooms:
-            await self.app.status_board.set(ext, room, MemberStatus.PROCESSING)
+        if room is not None and room in self.services.rooms.rooms:
+            await self.services.status_board.set(ext, room, MemberStatus.PROCESSING)
         if request is not None and request.open and request.request_id == data.request_id:
             # a generation without streaming is silent until its answer
-            await self.app.responder.report_processing(request)
+            await self.services.responder.report_processing(request)
         return dict(OK)
 
     @on(Ev.STOP_PROCESSING, model=RoomRefIn)
     async def stop_processing(self, ref: SocketRef, data: RoomRefIn) -> dict[str, Any]:
         ext = _extension(ref)
-        await self.app.streams.stop(ext)  # ends the current output
-        if data.target_room is not None and data.target_room in self.app.rooms.rooms:
-            await self.app.status_board.set(ext, data.target_room, MemberStatus.IDLE)
+        await self.services.streams.stop(ext)  # ends the current output
+        if data.target_room is not None and data.target_room in self.services.rooms.rooms:
+            await self.services.status_board.set(ext, data.target_room, MemberStatus.IDLE)
         return dict(OK)
 
     @on(Ev.ERROR, model=ExtensionErrorIn)
     async def extension_error(self, ref: SocketRef, data: ExtensionErrorIn) -> dict[str, Any]:
         ext = _extension(ref)
-        request = self.app.streams.resolve(ext, data.request_id)
+        request = self.services.streams.resolve(ext, data.request_id)
         if request is None:
             return {**OK, "message": "No request in flight."}
         text = (
             data.message if isinstance(data.message, str) and data.message else "Generation failed."
         )
-        if not await self.app.streams.report_error(ext, request, text, data.error):
+        if not await self.services.streams.report_error(ext, request, text, data.error):
             return {**OK, "message": "Request already finished.", "requestId": request.request_id}
         return {**OK, "requestId": request.request_id}
 
@@ -170,7 +170,9 @@ class LlmNamespace(HistoryEvents, BaseNamespace):
             raise bad_request("A non-stream message needs type 0 and a text in data.")
         output_id = data.output_id if isinstance(data.output_id, str) else str(uuid.uuid4())
         status = RequestStatus.STOPPED if data.stopped else RequestStatus.COMPLETED
-        if not await self.app.streams.message(ext, data.data, data.request_id, output_id, status):
+        if not await self.services.streams.message(
+            ext, data.data, data.request_id, output_id, status
+        ):
             return {**OK, "message": "No request in flight."}
         return dict(OK)
 
@@ -178,15 +180,17 @@ class LlmNamespace(HistoryEvents, BaseNamespace):
     async def stream_start(self, ref: SocketRef, data: StreamStartIn) -> None:
         ext = _extension(ref)
         _type(data.type, StreamType.STREAM_START)
-        await self.app.streams.start(
+        await self.services.streams.start(
             ext, data.stream_id, data.output_id, data.num_streams, data.request_id
         )
 
     async def _data(self, ref: SocketRef, data: StreamDataIn, expected: StreamType) -> None:
         ext = _extension(ref)
         _type(data.type, expected)
-        self.app.metrics.stream_chunks.inc()
-        await self.app.streams.data(ext, data.stream_id, data.chunk_index, data.data, data.type)
+        self.services.metrics.stream_chunks.inc()
+        await self.services.streams.data(
+            ext, data.stream_id, data.chunk_index, data.data, data.type
+        )
 
     @on(Ev.CLIENT_STREAM_DATA_FIRST, model=StreamDataIn)
     async def stream_first(self, ref: SocketRef, data: StreamDataIn) -> None:
@@ -208,10 +212,10 @@ class LlmNamespace(HistoryEvents, BaseNamespace):
     async def stream_failed(self, ref: SocketRef, data: StreamDataIn) -> None:
         ext = _extension(ref)
         _type(data.type, StreamType.STREAM_DATA_FAILED)
-        await self.app.streams.failed(ext, data.stream_id)
+        await self.services.streams.failed(ext, data.stream_id)
 
     @on(Ev.CLIENT_STREAM_END, model=StreamEndIn)
     async def stream_end(self, ref: SocketRef, data: StreamEndIn) -> None:
         ext = _extension(ref)
         _type(data.type, StreamType.STREAM_END)
-        await self.app.streams.end(ext, data.stream_id, data.final, RequestStatus(data.status))
+        await self.services.streams.end(ext, data.stream_id, data.final, RequestStatus(data.status))

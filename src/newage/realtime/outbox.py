@@ -16,8 +16,8 @@ from typing import Any
 from engineio import packet as eio_packet
 from socketio import packet
 
-from newage.domain.ports import CLIENT, IDENTITY, ROOM, room_addr, split_addr
-from newage.domain.presence import Presence
+from newage.domain.identity.presence import Presence
+from newage.domain.ports.delivery import CLIENT, IDENTITY, ROOM, room_addr, split_addr
 from newage.metrics import Metrics
 from newage.protocol.names import ROOM_MIRROR_NAMESPACES
 from newage.realtime import internals

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from newage.domain.presence import SocketRef
-from newage.domain.relations import require_monitor_or_extension
+from newage.domain.identity.presence import SocketRef
+from newage.domain.rooms.relations import require_monitor_or_extension
 from newage.errors import bad_request
 from newage.protocol.names import Ev
 from newage.protocol.rooms import (
@@ -34,14 +34,14 @@ def ok(**fields: Any) -> dict[str, Any]:
 class RoomsNamespace(HistoryEvents, BaseNamespace):
     @property
     def network_safe(self) -> bool:
-        return self.app.live.current.network_safe
+        return self.services.live.current.network_safe
 
     # ------------------------------------------------------------------ rooms
     def _page(
         self, items: list[Any], offset: int, limit: int | None
     ) -> tuple[list[Any], dict[str, Any]]:
         """One page of a list, and the fields that say where the rest is."""
-        cap = self.app.live.current.max_list_page
+        cap = self.services.live.current.max_list_page
         size = min(limit or cap, cap)
         page = items[offset : offset + size]
         end = offset + len(page)
@@ -49,53 +49,59 @@ class RoomsNamespace(HistoryEvents, BaseNamespace):
 
     @on(Ev.GET_ROOMS, "getRooms", model=PageIn)
     async def get_rooms(self, ref: SocketRef, data: PageIn) -> dict[str, Any]:
-        names = self.app.rooms.visible_names(ref.principal)
+        names = self.services.rooms.visible_names(ref.principal)
         names, paging = self._page(names, data.offset, data.limit)
-        details = [self.app.rooms.rooms[n].info() for n in names]
+        details = [self.services.rooms.rooms[n].info() for n in names]
         return ok(rooms=names, roomDetails=details, **paging)
 
     @on(Ev.CREATE_ROOM, model=RoomIn)
     async def create_room(self, ref: SocketRef, data: RoomIn) -> dict[str, Any]:
-        room = await self.app.rooms.create(data.room_name, ref.principal)
+        room = await self.services.rooms.create(data.room_name, ref.principal)
         return ok(roomName=room.name, room=room.info())
 
     @on(Ev.DELETE_ROOM, model=RoomIn)
     async def delete_room(self, ref: SocketRef, data: RoomIn) -> dict[str, Any]:
-        await self.app.rooms.delete(data.room_name, ref.principal)
+        await self.services.rooms.delete(data.room_name, ref.principal)
         return ok(roomName=data.room_name)
 
     @on(Ev.GET_CLIENTS_IN_ROOM, "getClientsInRoom", model=RoomPageIn)
     async def clients_in_room(self, ref: SocketRef, data: RoomPageIn) -> dict[str, Any]:
-        room = self.app.rooms.get(data.room_name)
-        self.app.rooms.require_members_visible(room, ref.principal, self.app.relations.for_room)
+        room = self.services.rooms.get(data.room_name)
+        self.services.rooms.require_members_visible(
+            room, ref.principal, self.services.relations.for_room
+        )
         identities, paging = self._page(list(room.members), data.offset, data.limit)
-        members = self.app.rooms.members_view(room, self.app.mutes.muted, identities)
+        members = self.services.rooms.members_view(room, self.services.mutes.muted, identities)
         return ok(roomName=room.name, clients=members, room=room.info(), **paging)
 
     # ------------------------------------------------------------------ members
     @on(Ev.ADD_CLIENT_TO_ROOM, model=MemberIn)
     async def add_client(self, ref: SocketRef, data: MemberIn) -> dict[str, Any]:
-        await self.app.rooms.add_member(data.room_name, data.identity, data.role, ref.principal)
+        await self.services.rooms.add_member(
+            data.room_name, data.identity, data.role, ref.principal
+        )
         return ok(roomName=data.room_name, identity=data.identity, role=data.role)
 
     @on(Ev.REMOVE_CLIENT_FROM_ROOM, model=RemoveIn)
     async def remove_client(self, ref: SocketRef, data: RemoveIn) -> dict[str, Any]:
-        await self.app.rooms.remove_member(data.room_name, data.identity, ref.principal)
+        await self.services.rooms.remove_member(data.room_name, data.identity, ref.principal)
         return ok(roomName=data.room_name, identity=data.identity)
 
     @on(Ev.SET_MEMBER_ROLE, model=RoleIn)
     async def set_role(self, ref: SocketRef, data: RoleIn) -> dict[str, Any]:
-        await self.app.rooms.set_role(data.room_name, data.target, data.role, ref.principal)
+        await self.services.rooms.set_role(data.room_name, data.target, data.role, ref.principal)
         return ok(roomName=data.room_name, identity=data.target, role=data.role)
 
     @on(Ev.KICK_MEMBER, model=TargetIn)
     async def kick(self, ref: SocketRef, data: TargetIn) -> dict[str, Any]:
-        await self.app.rooms.remove_member(data.room_name, data.target, ref.principal, kick=True)
+        await self.services.rooms.remove_member(
+            data.room_name, data.target, ref.principal, kick=True
+        )
         return ok(roomName=data.room_name, identity=data.target)
 
     @on(Ev.MUTE_MEMBER, model=MuteIn)
     async def mute(self, ref: SocketRef, data: MuteIn) -> dict[str, Any]:
-        record = await self.app.mutes.mute(
+        record = await self.services.mutes.mute(
             data.target, data.room_name, data.duration, ref.principal
         )
         return ok(
@@ -107,7 +113,7 @@ class RoomsNamespace(HistoryEvents, BaseNamespace):
 
     @on(Ev.UNMUTE_MEMBER, model=UnmuteIn)
     async def unmute(self, ref: SocketRef, data: UnmuteIn) -> dict[str, Any]:
-        lifted = await self.app.mutes.unmute(data.target, data.room_name, ref.principal)
+        lifted = await self.services.mutes.unmute(data.target, data.room_name, ref.principal)
         return (
             ok(identity=data.target, roomName=data.room_name)
             if lifted
@@ -125,33 +131,35 @@ class RoomsNamespace(HistoryEvents, BaseNamespace):
     async def set_mode(self, ref: SocketRef, data: ModeIn) -> dict[str, Any]:
         if data.room_name:
             return await self._set_mode(ref, data.room_name, data.mode)
-        mode = await self.app.rooms.set_default_mode(data.mode, ref.principal)
+        mode = await self.services.rooms.set_default_mode(data.mode, ref.principal)
         return ok(mode=mode.value, default=True)
 
     async def _set_mode(self, ref: SocketRef, room_name: Any, value: Any) -> dict[str, Any]:
-        room, changed = await self.app.rooms.set_mode(room_name, value, ref.principal)
+        room, changed = await self.services.rooms.set_mode(room_name, value, ref.principal)
         return ok(roomName=room.name, mode=room.mode.value, changed=changed)
 
     # ------------------------------------------------------------------ policies
     @on(Ev.SET_CONNECTION_POLICY, model=PolicyIn)
     async def set_policy(self, ref: SocketRef, data: PolicyIn) -> dict[str, Any]:
-        policy = await self.app.relations.set_policy(data.policy, ref.principal, self.network_safe)
+        policy = await self.services.relations.set_policy(
+            data.policy, ref.principal, self.network_safe
+        )
         return ok(policy=policy.value)
 
     @on(Ev.GET_CONNECTION_POLICY)
     async def get_policy(self, ref: SocketRef, _: Any) -> dict[str, Any]:
-        return ok(policy=self.app.relations.model.policy.value)
+        return ok(policy=self.services.relations.model.policy.value)
 
     @on(Ev.ASSIGN_EXTENSION_TO_CLIENT, model=AssignIn)
     async def assign(self, ref: SocketRef, data: AssignIn) -> dict[str, Any]:
-        exts = await self.app.relations.assign(
+        exts = await self.services.relations.assign(
             data.client_room, data.extensions, ref.principal, self.network_safe
         )
         return ok(clientRoom=data.client_room, extensions=exts)
 
     @on(Ev.GET_ASSIGNMENTS)
     async def get_assignments(self, ref: SocketRef, _: Any) -> dict[str, Any]:
-        view = self.app.relations.view()
+        view = self.services.relations.view()
         return ok(
             assignments=view["assignments"],
             policy=view["policy"],
@@ -160,15 +168,15 @@ class RoomsNamespace(HistoryEvents, BaseNamespace):
 
     @on(Ev.GET_ASSIGNMENTS_FOR_ROOM, model=OptionalRoomIn)
     async def assignments_for_room(self, ref: SocketRef, data: OptionalRoomIn) -> dict[str, Any]:
-        room, assignments = self.app.relations.assignments_for(ref.principal, data.room_name)
+        room, assignments = self.services.relations.assignments_for(ref.principal, data.room_name)
         return ok(roomName=room, assignments=assignments)
 
     @on(Ev.GET_CONNECTED_EXTENSIONS)
     async def connected_extensions(self, ref: SocketRef, _: Any) -> dict[str, Any]:
         require_monitor_or_extension(ref.principal)
-        return ok(extensions=list(self.app.relations.model.extensions))
+        return ok(extensions=list(self.services.relations.model.extensions))
 
     @on(Ev.GET_CONNECTED_CLIENT_ROOMS)
     async def connected_client_rooms(self, ref: SocketRef, _: Any) -> dict[str, Any]:
         require_monitor_or_extension(ref.principal)
-        return ok(clientRooms=list(self.app.relations.model.client_rooms))
+        return ok(clientRooms=list(self.services.relations.model.client_rooms))

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from newage.domain.auth import AuthResult
-from newage.domain.presence import SocketRef
-from newage.domain.principal import ConnMode
+from newage.domain.identity.auth import AuthResult
+from newage.domain.identity.presence import SocketRef
+from newage.domain.identity.principal import ConnMode
 from newage.errors import bad_request, forbidden
 from newage.logs import log
 from newage.protocol.models import IdentifyIn
@@ -14,12 +14,12 @@ from newage.protocol.names import Ev
 from newage.realtime.base import OK, BaseNamespace, on
 
 if TYPE_CHECKING:
-    from newage.app import App
+    from newage.services import Services
 
 
 class SillyTavernNamespace(BaseNamespace):
-    def __init__(self, namespace: str, app: App) -> None:
-        super().__init__(namespace, app)
+    def __init__(self, namespace: str, services: Services) -> None:
+        super().__init__(namespace, services)
         self.ready: dict[str, bool] = {}  # sid -> password rule already satisfied
 
     async def authorize(self, result: AuthResult) -> None:
@@ -38,9 +38,9 @@ class SillyTavernNamespace(BaseNamespace):
         p = ref.principal
         if data.client_id != p.client_id:
             raise bad_request("clientId mismatch.")
-        already = self.app.presence.extension_online(p.identity)
-        key, _ = await self.app.auth.issue_key(
-            p, self.app.keys, data.password, satisfied=self.ready.get(ref.sid, False)
+        already = self.services.presence.extension_online(p.identity)
+        key, _ = await self.services.auth.issue_key(
+            p, self.services.keys, data.password, satisfied=self.ready.get(ref.sid, False)
         )
         self.ready[ref.sid] = True
         log.info("issued a key to %s on /sillytavern", p.client_id)

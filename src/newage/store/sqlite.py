@@ -17,7 +17,7 @@ from typing import Any
 import aiosqlite
 import orjson
 
-from newage.domain.records import (
+from newage.domain.ports.records import (
     MemberRecord,
     MuteRecord,
     PendingAnswer,
@@ -25,8 +25,8 @@ from newage.domain.records import (
     StaticMapping,
     TrustEntry,
 )
+from newage.domain.ports.store import MessageKind, Store, StoredMessage
 from newage.protocol.names import ClientKind, RequestMode, Role
-from newage.store.base import MessageKind, Store, StoredMessage
 from newage.store.migrations import MIGRATIONS
 from newage.store.sqlite_audit import AuditTable
 from newage.store.sqlite_keys import KeyTables

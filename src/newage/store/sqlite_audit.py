@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 import aiosqlite
 import orjson
 
-from newage.domain.records import AuditEntry, AuditFilter
+from newage.domain.ports.records import AuditEntry, AuditFilter
 
 AUDIT_LEVELS = {"info": 0, "warn": 1, "error": 2}
 

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import aiosqlite
 
-from newage.domain.records import IdentityRecord, KeyRecord
+from newage.domain.ports.records import IdentityRecord, KeyRecord
 
 
 class KeyTables:

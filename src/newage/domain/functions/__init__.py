@@ -1,0 +1,1 @@
+"""Server functions, the files area and static resources."""

@@ -1,0 +1,1 @@
+"""Who is connecting: authentication, trust, keys, sessions and presence."""

@@ -1,0 +1,1 @@
+"""LLM requests: intake, routing, queues, streams and answers."""

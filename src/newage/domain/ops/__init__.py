@@ -1,0 +1,1 @@
+"""Operating the server: debug, logs, audit, request log and trends."""

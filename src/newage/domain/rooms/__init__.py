@@ -1,0 +1,1 @@
+"""Chat rooms: members, roles, mutes, connection policies and history."""

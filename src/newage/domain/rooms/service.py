@@ -1,0 +1,475 @@
+"""Rooms and memberships: the in-memory model, written through to the store.
+
+Each operation checks permissions, commits to the store, updates memory,
+mirrors the membership onto Socket.IO rooms, then notifies. A failure
+before the commit changes nothing.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from newage.clock import iso_from_epoch, iso_now
+from newage.domain.identity.presence import Presence
+from newage.domain.identity.principal import Principal, require_admin
+from newage.domain.ops import audit
+from newage.domain.ports.delivery import Outbox, identity_addr, room_addr
+from newage.domain.ports.records import MemberRecord
+from newage.domain.ports.store import Store
+from newage.domain.rooms.history import History
+from newage.domain.rooms.model import (
+    Room,
+    is_reserved,
+    require_can_act_on,
+    require_master,
+    require_moderator,
+)
+from newage.errors import bad_request, conflict, forbidden, not_found
+from newage.logs import log
+from newage.protocol.names import (
+    MONITOR_ROOM,
+    Ev,
+    MemberStatus,
+    Namespace,
+    RequestMode,
+    Role,
+    parse_mode,
+)
+from newage.settings import LiveSettings
+
+_ROOM_NAME = re.compile(r"^[^\x00-\x1f\x7f]{1,128}$")
+NOTICE_NAMESPACES = (Namespace.ROOMS, Namespace.DEFAULT)
+RoomHook = Callable[[Room], Awaitable[None]]
+
+
+def valid_room_name(name: Any) -> str:
+    if not isinstance(name, str) or not _ROOM_NAME.match(name) or name.strip() != name:
+        raise bad_request("Invalid room name")
+    return name
+
+
+class RoomService:
+    def __init__(
+        self,
+        store: Store,
+        outbox: Outbox,
+        presence: Presence,
+        history: History,
+        live: LiveSettings,
+        reserved_names: Callable[[], set[str]],
+    ) -> None:
+        self.store = store
+        self.outbox = outbox
+        self.presence = presence
+        self.history = history
+        self.live = live
+        self.reserved_names = reserved_names  # identities/clientIds a new room may not take
+        self.rooms: dict[str, Room] = {}
+        self._of: dict[str, set[str]] = {}
+        self.on_deleted: list[RoomHook] = []
+        self.on_mode_changed: list[Callable[[Room, RequestMode], Awaitable[None]]] = []
+        self.on_member_status: Callable[[str, str, MemberStatus], Awaitable[None]] | None = None
+
+    def default_mode(self) -> RequestMode:
+        return self.live.current.default_room_message_request_mode
+
+    async def set_default_mode(self, value: Any, actor: Principal) -> RequestMode:
+        """The mode new rooms get; a settings change (admins only, docs/security.md)."""
+        mode = _mode(value)
+        require_admin(actor, self.live.current.network_safe)
+        await self.live.apply({"defaultRoomMessageRequestMode": mode.value})
+        return mode
+
+    # ------------------------------------------------------------------ loading
+    async def load(self) -> None:
+        for record in await self.store.load_rooms():
+            room = Room.from_record(record)
+            self.rooms[room.name] = room
+            for identity in room.members:
+                self._of.setdefault(identity, set()).add(room.name)
+        if MONITOR_ROOM not in self.rooms:
+            await self._insert(Room(MONITOR_ROOM, self.default_mode(), iso_now()))
+
+    async def _insert(self, room: Room) -> None:
+        await self.store.create_room(room)
+        self.rooms[room.name] = room
+        for identity in room.members:
+            self._of.setdefault(identity, set()).add(room.name)
+            await self.outbox.enter_room(identity, room.name)
+
+    # ------------------------------------------------------------------ queries
+    def get(self, name: Any) -> Room:
+        room = self.rooms.get(valid_room_name(name))
+        if room is None:
+            raise not_found("Room not found")
+        return room
+
+    def rooms_of(self, identity: str) -> list[str]:
+        return sorted(self._of.get(identity, ()))
+
+    def is_member(self, identity: str, name: str) -> bool:
+        return name in self._of.get(identity, ())
+
+    def visible_names(self, principal: Principal) -> list[str]:
+        """Admins see every room; others the rooms they belong to."""
+        if principal.is_admin:
+            return sorted(self.rooms)
+        return self.rooms_of(principal.identity)
+
+    def require_members_visible(
+        self, room: Room, principal: Principal, serving: Callable[[str], list[str]]
+    ) -> None:
+        """Who is in a room is the room's business: its members, the
+        extensions serving it (``serving(room)``), and admins."""
+        if principal.is_admin or principal.identity in room.members:
+            return
+        if principal.is_extension and principal.identity in serving(room.name):
+            return
+        raise forbidden("You are not a member of this room.")
+
+    def members_view(
+        self,
+        room: Room,
+        muted: Callable[[str, str], Any] | None = None,
+        only: list[str] | None = None,
+    ) -> list[dict[str, Any]]:
+        """Member items (of ``only``, a page of them, when given);
+        ``muted(identity, room)`` gives the mute in force."""
+        items = []
+        members = room.members.values() if only is None else [room.members[i] for i in only]
+        for m in members:
+            mute = muted(m.identity, room.name) if muted is not None else None
+            session = self.presence.sessions.get(m.identity)
+            p = session.principal if session else None
+            items.append(
+                {
+                    "clientId": m.identity,
+                    "identity": m.identity,
+                    "id": m.identity,
+                    "role": m.role.value,
+                    "joinedAt": m.joined_at,
+                    "clientType": p.client_type if p else None,
+                    "description": p.desc if p else None,
+                    "desc": p.desc if p else None,
+                    "online": session is not None,
+                    "muted": mute is not None,
+                    "mutedUntil": mute.muted_until if mute is not None else None,
+                }
+            )
+        return items
+
+    # ------------------------------------------------------------------ lifecycle
+    async def ensure_personal(
+        self, identity: str, client_id: str | None = None, *, capped: bool = False
+    ) -> Room | None:
+        """The identity's personal room, made if missing. Made for another
+        identity of ``client_id``, it counts as that client's (``createdBy``);
+        ``capped`` (plain clients) refuses one past ``maxRoomsPerClient``."""
+        room = self.rooms.get(identity)
+        if room is None:
+            owner = client_id or identity
+            cap = self.live.current.max_rooms_per_client
+            if capped and owner != identity and self.owned_by(owner) >= cap:
+                raise conflict(
+                    f"Client {owner} already has {cap} identity rooms (maxRoomsPerClient)."
+                )
+            now = iso_now()
+            room = Room(
+                identity,
+                self.default_mode(),
+                now,
+                created_by=owner,
+                personal_of=identity,
+                members={identity: MemberRecord(identity, Role.MASTER, now)},
+            )
+            await self._insert(room)
+            log.info("created personal room %s", identity)
+            return room
+        if identity in room.members:
+            return room
+        log.warning("room %r exists without its namesake as member: no personal room", identity)
+        return None
+
+    def owned_by(self, client_id: str) -> int:
+        """Personal rooms a client made for its other identities."""
+        return sum(
+            1
+            for room in self.rooms.values()
+            if room.created_by == client_id and room.personal_of not in (None, client_id)
+        )
+
+    async def join_monitor_room(self, identity: str) -> None:
+        room = self.rooms[MONITOR_ROOM]
+        if identity not in room.members:
+            await self._add(room, identity, Role.MANAGER, announce=False)
+
+    async def create(self, name: Any, actor: Principal) -> Room:
+        if not (actor.is_admin or actor.is_extension):
+            raise forbidden("Unauthorized")
+        return await self.create_owned(name, actor)
+
+    async def create_owned(self, name: Any, actor: Principal) -> Room:
+        """A new room with ``actor`` as its master, whatever its type: the
+        HTTP API opens its caller's conversations this way."""
+        name = valid_room_name(name)
+        if name in self.rooms or is_reserved(name):
+            raise conflict("Room already exists")
+        if name in self.reserved_names() and name != actor.identity:
+            raise conflict("Room name is reserved for a client.")
+        now = iso_now()
+        room = Room(
+            name,
+            self.default_mode(),
+            now,
+            created_by=actor.identity,
+            members={actor.identity: MemberRecord(actor.identity, Role.MASTER, now)},
+        )
+        if name == actor.identity:
+            room.personal_of = actor.identity
+        await self._insert(room)
+        self.outbox.emit(
+            Namespace.ROOMS,
+            Ev.ROOM_CREATED,
+            {"roomName": room.name, "room": room.info()},
+            [room_addr(MONITOR_ROOM)],
+        )
+        if room.personal_of is None:
+            audit.record("room.create", name)
+        return room
+
+    async def delete(self, name: Any, actor: Principal) -> None:
+        room = self.get(name)
+        require_master(room, actor)
+        if room.name == MONITOR_ROOM:
+            raise forbidden("monitor-room cannot be deleted.")
+        if room.personal_of and self.presence.is_present(room.personal_of):
+            raise conflict("Cannot delete a personal room of a connected client.")
+        await self._remove(room)
+        audit.record("room.delete", room.name)
+
+    async def drop_unused_personal(self, identity: str, client_id: str) -> None:
+        """An identity's session ended: its personal room goes if nothing was
+        ever said in it and nobody else is in it, so a client switching
+        identities does not leave a permanent room behind for each. The
+        room named after the clientId itself stays (clients rely on it)."""
+        room = self.rooms.get(identity)
+        if (
+            room is None
+            or identity == client_id
+            or room.personal_of != identity
+            or set(room.members) != {identity}
+            or await self.store.count_messages(identity) > 0
+            or self.presence.is_present(identity)  # back while we counted
+            or self.rooms.get(identity) is not room
+        ):
+            return
+        await self._remove(room)
+        log.info("removed the unused personal room of %s", identity)
+
+    async def cleanup_personal(self, days: int) -> list[str]:
+        """Delete the personal rooms of clients gone for ``days`` days: no
+        session now, and nothing said there (or the room made) since."""
+        cutoff = iso_from_epoch(time.time() - days * 86400)
+        gone: list[str] = []
+        for room in list(self.rooms.values()):
+            owner = room.personal_of
+            if owner is None or self.presence.is_present(owner):
+                continue
+            latest = await self.store.latest_messages(room.name, 1)
+            last = str(latest[0].body.get("timestamp") or "") if latest else room.created_at
+            if last and last < cutoff and room.name in self.rooms:
+                await self._remove(room)
+                gone.append(room.name)
+        return gone
+
+    async def _remove(self, room: Room) -> None:
+        await self.store.delete_room(room.name)
+        del self.rooms[room.name]
+        notice = {"roomName": room.name, "message": f'Room "{room.name}" has been deleted.'}
+        former = list(room.members)
+        self.outbox.emit(
+            Namespace.ROOMS,
+            Ev.DELETE_ROOM,
+            notice,
+            [room_addr(room.name), room_addr(MONITOR_ROOM)],
+        )
+        for identity in former:
+            self._of.get(identity, set()).discard(room.name)
+            await self.outbox.leave_room(identity, room.name)
+        for hook in self.on_deleted:
+            await hook(room)
+
+    # ------------------------------------------------------------------ membership
+    async def add_member(self, name: Any, identity: Any, role: Any, actor: Principal) -> Room:
+        room = self.get(name)
+        identity = valid_room_name(identity)
+        role = _role(role)
+        require_moderator(room, actor)
+        if role is Role.MASTER and not (actor.is_admin or room.role(actor.identity) is Role.MASTER):
+            raise forbidden("Only the master or an admin may grant master.")
+        if identity in room.members:
+            raise conflict("Client already in room")
+        await self._add(room, identity, role, announce=True)
+        audit.record("member.add", identity, room=room.name, role=role.value)
+        return room
+
+    async def _add(self, room: Room, identity: str, role: Role, *, announce: bool) -> None:
+        now = iso_now()
+        member = MemberRecord(identity, role, now)
+        demoted = self._demotion(room, role)
+        await self.store.put_members(room.name, [member, *demoted])
+        for d in demoted:
+            room.members[d.identity] = d
+        room.members[identity] = member
+        self._of.setdefault(identity, set()).add(room.name)
+        await self.outbox.enter_room(identity, room.name)
+        if not announce:
+            return
+        await self.history.system(
+            room.name, f"[System] {identity} has joined the room as {role.value}."
+        )
+        joined = {
+            "clientId": identity,
+            "identity": identity,
+            "roomName": room.name,
+            "role": role.value,
+        }
+        await self._notify(
+            room, Ev.MEMBER_JOINED, joined, [a for a in room.moderators if a != identity]
+        )
+        await self._role_changed(room, identity, role, None)
+        for d in demoted:
+            await self._role_changed(room, d.identity, d.role, Role.MASTER)
+
+    def _demotion(self, room: Room, new_role: Role) -> list[MemberRecord]:
+        master = room.master
+        if new_role is not Role.MASTER or master is None:
+            return []
+        old = room.members[master]
+        return [MemberRecord(master, Role.MANAGER, old.joined_at)]
+
+    async def remove_member(
+        self, name: Any, identity: Any, actor: Principal, *, kick: bool = False
+    ) -> Room:
+        room = self.get(name)
+        identity = valid_room_name(identity)
+        if identity not in room.members:
+            raise not_found("Client not in room")
+        if room.personal_of == identity:
+            raise bad_request("Invalid operation")
+        if kick or identity != actor.identity:
+            require_can_act_on(room, actor, identity)
+        await self.store.remove_member(room.name, identity)
+        del room.members[identity]
+        self._of.get(identity, set()).discard(room.name)
+        await self.outbox.leave_room(identity, room.name)
+        await self.history.system(room.name, f"[System] {identity} has left the room.")
+        left = {"clientId": identity, "identity": identity, "roomName": room.name}
+        await self._notify(room, Ev.MEMBER_LEFT, left, room.moderators)
+        if kick:
+            warning = {
+                "message": f"You have been kicked from room {room.name}.",
+                "roomName": room.name,
+            }
+            for namespace in NOTICE_NAMESPACES:
+                self.outbox.emit(namespace, Ev.WARNING, warning, [identity_addr(identity)])
+        if self.on_member_status is not None:
+            await self.on_member_status(identity, room.name, MemberStatus.IDLE)
+        audit.record("member.kick" if kick else "member.remove", identity, room=room.name)
+        return room
+
+    async def set_role(self, name: Any, identity: Any, role: Any, actor: Principal) -> Room:
+        room = self.get(name)
+        identity = valid_room_name(identity)
+        role = _role(role)
+        require_master(room, actor)
+        previous = room.role(identity)
+        if previous is None:
+            raise not_found("Client not in room")
+        if previous is role:
+            return room
+        member = MemberRecord(identity, role, room.members[identity].joined_at)
+        demoted = [d for d in self._demotion(room, role) if d.identity != identity]
+        await self.store.put_members(room.name, [member, *demoted])
+        for d in demoted:
+            room.members[d.identity] = d
+        room.members[identity] = member
+        await self._role_changed(room, identity, role, previous)
+        for d in demoted:
+            await self._role_changed(room, d.identity, d.role, Role.MASTER)
+        audit.record(
+            "member.role", identity, room=room.name, role=role.value, previous=previous.value
+        )
+        return room
+
+    async def set_mode(self, name: Any, value: Any, actor: Principal) -> tuple[Room, bool]:
+        """Set a room's mode (a name or an alias); returns the room and
+        whether the mode changed."""
+        mode = _mode(value)
+        if not isinstance(name, str) or name not in self.rooms:
+            raise not_found(f"Room {name} not found.")
+        room = self.rooms[name]
+        if not (actor.is_admin or room.role(actor.identity) in (Role.MASTER, Role.MANAGER)):
+            raise forbidden(
+                "Permission denied. Only room master/manager or admin can set the mode."
+            )
+        previous = room.mode
+        if previous is mode:
+            return room, False
+        await self.store.set_room_mode(room.name, mode)
+        room.mode = mode
+        payload = {"roomName": room.name, "mode": mode.value, "setter": actor.identity}
+        self.outbox.emit(
+            Namespace.ROOMS,
+            Ev.ROOM_MODE_CHANGED,
+            payload,
+            [room_addr(room.name), room_addr(MONITOR_ROOM)],
+        )
+        for hook in self.on_mode_changed:
+            await hook(room, previous)
+        audit.record("room.mode", room.name, mode=mode.value, previous=previous.value)
+        return room, True
+
+    # ------------------------------------------------------------------ notices
+    async def _notify(self, room: Room, event: str, payload: dict[str, Any], to: list[str]) -> None:
+        """To the named identities on ``/`` and ``/rooms``; admins (in
+        monitor-room) see every room's changes on ``/rooms`` too."""
+        addrs = [identity_addr(i) for i in to]
+        for namespace in NOTICE_NAMESPACES:
+            targets = [*addrs, room_addr(MONITOR_ROOM)] if namespace == Namespace.ROOMS else addrs
+            if targets:
+                self.outbox.emit(namespace, event, payload, targets)
+
+    async def _role_changed(
+        self, room: Room, identity: str, role: Role, previous: Role | None
+    ) -> None:
+        payload = {
+            "clientId": identity,
+            "identity": identity,
+            "targetIdentity": identity,
+            "roomName": room.name,
+            "role": role.value,
+            "newRole": role.value,
+            "previousRole": previous.value if previous else None,
+        }
+        to = list(dict.fromkeys([identity, *room.moderators]))
+        await self._notify(room, Ev.MEMBER_ROLE_CHANGED, payload, to)
+
+
+def _role(value: Any) -> Role:
+    try:
+        return Role(value)
+    except ValueError:
+        raise bad_request("Invalid role") from None
+
+
+def _mode(value: Any) -> RequestMode:
+    mode = parse_mode(value)
+    if mode is None:
+        raise bad_request(
+            "Invalid mode specified. Valid modes are: " + ", ".join(m.value for m in RequestMode)
+        )
+    return mode
