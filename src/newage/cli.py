@@ -125,8 +125,8 @@ def serve(
 
     from newage.app import App
     from newage.graceful import GracefulServer
-    from newage.http.serving import raise_fd_limit, uvicorn_options
     from newage.logs import setup_logging
+    from newage.serving import raise_fd_limit, uvicorn_options
 
     data, settings = prepare(data_dir, config, {"host": host, "server_port": port})
     setup_logging(
@@ -144,7 +144,7 @@ def serve(
     if settings.asgi_server == "granian":
         import uvloop
 
-        from newage.http.serving import GranianServer
+        from newage.serving import GranianServer
 
         try:
             granian = GranianServer(app.asgi, settings, settings.host, settings.server_port)

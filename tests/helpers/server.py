@@ -14,8 +14,8 @@ import uvicorn
 
 from newage.app import App
 from newage.datainit import prepare_data_dir
-from newage.http.serving import GranianServer, uvicorn_options
 from newage.protocol.names import ClientKind
+from newage.serving import GranianServer, uvicorn_options
 from newage.settings import Settings
 
 # Fast bcrypt and short timers keep the suite quick; tests that care override.

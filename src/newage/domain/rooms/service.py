@@ -8,11 +8,10 @@ before the commit changes nothing.
 from __future__ import annotations
 
 import re
-import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from newage.clock import iso_from_epoch, iso_now
+from newage.clock import iso_now
 from newage.domain.identity.presence import Presence
 from newage.domain.identity.principal import Principal, require_admin
 from newage.domain.ops import audit
@@ -27,8 +26,8 @@ from newage.domain.rooms.model import (
     require_master,
     require_moderator,
 )
+from newage.domain.rooms.personal import PersonalRooms
 from newage.errors import bad_request, conflict, forbidden, not_found
-from newage.logs import log
 from newage.protocol.names import (
     MONITOR_ROOM,
     Ev,
@@ -51,7 +50,7 @@ def valid_room_name(name: Any) -> str:
     return name
 
 
-class RoomService:
+class RoomService(PersonalRooms):
     def __init__(
         self,
         store: Store,
@@ -162,45 +161,6 @@ class RoomService:
         return items
 
     # ------------------------------------------------------------------ lifecycle
-    async def ensure_personal(
-        self, identity: str, client_id: str | None = None, *, capped: bool = False
-    ) -> Room | None:
-        """The identity's personal room, made if missing. Made for another
-        identity of ``client_id``, it counts as that client's (``createdBy``);
-        ``capped`` (plain clients) refuses one past ``maxRoomsPerClient``."""
-        room = self.rooms.get(identity)
-        if room is None:
-            owner = client_id or identity
-            cap = self.live.current.max_rooms_per_client
-            if capped and owner != identity and self.owned_by(owner) >= cap:
-                raise conflict(
-                    f"Client {owner} already has {cap} identity rooms (maxRoomsPerClient)."
-                )
-            now = iso_now()
-            room = Room(
-                identity,
-                self.default_mode(),
-                now,
-                created_by=owner,
-                personal_of=identity,
-                members={identity: MemberRecord(identity, Role.MASTER, now)},
-            )
-            await self._insert(room)
-            log.info("created personal room %s", identity)
-            return room
-        if identity in room.members:
-            return room
-        log.warning("room %r exists without its namesake as member: no personal room", identity)
-        return None
-
-    def owned_by(self, client_id: str) -> int:
-        """Personal rooms a client made for its other identities."""
-        return sum(
-            1
-            for room in self.rooms.values()
-            if room.created_by == client_id and room.personal_of not in (None, client_id)
-        )
-
     async def join_monitor_room(self, identity: str) -> None:
         room = self.rooms[MONITOR_ROOM]
         if identity not in room.members:
@@ -249,41 +209,6 @@ class RoomService:
             raise conflict("Cannot delete a personal room of a connected client.")
         await self._remove(room)
         audit.record("room.delete", room.name)
-
-    async def drop_unused_personal(self, identity: str, client_id: str) -> None:
-        """An identity's session ended: its personal room goes if nothing was
-        ever said in it and nobody else is in it, so a client switching
-        identities does not leave a permanent room behind for each. The
-        room named after the clientId itself stays (clients rely on it)."""
-        room = self.rooms.get(identity)
-        if (
-            room is None
-            or identity == client_id
-            or room.personal_of != identity
-            or set(room.members) != {identity}
-            or await self.store.count_messages(identity) > 0
-            or self.presence.is_present(identity)  # back while we counted
-            or self.rooms.get(identity) is not room
-        ):
-            return
-        await self._remove(room)
-        log.info("removed the unused personal room of %s", identity)
-
-    async def cleanup_personal(self, days: int) -> list[str]:
-        """Delete the personal rooms of clients gone for ``days`` days: no
-        session now, and nothing said there (or the room made) since."""
-        cutoff = iso_from_epoch(time.time() - days * 86400)
-        gone: list[str] = []
-        for room in list(self.rooms.values()):
-            owner = room.personal_of
-            if owner is None or self.presence.is_present(owner):
-                continue
-            latest = await self.store.latest_messages(room.name, 1)
-            last = str(latest[0].body.get("timestamp") or "") if latest else room.created_at
-            if last and last < cutoff and room.name in self.rooms:
-                await self._remove(room)
-                gone.append(room.name)
-        return gone
 
     async def _remove(self, room: Room) -> None:
         await self.store.delete_room(room.name)
