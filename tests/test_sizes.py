@@ -50,6 +50,29 @@ async def test_an_answer_past_the_maximum_is_cut_off_and_fails_visibly(server, p
     assert cut["status"] == "failed" and cut["data"] == "é" * 2500
 
 
+@pytest.mark.parametrize("server_settings", [dict(maxAnswerBytes=5000, streamCoalesceMs=0)])
+async def test_retried_chunks_count_once_against_the_maximum(server, peers):
+    ext, web = await asked(server, peers)
+    output_id = str(uuid.uuid4())
+    token = "a" * 4000
+    stream_id = await ext.token(output_id, token, first=True)
+    # four retries of one 800-byte sub-chunk: 3,200 bytes resent, none added
+    for _ in range(4):
+        await ext.retry_chunk(output_id, stream_id, 2, "b" * 800)
+    await ext.token(output_id, "c" * 900, first=False, final=True)
+    end = await web.next("/llm", "SERVER_STREAM_END")
+    expected = "a" * 1600 + "b" * 800 + "a" * 1600 + "c" * 900
+    assert end["status"] == "completed" and end["data"] == expected
+    # and a retry that grows the answer past the maximum still cuts it
+    await web.call("/llm", "LLM_REQUEST", {"requestId": "r2", "message": "again"})
+    await ext.next_request(predicate=lambda p: p["requestId"] == "r2")
+    output_id = str(uuid.uuid4())
+    stream_id = await ext.token(output_id, "d" * 4500, first=True)
+    await ext.retry_chunk(output_id, stream_id, 0, "e" * 1500)
+    cut = await web.next("/llm", "SERVER_STREAM_END", lambda p: p["requestId"] == "r2")
+    assert cut["status"] == "failed" and "e" not in cut["data"]
+
+
 @pytest.mark.parametrize("server_settings", [dict(maxAnswerBytes=1_900_000, streamCoalesceMs=10)])
 async def test_the_largest_answer_reaches_a_stock_python_socketio_client(server, peers):
     ext, web = await asked(server, peers, peer_options={"transports": ["websocket"]})

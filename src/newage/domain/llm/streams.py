@@ -33,6 +33,10 @@ from newage.settings import LiveSettings
 ENDED_KEPT = 10_000  # ended outputs remembered for late continuations
 
 
+def _utf8_len(text: str) -> int:
+    return len(text.encode("utf-8", "surrogatepass"))
+
+
 class StreamService:
     def __init__(
         self, tracker: RequestTracker, responder: Responder, live: LiveSettings, log: StreamLog
@@ -105,17 +109,19 @@ class StreamService:
         if output.request is None:
             return  # swallowed: nothing to keep
         settings = self.live.current
-        output.size += len(text.encode("utf-8", "surrogatepass"))
-        if output.size > settings.max_answer_bytes:
+        previous = stream.chunks.get(index)
+        # a retried or repeated chunk replaces the one at its index: the
+        # answer grows by the difference, not by the whole chunk again
+        size = output.size + _utf8_len(text) - (_utf8_len(previous) if previous else 0)
+        if size > settings.max_answer_bytes:
             await self._cut(output)
             return
+        output.size = size
         if type_ == StreamType.STREAM_DATA_RETRY:
-            already = index in stream.chunks
             stream.chunks[index] = text
-            if already:
+            if previous is not None:
                 return  # the output text is rebuilt from the chunks at the end
         else:
-            previous = stream.chunks.get(index)
             if previous == text:
                 return
             stream.chunks[index] = text
