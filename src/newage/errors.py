@@ -5,8 +5,8 @@ ack or a connect refusal and the HTTP layer into a status code. Keeping the
 conversions here means a message reads the same on every surface.
 """
 
-from __future__ import annotations
-
+# no ``from __future__ import annotations``: TypedDict reads NotRequired
+# from real annotations at run time (Python 3.11)
 from enum import StrEnum
 from typing import Any, Literal, NotRequired, cast
 

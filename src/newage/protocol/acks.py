@@ -12,11 +12,13 @@ have one); ``tests/test_protocol_contract.py`` checks it against the
 handlers' return annotations and against ``docs/protocol.md``.
 """
 
-from __future__ import annotations
+# no ``from __future__ import annotations``: TypedDict reads NotRequired
+# from real annotations at run time (Python 3.11)
+from typing import Any, Final, Literal, NotRequired
 
-from typing import Any, Final, Literal, NotRequired, TypedDict
-
-import typing_extensions
+# typing_extensions' TypedDict: pydantic (the live contract test) needs it
+# before Python 3.12, and it has PEP 728's closed
+from typing_extensions import TypedDict
 
 from newage.errors import ErrorAck, FunctionAck
 from newage.protocol.names import Ev
@@ -25,7 +27,7 @@ from newage.protocol.outbound import Message, RequestEntry
 __all__ = ["ACKS", "OK", "ErrorAck", "FunctionAck", "Ok", "function_ok"]
 
 
-class _OkMark(typing_extensions.TypedDict, closed=True):
+class _OkMark(TypedDict, closed=True):
     # closed: mypy then knows ``{**OK, ...}`` brings no other key, so the
     # literal type-checks against acks with optional keys too
     status: Literal["ok"]

@@ -10,9 +10,13 @@ Nested objects whose fields belong to another part (a stored message, a room
 view, a request entry) stay ``dict[str, Any]``.
 """
 
-from __future__ import annotations
+# no ``from __future__ import annotations``: TypedDict reads NotRequired
+# from real annotations at run time (Python 3.11)
+from typing import Any, Literal, NotRequired
 
-from typing import Any, Literal, NotRequired, TypedDict
+# typing_extensions' TypedDict: pydantic (the live contract test) needs it
+# before Python 3.12, and it has PEP 728's closed
+from typing_extensions import TypedDict
 
 from newage.protocol.names import Ev
 
