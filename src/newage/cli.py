@@ -27,6 +27,7 @@ from newage.datadir import DataDir
 from newage.datainit import prepare_data_dir
 from newage.domain.identity.trust import KeyService, TrustService
 from newage.errors import NewAgeError
+from newage.protocol.acks import KeyMeta
 from newage.protocol.names import ClientKind
 from newage.settings import Settings, SettingsError
 from newage.store.sqlite import SQLiteStore
@@ -290,7 +291,7 @@ def keys_list(
     """List key metadata (never keys or hashes)."""
     data, settings = prepare(data_dir, None)
 
-    async def work(store: SQLiteStore) -> list[dict[str, Any]]:
+    async def work(store: SQLiteStore) -> list[KeyMeta]:
         return [r.public() for r in await store.list_keys()]
 
     records = _run_store(data, settings, work)

@@ -5,10 +5,12 @@ ack or a connect refusal and the HTTP layer into a status code. Keeping the
 conversions here means a message reads the same on every surface.
 """
 
-from __future__ import annotations
-
+# no ``from __future__ import annotations``: TypedDict reads NotRequired
+# from real annotations at run time (Python 3.11)
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal, NotRequired, cast
+
+from typing_extensions import TypedDict
 
 
 class ErrorCode(StrEnum):
@@ -46,6 +48,38 @@ _HTTP_STATUS = {
 }
 
 
+class ErrorAck(TypedDict, closed=True):
+    """The one failure ack (docs/protocol.md section 2); ``extra`` fields
+    ride along, those the wire uses listed here."""
+
+    status: Literal["error"]
+    success: Literal[False]
+    message: str
+    code: str
+    requestId: NotRequired[str]
+    requestStatus: NotRequired[str]
+    param: NotRequired[str]
+    # GET_SILLYTAVERN_EXTENSION without any: the original's empty lists
+    extensions: NotRequired[list[str]]
+    allTheSTSocket: NotRequired[list[str]]
+
+
+class FunctionError(TypedDict):
+    message: str
+    code: str
+
+
+class FunctionAck(TypedDict):
+    """A ``FUNCTION_CALL`` ack, its own shape (docs/protocol.md section 11).
+    A forwarded call's answer keeps the extra fields of the client's."""
+
+    requestId: Any
+    success: bool
+    status: Literal["ok", "error"]
+    result: NotRequired[Any]
+    error: NotRequired[FunctionError]
+
+
 class NewAgeError(Exception):
     """A failure that is reported to the caller, never a crash.
 
@@ -63,17 +97,21 @@ class NewAgeError(Exception):
     def http_status(self) -> int:
         return _HTTP_STATUS[self.code]
 
-    def to_ack(self) -> dict[str, Any]:
-        ack: dict[str, Any] = {"status": "error", "success": False, "message": self.message}
-        ack["code"] = self.code.value
-        ack.update(self.extra)
-        return ack
+    def to_ack(self) -> ErrorAck:
+        ack = {
+            "status": "error",
+            "success": False,
+            "message": self.message,
+            "code": self.code.value,
+        }
+        # the extras are the raiser's keyword arguments: typed by ErrorAck
+        return cast(ErrorAck, ack | self.extra)
 
     def to_connect_refusal(self) -> tuple[str, dict[str, Any]]:
         """(message, data) for a Socket.IO CONNECT_ERROR packet."""
         return self.message, {"status": "error", "message": self.message, "code": self.code.value}
 
-    def to_function_result(self, request_id: Any) -> dict[str, Any]:
+    def to_function_result(self, request_id: Any) -> FunctionAck:
         """Shape of a failed FUNCTION_CALL ack (the original's convention)."""
         return {
             "requestId": request_id,

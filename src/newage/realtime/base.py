@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -23,17 +23,19 @@ from newage.domain.identity.presence import SocketRef
 from newage.domain.identity.principal import ConnMode
 from newage.errors import ErrorCode, NewAgeError, bad_request
 from newage.logs import log
+from newage.protocol.acks import OK, Ok
 from newage.protocol.models import check_shape, validation_message
 from newage.protocol.names import Ev
+from newage.protocol.outbound import ErrorEvent
 
 if TYPE_CHECKING:
     from newage.services import Services
 
 Handler = Callable[[Any, SocketRef, Any], Awaitable[Any]]
-ErrorShape = Callable[[NewAgeError, Any], dict[str, Any]]
+ErrorShape = Callable[[NewAgeError, Any], Mapping[str, Any]]
 
 
-def _ack_error(error: NewAgeError, _data: Any) -> dict[str, Any]:
+def _ack_error(error: NewAgeError, _data: Any) -> Mapping[str, Any]:
     return error.to_ack()
 
 
@@ -68,9 +70,6 @@ def on(
         return fn
 
     return mark
-
-
-OK: dict[str, Any] = {"status": "ok", "success": True}
 
 
 class BaseNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
@@ -204,7 +203,7 @@ class BaseNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
 
     async def dispatch(
         self, sid: str, event: str, route: Route | None, args: list[Any], acked: bool
-    ) -> dict[str, Any]:
+    ) -> Any:
         data = args[0] if args else None
         ref = self.services.presence.get(sid)
         shape: ErrorShape = route.error_shape if route else _ack_error
@@ -226,27 +225,28 @@ class BaseNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
             with self.services.audit.acting(ref.principal.identity):
                 result = await route.handler(self, ref, payload)
             if result is None:
-                result = dict(OK)
+                result = {**OK}
         except NewAgeError as exc:
             failure = exc
         except Exception:
             log.exception("handler for %s on %s failed", event, self.namespace)
             failure = NewAgeError(ErrorCode.INTERNAL, "Internal server error.")
         else:
-            return result  # type: ignore[no-any-return]
+            return result
         finally:
             self.m_handler_seconds.observe(time.perf_counter() - started)
         if not acked:
-            await self.emit(Ev.ERROR, {**failure.to_ack(), "event": event}, to=sid)
+            notice: ErrorEvent = {**failure.to_ack(), "event": event}
+            await self.emit(Ev.ERROR, notice, to=sid)
         return shape(failure, data)
 
     # ------------------------------------------------------------------ common events
     @on(Ev.CLIENT_DISCONNECTED, modes=tuple(ConnMode))
-    async def on_client_disconnected(self, ref: SocketRef, data: Any) -> dict[str, Any]:
+    async def on_client_disconnected(self, ref: SocketRef, data: Any) -> Ok:
         # A courtesy notice; the real disconnect follows. Identity-wide
         # cleanup from it would hurt the client's other instances.
         log.info("%s says it is leaving %s", ref.principal.identity, self.namespace)
-        return dict(OK)
+        return {**OK}
 
 
 def _who(auth: Any) -> str:

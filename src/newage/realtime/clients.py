@@ -7,6 +7,18 @@ from typing import Any
 from newage.domain.identity.presence import SocketRef
 from newage.domain.identity.principal import require_admin, require_sensitive
 from newage.errors import bad_request
+from newage.protocol.acks import (
+    OK,
+    AllKeys,
+    ClientListAck,
+    Disconnected,
+    Identities,
+    IdentityReleased,
+    KeyCreated,
+    KeyInfo,
+    TrustAdded,
+    TrustedClients,
+)
 from newage.protocol.models import (
     ClientIdIn,
     DisconnectClientIn,
@@ -27,12 +39,12 @@ class ClientsNamespace(BaseNamespace):
 
     # ------------------------------------------------------------------ client list
     @on(Ev.GET_CLIENT_LIST, "getClientList")
-    async def get_client_list(self, ref: SocketRef, _: Any) -> dict[str, Any]:
-        return {"status": "ok", "success": True, **self.services.sessions.client_list()}
+    async def get_client_list(self, ref: SocketRef, _: Any) -> ClientListAck:
+        return {**OK, **self.services.sessions.client_list()}
 
     @on(Ev.UPDATE_CONNECTED_CLIENTS)
-    async def update_connected_clients(self, ref: SocketRef, _: Any) -> dict[str, Any]:
-        return {"status": "ok", "success": True, **self.services.sessions.client_list()}
+    async def update_connected_clients(self, ref: SocketRef, _: Any) -> ClientListAck:
+        return {**OK, **self.services.sessions.client_list()}
 
     @on(Ev.GET_ROOMS, "getRooms")
     async def get_rooms(self, ref: SocketRef, _: Any) -> list[str]:
@@ -50,7 +62,7 @@ class ClientsNamespace(BaseNamespace):
         require_admin(ref.principal, self.services.live.current.network_safe)
 
     @on(Ev.GET_ALL_CLIENT_KEYS)
-    async def get_all_keys(self, ref: SocketRef, _: Any) -> dict[str, Any]:
+    async def get_all_keys(self, ref: SocketRef, _: Any) -> AllKeys:
         p = ref.principal
         if p.is_extension:
             self._sensitive(ref)  # the extension asks at login: it gets its own
@@ -63,10 +75,10 @@ class ClientsNamespace(BaseNamespace):
             item = keys.setdefault(record.client_id, {"keys": []})
             item["keys"].append(record.public())
             item.update(record.public())
-        return {"status": "ok", "success": True, "keys": keys}
+        return {**OK, "keys": keys}
 
     @on(Ev.GET_CLIENT_KEY, model=OptionalClientIdIn)
-    async def get_client_key(self, ref: SocketRef, data: OptionalClientIdIn) -> dict[str, Any]:
+    async def get_client_key(self, ref: SocketRef, data: OptionalClientIdIn) -> KeyInfo:
         return await self.services.keys.info(
             ref.principal,
             data.client_id,
@@ -75,7 +87,7 @@ class ClientsNamespace(BaseNamespace):
         )
 
     @on(Ev.GENERATE_CLIENT_KEY, model=TargetClientIn)
-    async def generate_key(self, ref: SocketRef, data: TargetClientIn) -> dict[str, Any]:
+    async def generate_key(self, ref: SocketRef, data: TargetClientIn) -> KeyCreated:
         target = data.target_client_id
         self._key_target(ref, target)
         if ref.principal.is_admin:
@@ -88,8 +100,7 @@ class ClientsNamespace(BaseNamespace):
             )
         entry = await self.services.trust.get(target)
         return {
-            "status": "ok",
-            "success": True,
+            **OK,
             "clientId": record.client_id,
             "key": key,
             "fingerprint": record.fingerprint,
@@ -98,25 +109,25 @@ class ClientsNamespace(BaseNamespace):
         }
 
     @on(Ev.REMOVE_CLIENT_KEY, model=TargetClientIn)
-    async def remove_key(self, ref: SocketRef, data: TargetClientIn) -> dict[str, Any]:
+    async def remove_key(self, ref: SocketRef, data: TargetClientIn) -> Disconnected:
         target = data.target_client_id
         self._key_target(ref, target)
         existed = await self.services.keys.revoke(target, data.fingerprint)
         dropped = await self.services.guard.enforce([target])
-        reply: dict[str, Any] = {"status": "ok", "success": True, "disconnected": dropped}
+        reply: Disconnected = {**OK, "disconnected": dropped}
         if not existed:
             reply["message"] = f"No key for {target}."
         return reply
 
     # ------------------------------------------------------------------ trust (admins)
     @on(Ev.GET_TRUSTED_CLIENTS)
-    async def get_trusted(self, ref: SocketRef, _: Any) -> dict[str, Any]:
+    async def get_trusted(self, ref: SocketRef, _: Any) -> TrustedClients:
         require_admin(ref.principal, self.services.live.current.network_safe)
         entries = [entry.public() for entry in await self.services.trust.list()]
-        return {"status": "ok", "success": True, "clients": entries}
+        return {**OK, "clients": entries}
 
     @on(Ev.ADD_TRUSTED_CLIENT, model=TrustIn)
-    async def add_trusted(self, ref: SocketRef, data: TrustIn) -> dict[str, Any]:
+    async def add_trusted(self, ref: SocketRef, data: TrustIn) -> TrustAdded:
         require_admin(ref.principal, self.services.live.current.network_safe)
         try:
             kind = ClientKind(data.client_type)
@@ -129,37 +140,37 @@ class ClientsNamespace(BaseNamespace):
             r.principal.client_id for r in self.services.presence.identity_sids(entry.client_id)
         }
         dropped = await self.services.guard.enforce({entry.client_id, *users})
-        return {"status": "ok", "success": True, "client": entry.public(), "disconnected": dropped}
+        return {**OK, "client": entry.public(), "disconnected": dropped}
 
     @on(Ev.REMOVE_TRUSTED_CLIENT, model=ClientIdIn)
-    async def remove_trusted(self, ref: SocketRef, data: ClientIdIn) -> dict[str, Any]:
+    async def remove_trusted(self, ref: SocketRef, data: ClientIdIn) -> Disconnected:
         require_admin(ref.principal, self.services.live.current.network_safe)
         removed = await self.services.trust.remove(data.client_id)
         dropped = await self.services.guard.enforce([data.client_id])
-        reply: dict[str, Any] = {"status": "ok", "success": True, "disconnected": dropped}
+        reply: Disconnected = {**OK, "disconnected": dropped}
         if not removed:
             reply["message"] = f"{data.client_id} was not trusted."
         return reply
 
     # ------------------------------------------------------------------ identities (admins)
     @on(Ev.GET_IDENTITIES)
-    async def get_identities(self, ref: SocketRef, _: Any) -> dict[str, Any]:
+    async def get_identities(self, ref: SocketRef, _: Any) -> Identities:
         require_admin(ref.principal, self.services.live.current.network_safe)
         items = await self.services.auth.identities.list()
         for item in items:
             item["online"] = self.services.presence.is_present(item["identity"])
-        return {"status": "ok", "success": True, "identities": items}
+        return {**OK, "identities": items}
 
     @on(Ev.RELEASE_IDENTITY, model=IdentityIn)
-    async def release_identity(self, ref: SocketRef, data: IdentityIn) -> dict[str, Any]:
+    async def release_identity(self, ref: SocketRef, data: IdentityIn) -> IdentityReleased:
         require_admin(ref.principal, self.services.live.current.network_safe)
         await self.services.auth.identities.release(data.identity)
         # its sockets go too: the next clientId to connect with it owns it
         dropped = await self.services.guard.disconnect_identity(data.identity)
-        return {"status": "ok", "success": True, "identity": data.identity, "disconnected": dropped}
+        return {**OK, "identity": data.identity, "disconnected": dropped}
 
     @on(Ev.DISCONNECT_CLIENT, model=DisconnectClientIn)
-    async def disconnect_client(self, ref: SocketRef, data: DisconnectClientIn) -> dict[str, Any]:
+    async def disconnect_client(self, ref: SocketRef, data: DisconnectClientIn) -> Disconnected:
         require_admin(ref.principal, self.services.live.current.network_safe)
         if data.identity:
             dropped = await self.services.guard.disconnect_identity(data.identity)
@@ -167,4 +178,4 @@ class ClientsNamespace(BaseNamespace):
             dropped = await self.services.guard.disconnect_client(data.client_id)
         else:
             raise bad_request("identity or clientId is required.")
-        return {"status": "ok", "success": True, "disconnected": dropped}
+        return {**OK, "disconnected": dropped}

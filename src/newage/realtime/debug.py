@@ -8,24 +8,34 @@ from newage.domain.identity.presence import SocketRef
 from newage.domain.identity.principal import require_admin
 from newage.domain.ports.records import AuditFilter
 from newage.errors import not_found
+from newage.protocol.acks import (
+    OK,
+    AuditPage,
+    DebugMode,
+    LogPage,
+    OneRequest,
+    RequestsPage,
+    Series,
+    ServerStatus,
+)
 from newage.protocol.functions import ReadLogIn
 from newage.protocol.monitoring import GetAuditIn, GetRequestsIn, GetSeriesIn
 from newage.protocol.names import Ev
-from newage.realtime.base import OK, BaseNamespace, on
+from newage.realtime.base import BaseNamespace, on
 
 
 class DebugNamespace(BaseNamespace):
     @on(Ev.TOGGLE_DEBUG_MODE)
-    async def toggle_debug_mode(self, ref: SocketRef, data: Any) -> dict[str, Any]:
+    async def toggle_debug_mode(self, ref: SocketRef, data: Any) -> DebugMode:
         value = await self.services.debug.toggle(ref.principal)
         return {**OK, "debugMode": value}
 
     @on(Ev.SERVER_STATUS)
-    async def server_status(self, ref: SocketRef, data: Any) -> dict[str, Any]:
+    async def server_status(self, ref: SocketRef, data: Any) -> ServerStatus:
         return {**OK, "serverStatus": self.services.debug.server_status(ref.principal)}
 
     @on(Ev.READ_LOG, model=ReadLogIn)
-    async def read_log(self, ref: SocketRef, data: ReadLogIn) -> dict[str, Any]:
+    async def read_log(self, ref: SocketRef, data: ReadLogIn) -> LogPage:
         return await self.services.debug.read_log(
             ref.principal, data.filename, data.level, data.page, data.page_size, data.search
         )
@@ -35,7 +45,7 @@ class DebugNamespace(BaseNamespace):
         require_admin(ref.principal, self.services.live.current.network_safe)
 
     @on(Ev.GET_REQUESTS, model=GetRequestsIn)
-    async def get_requests(self, ref: SocketRef, data: GetRequestsIn) -> dict[str, Any]:
+    async def get_requests(self, ref: SocketRef, data: GetRequestsIn) -> RequestsPage | OneRequest:
         self._admin(ref)
         log = self.services.request_log
         if data.request_id is not None:
@@ -47,7 +57,7 @@ class DebugNamespace(BaseNamespace):
         return {**OK, "requests": items, "total": total}
 
     @on(Ev.GET_METRICS_SERIES, model=GetSeriesIn)
-    async def get_series(self, ref: SocketRef, data: GetSeriesIn) -> dict[str, Any]:
+    async def get_series(self, ref: SocketRef, data: GetSeriesIn) -> Series:
         self._admin(ref)
         tracker = self.services.tracker
         extensions = [
@@ -62,7 +72,7 @@ class DebugNamespace(BaseNamespace):
         return {**OK, **self.services.series.view(data.since), "extensions": extensions}
 
     @on(Ev.GET_AUDIT_LOG, model=GetAuditIn)
-    async def get_audit(self, ref: SocketRef, data: GetAuditIn) -> dict[str, Any]:
+    async def get_audit(self, ref: SocketRef, data: GetAuditIn) -> AuditPage:
         self._admin(ref)
         entries, total = await self.services.audit.query(
             AuditFilter(

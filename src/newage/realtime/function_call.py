@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from newage.domain.functions.service import CallContext, function_error
 from newage.domain.identity.presence import SocketRef
 from newage.domain.identity.principal import ConnMode
 from newage.errors import unauthenticated
+from newage.protocol.acks import FunctionAck, function_ok
 from newage.protocol.models import FunctionCallIn
 from newage.protocol.names import SERVER_TARGET, Ev
+from newage.protocol.outbound import ForwardedCall
 from newage.realtime.base import BaseNamespace, on
 
 
@@ -35,16 +37,16 @@ class FunctionCallNamespace(BaseNamespace):
         detached=_forwarded,
         error_shape=function_error,
     )
-    async def function_call(self, ref: SocketRef, data: FunctionCallIn) -> dict[str, Any]:
+    async def function_call(self, ref: SocketRef, data: FunctionCallIn) -> FunctionAck:
         if data.target in (None, SERVER_TARGET):
             ctx = CallContext(ref.principal, ref.mode)
             result = await self.services.functions.call_server(ctx, data.function_name, data.args)
-            return {"requestId": data.request_id, "success": True, "status": "ok", "result": result}
+            return function_ok(data.request_id, result)
         if ref.mode is not ConnMode.FULL:
             raise unauthenticated("Key required.")
         # the caller's payload as it came (extra fields included); its
         # clientId/source are the caller's claims, ``caller`` is ours
-        payload = data.model_dump(by_alias=True, exclude_unset=True)
+        payload = cast(ForwardedCall, data.model_dump(by_alias=True, exclude_unset=True))
         p = ref.principal
         payload["caller"] = {
             "clientId": p.client_id,

@@ -4,13 +4,14 @@ the first three, on ``/rooms`` too."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from newage.domain.identity.presence import SocketRef
 from newage.errors import bad_request
+from newage.protocol.acks import OK, Cleared, Deleted, Edited, HistoryPage
 from newage.protocol.llm import ClearIn, DeleteIn, EditIn, HistoryPageIn
 from newage.protocol.names import Ev
-from newage.realtime.base import OK, on
+from newage.realtime.base import on
 
 if TYPE_CHECKING:
     from newage.services import Services
@@ -20,7 +21,7 @@ class HistoryEvents:
     services: Services
 
     @on(Ev.EDIT_MESSAGE, model=EditIn)
-    async def edit(self, ref: SocketRef, data: EditIn) -> dict[str, Any]:
+    async def edit(self, ref: SocketRef, data: EditIn) -> Edited:
         ids = [i for i in (data.message_id, data.response_id) if i]
         if not ids or not data.room_name or not isinstance(data.updated_fields, dict):
             raise bad_request("Missing required fields for editing message.")
@@ -30,7 +31,7 @@ class HistoryEvents:
         return {**OK, "message": message}
 
     @on(Ev.DELETE_MESSAGE, model=DeleteIn)
-    async def delete(self, ref: SocketRef, data: DeleteIn) -> dict[str, Any]:
+    async def delete(self, ref: SocketRef, data: DeleteIn) -> Deleted:
         if not data.ids or not data.room_name:
             raise bad_request("Missing required fields for deleting messages.")
         removed = await self.services.messages.delete(ref.principal, data.room_name, data.ids)
@@ -43,7 +44,7 @@ class HistoryEvents:
         return {**OK, "messageIds": removed}
 
     @on(Ev.CLEAR_MESSAGES, model=ClearIn)
-    async def clear(self, ref: SocketRef, data: ClearIn) -> dict[str, Any]:
+    async def clear(self, ref: SocketRef, data: ClearIn) -> Cleared:
         count = await self.services.messages.clear(
             ref.principal, data.room_name, data.clear_requests, data.clear_responses
         )
@@ -52,8 +53,7 @@ class HistoryEvents:
         return {**OK, "cleared": count}
 
     @on(Ev.GET_HISTORY_PAGE, model=HistoryPageIn)
-    async def history_page(self, ref: SocketRef, data: HistoryPageIn) -> dict[str, Any]:
-        page = await self.services.messages.history_page(
+    async def history_page(self, ref: SocketRef, data: HistoryPageIn) -> HistoryPage:
+        return await self.services.messages.history_page(
             ref.principal, data.room_name, data.before, data.limit
         )
-        return {**OK, **page}

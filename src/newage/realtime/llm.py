@@ -3,11 +3,25 @@
 from __future__ import annotations
 
 import uuid
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from newage.domain.identity.presence import SocketRef
 from newage.domain.identity.principal import require_admin
 from newage.errors import bad_request, forbidden
+from newage.protocol.acks import (
+    OK,
+    Cancelled,
+    ContextStarted,
+    ExtensionStates,
+    OfflineSent,
+    Ok,
+    Pong,
+    Reported,
+    Reprioritized,
+    RequestAccepted,
+    RequestState,
+    Resumed,
+)
 from newage.protocol.llm import (
     CancelIn,
     ContextIn,
@@ -29,10 +43,8 @@ from newage.protocol.names import (
     RequestStatus,
     StreamType,
 )
-from newage.realtime.base import OK, BaseNamespace, on
-
-if TYPE_CHECKING:
-    pass
+from newage.protocol.outbound import NonStream
+from newage.realtime.base import BaseNamespace, on
 from newage.realtime.fast_stream import FastStreamPath
 from newage.realtime.history_events import HistoryEvents
 
@@ -57,50 +69,50 @@ class LlmNamespace(HistoryEvents, BaseNamespace):
 
     # ------------------------------------------------------------------ requests
     @on(Ev.LLM_REQUEST, model=LlmRequestIn, invalid="Invalid LLM request data.")
-    async def llm_request(self, ref: SocketRef, data: LlmRequestIn) -> dict[str, Any]:
+    async def llm_request(
+        self, ref: SocketRef, data: LlmRequestIn
+    ) -> RequestAccepted | RequestState:
         return await self.services.chat.request(ref.principal, ref.sid, data)
 
     @on(Ev.CANCEL_REQUEST, model=CancelIn)
-    async def cancel_request(self, ref: SocketRef, data: CancelIn) -> dict[str, Any]:
+    async def cancel_request(self, ref: SocketRef, data: CancelIn) -> Cancelled:
         return await self.services.chat.cancel(data.request_id, ref.principal)
 
     @on(Ev.RESUME_STREAM, model=ResumeIn)
-    async def resume_stream(self, ref: SocketRef, data: ResumeIn) -> dict[str, Any]:
+    async def resume_stream(self, ref: SocketRef, data: ResumeIn) -> Resumed:
         return self.services.resumer.resume(
             ref.principal, ref.sid, data.request_id, data.after_seq, data.output_id, data.epoch
         )
 
     @on(Ev.GET_REQUEST, model=CancelIn)
-    async def get_request(self, ref: SocketRef, data: CancelIn) -> dict[str, Any]:
+    async def get_request(self, ref: SocketRef, data: CancelIn) -> RequestState:
         return self.services.chat.lookup(data.request_id, ref.principal)
 
     @on(Ev.SET_REQUEST_PRIORITY, model=PriorityIn)
-    async def set_priority(self, ref: SocketRef, data: PriorityIn) -> dict[str, Any]:
+    async def set_priority(self, ref: SocketRef, data: PriorityIn) -> Reprioritized:
         require_admin(ref.principal, self.services.live.current.network_safe)
         positions = self.services.queues.set_priority(data.request_id, data.priority)
         return {**OK, "requestId": data.request_id, "positions": positions}
 
     @on(Ev.GET_EXTENSIONS_STATE)
-    async def extensions_state(self, ref: SocketRef, _: Any) -> dict[str, Any]:
+    async def extensions_state(self, ref: SocketRef, _: Any) -> ExtensionStates:
         require_admin(ref.principal, self.services.live.current.network_safe)
         return {**OK, "extensions": self.services.liveness.states()}
 
     # ------------------------------------------------------------------ context
     @on(Ev.GET_FULL_CONTEXT, model=ContextIn)
-    async def full_context(self, ref: SocketRef, data: ContextIn) -> dict[str, Any]:
-        info = await self.services.messages.full_context(ref.principal, ref.sid, data.room_name)
-        return {**OK, **info}
+    async def full_context(self, ref: SocketRef, data: ContextIn) -> ContextStarted:
+        return await self.services.messages.full_context(ref.principal, ref.sid, data.room_name)
 
     @on(Ev.GET_OFFLINE_MESSAGES, model=ContextIn)
-    async def offline(self, ref: SocketRef, data: ContextIn) -> dict[str, Any]:
-        info = await self.services.messages.offline(
+    async def offline(self, ref: SocketRef, data: ContextIn) -> ContextStarted | OfflineSent:
+        return await self.services.messages.offline(
             ref.principal, ref.sid, data.room_name, data.since
         )
-        return {**OK, **info}
 
     # ------------------------------------------------------------------ presence in rooms
     @on(Ev.START_TYPING, model=RoomRefIn)
-    async def start_typing(self, ref: SocketRef, data: RoomRefIn) -> dict[str, Any]:
+    async def start_typing(self, ref: SocketRef, data: RoomRefIn) -> Ok:
         if data.target_room is None:
             raise bad_request("targetRoom is required.")
         if not self.services.rooms.is_member(ref.principal.identity, data.target_room):
@@ -108,19 +120,19 @@ class LlmNamespace(HistoryEvents, BaseNamespace):
         await self.services.status_board.set(
             ref.principal.identity, data.target_room, MemberStatus.TYPING
         )
-        return dict(OK)
+        return {**OK}
 
     @on(Ev.STOP_TYPING, model=RoomRefIn)
-    async def stop_typing(self, ref: SocketRef, data: RoomRefIn) -> dict[str, Any]:
+    async def stop_typing(self, ref: SocketRef, data: RoomRefIn) -> Ok:
         identity = ref.principal.identity
         if data.target_room is None:
             await self.services.status_board.idle_everywhere(identity)
         elif self.services.rooms.is_member(identity, data.target_room):
             await self.services.status_board.set(identity, data.target_room, MemberStatus.IDLE)
-        return dict(OK)
+        return {**OK}
 
     @on(Ev.START_PROCESSING, model=RoomRefIn)
-    async def start_processing(self, ref: SocketRef, data: RoomRefIn) -> dict[str, Any]:
+    async def start_processing(self, ref: SocketRef, data: RoomRefIn) -> Ok:
         ext = _extension(ref)
         request = self.services.streams.resolve(ext, data.request_id)
         room = data.target_room or (request.room if request else None)
@@ -129,18 +141,18 @@ class LlmNamespace(HistoryEvents, BaseNamespace):
         if request is not None and request.open and request.request_id == data.request_id:
             # a generation without streaming is silent until its answer
             await self.services.responder.report_processing(request)
-        return dict(OK)
+        return {**OK}
 
     @on(Ev.STOP_PROCESSING, model=RoomRefIn)
-    async def stop_processing(self, ref: SocketRef, data: RoomRefIn) -> dict[str, Any]:
+    async def stop_processing(self, ref: SocketRef, data: RoomRefIn) -> Ok:
         ext = _extension(ref)
         await self.services.streams.stop(ext)  # ends the current output
         if data.target_room is not None and data.target_room in self.services.rooms.rooms:
             await self.services.status_board.set(ext, data.target_room, MemberStatus.IDLE)
-        return dict(OK)
+        return {**OK}
 
     @on(Ev.ERROR, model=ExtensionErrorIn)
-    async def extension_error(self, ref: SocketRef, data: ExtensionErrorIn) -> dict[str, Any]:
+    async def extension_error(self, ref: SocketRef, data: ExtensionErrorIn) -> Reported:
         ext = _extension(ref)
         request = self.services.streams.resolve(ext, data.request_id)
         if request is None:
@@ -154,9 +166,9 @@ class LlmNamespace(HistoryEvents, BaseNamespace):
 
     # ------------------------------------------------------------------ answers
     @on(Ev.MESSAGE, model=NonStreamIn)
-    async def message(self, ref: SocketRef, data: NonStreamIn) -> dict[str, Any]:
+    async def message(self, ref: SocketRef, data: NonStreamIn) -> Reported | Pong:
         if data.data == PING_TEXT:
-            pong = {
+            pong: NonStream = {
                 "type": 0,
                 "data": PONG_TEXT,
                 "source": "server",
@@ -164,7 +176,14 @@ class LlmNamespace(HistoryEvents, BaseNamespace):
                 "outputId": str(uuid.uuid4()),
             }
             await self.emit(Ev.MESSAGE, pong, to=ref.sid)
-            return {**OK, **pong}
+            return {
+                **OK,
+                "type": pong["type"],
+                "data": pong["data"],
+                "source": pong["source"],
+                "requestId": pong["requestId"],
+                "outputId": pong["outputId"],
+            }
         ext = _extension(ref)
         if data.type != StreamType.NON_STREAM or not isinstance(data.data, str):
             raise bad_request("A non-stream message needs type 0 and a text in data.")
@@ -174,7 +193,7 @@ class LlmNamespace(HistoryEvents, BaseNamespace):
             ext, data.data, data.request_id, output_id, status
         ):
             return {**OK, "message": "No request in flight."}
-        return dict(OK)
+        return {**OK}
 
     @on(Ev.CLIENT_STREAM_START, model=StreamStartIn)
     async def stream_start(self, ref: SocketRef, data: StreamStartIn) -> None:

@@ -9,9 +9,10 @@ from newage.domain.identity.presence import SocketRef
 from newage.domain.identity.principal import ConnMode
 from newage.errors import bad_request, forbidden
 from newage.logs import log
+from newage.protocol.acks import OK, Identified, IdentifiedAgain, Ok
 from newage.protocol.models import IdentifyIn
 from newage.protocol.names import Ev
-from newage.realtime.base import OK, BaseNamespace, on
+from newage.realtime.base import BaseNamespace, on
 
 if TYPE_CHECKING:
     from newage.services import Services
@@ -34,7 +35,7 @@ class SillyTavernNamespace(BaseNamespace):
         await super().closed(ref)
 
     @on(Ev.IDENTIFY_SILLYTAVERN, model=IdentifyIn, modes=(ConnMode.FULL, ConnMode.KEY_PENDING))
-    async def identify(self, ref: SocketRef, data: IdentifyIn) -> dict[str, Any]:
+    async def identify(self, ref: SocketRef, data: IdentifyIn) -> Identified | IdentifiedAgain:
         p = ref.principal
         if data.client_id != p.client_id:
             raise bad_request("clientId mismatch.")
@@ -51,9 +52,9 @@ class SillyTavernNamespace(BaseNamespace):
                 "key": key,
                 "message": "SillyTavern extension already connected; issued an additional key.",
             }
-        return {"status": "ok", "success": True, "key": key}
+        return {**OK, "key": key}
 
     @on(Ev.CLIENT_SETTINGS)
-    async def client_settings(self, ref: SocketRef, data: Any) -> dict[str, Any]:
+    async def client_settings(self, ref: SocketRef, data: Any) -> Ok:
         log.debug("client settings from %s: %r", ref.principal.identity, data)
-        return dict(OK)
+        return {**OK}

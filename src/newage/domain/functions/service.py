@@ -20,7 +20,7 @@ import posixpath
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
-from typing import Any
+from typing import Any, cast
 
 from pydantic import BaseModel, ValidationError
 
@@ -38,7 +38,9 @@ from newage.errors import (
     unavailable,
 )
 from newage.logs import log
+from newage.protocol.acks import FunctionAck, function_ok
 from newage.protocol.names import Ev, Namespace
+from newage.protocol.outbound import ForwardedCall
 from newage.settings import (
     EXTENSION_WRITABLE,
     FIELD_BY_FILE_KEY,
@@ -259,20 +261,21 @@ class LegacySettingsFiles:
         return result
 
 
-def function_error(exc: NewAgeError, data: Any) -> dict[str, Any]:
+def function_error(exc: NewAgeError, data: Any) -> FunctionAck:
     request_id = data.get("requestId") if isinstance(data, dict) else None
     return exc.to_function_result(request_id)
 
 
-def relayed(answer: Any, request_id: Any) -> dict[str, Any]:
+def relayed(answer: Any, request_id: Any) -> FunctionAck:
     """A forwarded call's answer as the caller's ack: unchanged when it has
     the function-result shape (plus the fields it lacks), else its result."""
     if isinstance(answer, dict) and "success" in answer:
         out = dict(answer)
         out.setdefault("requestId", request_id)
         out.setdefault("status", "ok" if answer["success"] is True else "error")
-        return out
-    return {"requestId": request_id, "success": True, "status": "ok", "result": answer}
+        # the client's own shape, relayed with whatever else it carries
+        return cast(FunctionAck, out)
+    return function_ok(request_id, answer)
 
 
 # ---------------------------------------------------------------- the service
@@ -331,8 +334,8 @@ class FunctionService:
         return list(sids)
 
     async def forward(
-        self, payload: dict[str, Any], target: str, caller: str | None = None
-    ) -> dict[str, Any]:
+        self, payload: ForwardedCall, target: str, caller: str | None = None
+    ) -> FunctionAck:
         """Send the call to every socket of ``target``; the first answer wins,
         later ones are dropped. ``caller`` (a clientId) has a cap on calls
         waiting at once."""
@@ -351,7 +354,7 @@ class FunctionService:
             else:
                 del self._calls_of[caller]
 
-    async def _forward(self, payload: dict[str, Any], target: str) -> dict[str, Any]:
+    async def _forward(self, payload: ForwardedCall, target: str) -> FunctionAck:
         sids = self.target_sids(target)
         if not sids:
             raise unavailable(f'Target "{target}" is not connected.')

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 from newage.domain.identity.presence import Presence, Session, SocketRef
 from newage.domain.identity.principal import ConnMode
@@ -19,6 +18,7 @@ from newage.domain.ports.delivery import Outbox, room_addr
 from newage.domain.rooms.relations import RelationService
 from newage.domain.rooms.service import RoomService
 from newage.protocol.names import ROOM_MIRROR_NAMESPACES, Ev, Namespace
+from newage.protocol.outbound import ClientList
 
 Hook = Callable[[str], Awaitable[None]]
 BROADCAST_DELAY = 0.05  # seconds; the client list follows changes this closely
@@ -101,7 +101,7 @@ class SessionService:
             self.schedule_broadcast()
         return ended
 
-    def client_list(self) -> dict[str, Any]:
+    def client_list(self) -> ClientList:
         items = self.presence.client_items()
         return {
             "clients": items,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 from newage.clock import iso_now
 from newage.domain.identity import trustfile
@@ -21,6 +20,7 @@ from newage.domain.ports.records import KeyRecord, TrustEntry
 from newage.domain.ports.store import Store
 from newage.domain.ports.trustfiles import TrustFiles
 from newage.errors import bad_request, forbidden, not_found
+from newage.protocol.acks import OK, KeyInfo
 from newage.protocol.names import ClientKind
 
 
@@ -158,7 +158,7 @@ class KeyService:
 
     async def info(
         self, actor: Principal, client_id: str | None, network_safe: bool, *, legacy_denial: bool
-    ) -> dict[str, Any]:
+    ) -> KeyInfo:
         """Metadata of a client's key (never the key or its hash, docs/security.md).
 
         Everyone may ask about their own clientId; asking about another one
@@ -173,8 +173,7 @@ class KeyService:
         if not records:
             raise not_found("Client key not found.")
         return {
-            "status": "ok",
-            "success": True,
+            **OK,
             "key": None,
             "hasKey": True,
             **records[-1].public(),

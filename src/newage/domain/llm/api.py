@@ -207,9 +207,9 @@ class LlmApi:
         except BaseException:
             self.detach(request_id, feed)
             raise
-        if not ack["forwarded"]:
+        if not ack.get("forwarded"):
             self.detach(request_id, feed)
-            raise conflict(f"{ack['message']} (room {room.name}, mode {ack['mode']})")
+            raise conflict(f"{ack.get('message')} (room {room.name}, mode {ack['mode']})")
         return Submission(request_id, room.name, target, feed, principal)
 
     def attach(self, request_id: str, feed: AnswerFeed) -> None:

@@ -27,6 +27,7 @@ from newage.domain.rooms.mutes import MuteService
 from newage.domain.rooms.service import RoomService
 from newage.domain.rooms.status import StatusBoard
 from newage.errors import NewAgeError, conflict, forbidden, not_found, queue_full
+from newage.protocol.acks import OK, Cancelled, RequestAccepted, RequestState
 from newage.protocol.llm import LlmRequestIn
 from newage.protocol.names import (
     Ev,
@@ -35,6 +36,7 @@ from newage.protocol.names import (
     RequestStatus,
     Role,
 )
+from newage.protocol.outbound import CancelOut, ErrorEvent, LlmRequestBody
 from newage.settings import LiveSettings
 
 # Fields a client may not set on its own request message (docs/security.md).
@@ -140,7 +142,7 @@ class ChatService:
 
     async def request(
         self, principal: Principal, sid: str | None, data: LlmRequestIn
-    ) -> dict[str, Any]:
+    ) -> RequestAccepted | RequestState:
         """``sid`` is the requesting socket (None for an HTTP caller)."""
         request_id = data.request_id
         if principal.is_extension:
@@ -148,9 +150,8 @@ class ChatService:
         room_name = data.target_room or principal.identity
         if self.mutes.muted(principal.identity, room_name):
             if sid is not None:
-                self.outbox.emit(
-                    Namespace.LLM, Ev.ERROR, {"message": MUTED_TEXT, "requestId": request_id}, [sid]
-                )
+                notice: ErrorEvent = {"message": MUTED_TEXT, "requestId": request_id}
+                self.outbox.emit(Namespace.LLM, Ev.ERROR, notice, [sid])
             raise forbidden("You are muted.", requestId=request_id)
         room = self.rooms.rooms.get(room_name)
         if room is None or not (principal.is_admin or principal.identity in room.members):
@@ -174,7 +175,7 @@ class ChatService:
 
     async def _dispatch(
         self, principal: Principal, room: Room, incoming: LlmRequestIn
-    ) -> dict[str, Any]:
+    ) -> RequestAccepted:
         request_id = incoming.request_id
         data = incoming.fields()
         explicit = parse_targets(incoming.target)
@@ -244,8 +245,7 @@ class ChatService:
             await self.forward(request, room, targets, current, kind_of_request)
         positions = self.queues.positions(request)
         return {
-            "status": "ok",
-            "success": True,
+            **OK,
             "message": note,
             "requestId": request_id,
             "messageId": body["messageId"],
@@ -258,12 +258,11 @@ class ChatService:
             "epoch": self.streams.log.epoch,
         }
 
-    def describe(self, request: LlmRequest) -> dict[str, Any]:
+    def describe(self, request: LlmRequest) -> RequestState:
         """A request's state, for a duplicate ``LLM_REQUEST`` and ``GET_REQUEST``."""
         positions = self.queues.positions(request)
         return {
-            "status": "ok",
-            "success": True,
+            **OK,
             "requestId": request.request_id,
             "messageId": request.message_id,
             "roomName": request.room,
@@ -276,7 +275,7 @@ class ChatService:
             "epoch": self.streams.log.epoch,
         }
 
-    def lookup(self, request_id: str, by: Principal) -> dict[str, Any]:
+    def lookup(self, request_id: str, by: Principal) -> RequestState:
         """``GET_REQUEST``: for its requester, its room's members and admins."""
         request = self.tracker.get(request_id)
         room = self.rooms.rooms.get(request.room) if request is not None else None
@@ -306,7 +305,7 @@ class ChatService:
         instruction: str | None = None,
     ) -> None:
         context = await self.context(room.name)
-        payload: dict[str, Any] = {
+        payload: LlmRequestBody = {
             "mode": request.mode.value,
             "requestId": request.request_id,
             "targetRoom": room.name,
@@ -329,7 +328,7 @@ class ChatService:
             await self.on_forward(request, targets)
         for target in targets:
             # each target its own copy: a queued one gets a fresh context later
-            await self.queues.admit(request, target, dict(payload))
+            await self.queues.admit(request, target, payload.copy())
 
     async def context(self, room: str) -> list[dict[str, Any]]:
         """The room's newest messages as an extension gets them, bounded."""
@@ -342,7 +341,7 @@ class ChatService:
     async def forget_room(self, room: str) -> None:
         await self.store.queue_clear(room)
 
-    async def cancel(self, request_id: str, by: Principal | None) -> dict[str, Any]:
+    async def cancel(self, request_id: str, by: Principal | None) -> Cancelled:
         """Cancel an open request, for its requester, the master or a manager
         of its room, an admin, or the server itself (``by`` None). It leaves
         its extensions' queues; each extension still on it gets
@@ -370,14 +369,10 @@ class ChatService:
         audit.record(
             "request.cancel", request_id, room=request.room, actor=by.identity if by else None
         )
+        cancel: CancelOut = {"requestId": request_id, "targetRoom": request.room}
         for ext in (t for t in targets if t not in waited):
-            self.outbox.emit(
-                Namespace.LLM,
-                Ev.CANCEL_REQUEST,
-                {"requestId": request_id, "targetRoom": request.room},
-                [identity_addr(ext)],
-            )
-        return {"status": "ok", "success": True, "requestId": request_id, "targets": targets}
+            self.outbox.emit(Namespace.LLM, Ev.CANCEL_REQUEST, cancel, [identity_addr(ext)])
+        return {**OK, "requestId": request_id, "targets": targets}
 
     def _may_cancel(self, room_name: str, requester: str | None, by: Principal) -> bool:
         if by.is_admin or (requester is not None and by.identity == requester):

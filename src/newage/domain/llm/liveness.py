@@ -28,6 +28,7 @@ from newage.domain.llm.routing import Router
 from newage.domain.ports.delivery import Outbox
 from newage.logs import log
 from newage.protocol.names import Ev, Namespace
+from newage.protocol.outbound import Ping
 from newage.settings import LiveSettings
 
 
@@ -97,10 +98,9 @@ class Liveness:
         sids = self.presence.full_sids(ext, Namespace.LLM)
 
         async def one(sid: str) -> bool:
+            ping: Ping = {"t": time.time()}
             try:
-                await self.outbox.call(
-                    Namespace.LLM, sid, Ev.PING_EXTENSION, {"t": time.time()}, timeout
-                )
+                await self.outbox.call(Namespace.LLM, sid, Ev.PING_EXTENSION, ping, timeout)
             except Exception:  # no ack in time, or the socket went
                 return False
             return True

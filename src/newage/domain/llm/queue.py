@@ -29,13 +29,14 @@ from newage.domain.rooms.history import History
 from newage.domain.rooms.status import StatusBoard
 from newage.errors import ErrorCode, not_found
 from newage.protocol.names import MemberStatus, RequestStatus
+from newage.protocol.outbound import LlmRequestBody
 from newage.settings import LiveSettings
 
 
 @dataclass(slots=True)
 class Waiting:
     request: LlmRequest
-    payload: dict[str, Any]
+    payload: LlmRequestBody
     order: int
     since: float
     priority: int = 0
@@ -93,7 +94,7 @@ class ExtensionQueues:
         limit = self.live.current.extension_concurrency
         return not self._waiting.get(ext) and self.tracker.in_flight(ext) < limit
 
-    async def admit(self, request: LlmRequest, ext: str, payload: dict[str, Any]) -> int:
+    async def admit(self, request: LlmRequest, ext: str, payload: LlmRequestBody) -> int:
         """Send ``request`` to ``ext`` now (0) or queue it (its position)."""
         if self._free(ext):
             await self._send(request, ext, payload)
@@ -104,7 +105,7 @@ class ExtensionQueues:
         self._renumber(ext)
         return entry.told
 
-    async def _send(self, request: LlmRequest, ext: str, payload: dict[str, Any]) -> None:
+    async def _send(self, request: LlmRequest, ext: str, payload: LlmRequestBody) -> None:
         self.tracker.enqueue(ext, request.request_id)
         await self.router.send(ext, payload, request)
         await self.status.set(ext, request.room, MemberStatus.PROCESSING)

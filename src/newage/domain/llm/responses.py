@@ -12,7 +12,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, Unpack
 
 from newage.clock import iso_now
 from newage.domain.llm.requests import Kind, LlmRequest, RequestTracker, target_state
@@ -22,6 +22,15 @@ from newage.domain.rooms.status import StatusBoard
 from newage.errors import ErrorCode, NewAgeError, unavailable
 from newage.logs import log
 from newage.protocol.names import Ev, MemberStatus, Namespace, RequestStatus
+from newage.protocol.outbound import (
+    ErrorEvent,
+    LlmResponse,
+    NonStream,
+    RequestStatusUpdate,
+    StatusDetail,
+    StreamData,
+    StreamEnd,
+)
 
 Observer = Callable[[str, float], None]  # (final status, seconds) -> metrics
 
@@ -78,7 +87,11 @@ class Responder:
         self.on_settled: Callable[[str, str], Awaitable[None]] | None = None
 
     def to_room(
-        self, room: str, event: str, data: dict[str, Any], extra: list[str] | None = None
+        self,
+        room: str,
+        event: str,
+        data: StreamData | StreamEnd | NonStream | LlmResponse,
+        extra: list[str] | None = None,
     ) -> None:
         """To the room's audience, and the sockets in ``extra`` (each once)."""
         to = self.audience(room)
@@ -121,21 +134,18 @@ class Responder:
             await self.history.announce(request.room, "response", body)
             message = body
             request.responses.append(response_id)
-            self.to_room(
-                request.room,
-                Ev.LLM_RESPONSE,
-                {
-                    "roomName": request.room,
-                    "requestId": request.request_id,
-                    "responseId": body["responseId"],
-                    "messageId": body["messageId"],
-                    "identity": ext,
-                    "data": text,
-                    "message": text,
-                    "outputId": output_id,
-                    "status": status.value,
-                },
-            )
+            response: LlmResponse = {
+                "roomName": request.room,
+                "requestId": request.request_id,
+                "responseId": response_id,
+                "messageId": body["messageId"],
+                "identity": ext,
+                "data": text,
+                "message": text,
+                "outputId": output_id,
+                "status": status.value,
+            }
+            self.to_room(request.room, Ev.LLM_RESPONSE, response)
         if before_news is not None:
             await before_news()
         await self.settle(request, ext, status, reason, message)
@@ -240,11 +250,15 @@ class Responder:
         reason: str | None,
         message: dict[str, Any] | None = None,
     ) -> None:
-        extra = {"message": reason} if reason else {}
+        extra: StatusDetail = {"message": reason} if reason else {}
         self.notify(request, label, message["responseId"] if message else None, **extra)
 
     def notify(
-        self, request: LlmRequest, label: str, response_id: str | None = None, **extra: Any
+        self,
+        request: LlmRequest,
+        label: str,
+        response_id: str | None = None,
+        **extra: Unpack[StatusDetail],
     ) -> None:
         """``REQUEST_STATUS_UPDATE`` to the requester (none for think requests);
         every status goes through here, so the monitor's request log hears it too."""
@@ -252,7 +266,7 @@ class Responder:
             self.tracker.log.status(request, label, extra.get("message"), **extra)
         if request.kind is Kind.THINK or request.requester is None:
             return
-        payload: dict[str, Any] = {
+        payload: RequestStatusUpdate = {
             "mode": request.mode.value,
             "roomName": request.room,
             "requestId": request.request_id,
@@ -268,9 +282,5 @@ class Responder:
         """An extension's own failure report reaches the requester as ERROR."""
         if request.requester is None:
             return
-        self.outbox.emit(
-            Namespace.LLM,
-            Ev.ERROR,
-            {"message": message, "error": detail, "requestId": request.request_id},
-            [identity_addr(request.requester)],
-        )
+        notice: ErrorEvent = {"message": message, "error": detail, "requestId": request.request_id}
+        self.outbox.emit(Namespace.LLM, Ev.ERROR, notice, [identity_addr(request.requester)])

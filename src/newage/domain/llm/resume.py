@@ -22,6 +22,7 @@ from newage.domain.ports.delivery import Outbox
 from newage.domain.ports.streamlog import OutputLog, StreamLog
 from newage.domain.rooms.service import RoomService
 from newage.errors import ErrorCode, NewAgeError, not_found
+from newage.protocol.acks import OK, Resumed
 from newage.protocol.names import Ev, Namespace
 
 LOST = "The stream log was lost (the server restarted); read the history."
@@ -95,15 +96,14 @@ class Resumer:
         after_seq: int,
         output_id: str | None = None,
         epoch: str | None = None,
-    ) -> dict[str, Any]:
+    ) -> Resumed:
         """Replay to ``sid`` what the log has after ``after_seq`` and follow
         the request live; the ack. Synchronous on purpose (module doc)."""
         if epoch is not None and epoch != self.log.epoch:
             raise gone(LOST, request_id)  # nothing from another epoch is here
         request, output = self._locate(by, request_id, after_seq, output_id)
-        ack: dict[str, Any] = {
-            "status": "ok",
-            "success": True,
+        ack: Resumed = {
+            **OK,
             "requestId": request_id,
             "epoch": self.log.epoch,
             "requestStatus": request.status.value if request is not None else None,
@@ -123,12 +123,10 @@ class Resumer:
             self.outbox.emit(Namespace.LLM, Ev.SERVER_STREAM_END, output.end, [sid])
         elif request is not None and request.open:
             self._follow(request_id, sid)
-        ack.update(
-            outputId=output.output_id,
-            complete=complete,
-            lastSeq=output.last_seq,
-            replayed=len(replay),
-        )
+        ack["outputId"] = output.output_id
+        ack["complete"] = complete
+        ack["lastSeq"] = output.last_seq
+        ack["replayed"] = len(replay)
         return ack
 
     def replay(self, by: Principal, request_id: str, after_seq: int) -> Replay:

@@ -21,6 +21,7 @@ from newage.domain.rooms.model import Room
 from newage.domain.rooms.relations import RelationService
 from newage.errors import bad_request, unavailable
 from newage.protocol.names import ConnectionPolicy, Ev, Namespace
+from newage.protocol.outbound import LlmRequestBody, LlmRequestOut
 
 MAX_TARGETS = 32
 
@@ -119,9 +120,10 @@ class Router:
                 return busy
         return sids[-1]
 
-    async def send(self, target: str, payload: dict[str, Any], request: LlmRequest) -> None:
+    async def send(self, target: str, payload: LlmRequestBody, request: LlmRequest) -> None:
         sid = self.instance(target)
         if sid is None:  # gone since it was chosen: its disconnect fails the request
             return
         request.sockets[target] = sid
-        self.outbox.emit(Namespace.LLM, Ev.LLM_REQUEST, {**payload, "target": target}, [sid])
+        out: LlmRequestOut = {**payload, "target": target}
+        self.outbox.emit(Namespace.LLM, Ev.LLM_REQUEST, out, [sid])

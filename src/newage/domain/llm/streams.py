@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import OrderedDict
-from typing import Any
+from typing import Any, cast
 
 from newage.domain.llm.outputs import Output, TokenStream
 from newage.domain.llm.requests import LlmRequest, RequestTracker, TargetState
@@ -27,6 +27,7 @@ from newage.domain.ports.streamlog import StreamLog
 from newage.errors import ErrorCode
 from newage.logs import log
 from newage.protocol.names import Ev, RequestStatus, StreamType
+from newage.protocol.outbound import NonStream, StreamData, StreamEnd
 from newage.protocol.surrogates import hold_back, repair
 from newage.settings import LiveSettings
 
@@ -201,7 +202,7 @@ class StreamService:
         request = output.request
         assert request is not None
         output.seq += 1
-        payload = {
+        payload: StreamData = {
             "requestId": request.request_id,
             "outputId": output.output_id,
             "streamId": stream_id,
@@ -214,7 +215,8 @@ class StreamService:
             "seq": output.seq,
             "chunks": count,
         }
-        self.log.append(request.request_id, output.output_id, request.room, payload)
+        # the log's port keeps plain dicts; a cast costs nothing per token
+        self.log.append(request.request_id, output.output_id, request.room, cast(Any, payload))
         self.responder.to_room(
             request.room, Ev.SERVER_STREAM_DATA, payload, self.followers.get(request.request_id)
         )
@@ -223,11 +225,11 @@ class StreamService:
             if watch is not None:
                 watch.chunk(output.ext, text, output.seq)
 
-    def _end(self, request: LlmRequest, payload: dict[str, Any]) -> None:
+    def _end(self, request: LlmRequest, payload: StreamEnd) -> None:
         """Relay (and keep) an output's SERVER_STREAM_END."""
         output_id = payload["outputId"]
         if output_id is not None:
-            self.log.end(request.request_id, output_id, request.room, payload)
+            self.log.end(request.request_id, output_id, request.room, cast(Any, payload))
         followers = self.followers.get(request.request_id)
         self.responder.to_room(request.room, Ev.SERVER_STREAM_END, payload, followers)
 
@@ -323,19 +325,16 @@ class StreamService:
             status = RequestStatus.FAILED
             reason = f"The answer was longer than {limit} bytes (maxAnswerBytes) and was cut off."
         if text:
-            self.responder.to_room(
-                request.room,
-                Ev.MESSAGE,
-                {
-                    "type": 0,
-                    "data": text,
-                    "source": "server",
-                    "requestId": request.request_id,
-                    "outputId": output_id,
-                    "identity": ext,
-                    "roomName": request.room,
-                },
-            )
+            answer: NonStream = {
+                "type": 0,
+                "data": text,
+                "source": "server",
+                "requestId": request.request_id,
+                "outputId": output_id,
+                "identity": ext,
+                "roomName": request.room,
+            }
+            self.responder.to_room(request.room, Ev.MESSAGE, answer)
         if ongoing is not None:
             await self.finish(ongoing, status, reason, text=text)
         else:

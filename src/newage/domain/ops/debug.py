@@ -24,7 +24,9 @@ from newage.domain.ops.logread import LEVEL_OPTIONS, LogReader
 from newage.domain.ports.delivery import Outbox
 from newage.errors import ErrorCode, NewAgeError, bad_request, not_found
 from newage.logs import LOG_FILES
+from newage.protocol.acks import OK, LogPage
 from newage.protocol.names import Ev, Namespace
+from newage.protocol.outbound import DebugModeChanged
 from newage.settings import LiveSettings, Settings, SettingsError
 
 DEFAULT_PAGE_SIZE = 10
@@ -107,9 +109,8 @@ class DebugService:
         if self.level_for(previous) != self.level_for(current):
             logs.set_level(self.level_for(current))
         if previous.debug_mode != current.debug_mode:
-            self.outbox.emit(
-                Namespace.DEBUG, Ev.DEBUG_MODE_CHANGED, {"debugMode": current.debug_mode}
-            )
+            notice: DebugModeChanged = {"debugMode": current.debug_mode}
+            self.outbox.emit(Namespace.DEBUG, Ev.DEBUG_MODE_CHANGED, notice)
 
     def _gate(self, actor: Principal) -> None:
         require_sensitive(actor, self.live.current.network_safe, allow_extension=False)
@@ -158,7 +159,7 @@ class DebugService:
         page: Any,
         page_size: Any,
         search: Any = None,
-    ) -> dict[str, Any]:
+    ) -> LogPage:
         """One page of a log file; validation order and messages of the original server."""
         self._gate(actor)
         if filename not in LOG_FILES:
@@ -187,8 +188,7 @@ class DebugService:
                 ErrorCode.UNAVAILABLE, f"Cannot read {filename}: {exc.strerror}"
             ) from None
         return {
-            "status": "ok",
-            "success": True,
+            **OK,
             "lines": result.lines,
             "total": result.total,
             "page": page_no,

@@ -21,6 +21,7 @@ from newage.domain.ops.audit import Audit
 from newage.domain.ports.delivery import Outbox, room_addr
 from newage.logs import log
 from newage.protocol.names import MONITOR_ROOM, Ev, Namespace
+from newage.protocol.outbound import RequestEntry
 from newage.settings import LiveSettings
 
 if TYPE_CHECKING:
@@ -62,11 +63,11 @@ class Entry:
     tokens: int = 0
     trace: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=TRACE_CAP))
 
-    def public(self, *, trace: bool = False) -> dict[str, Any]:
+    def public(self, *, trace: bool = False) -> RequestEntry:
         def since(a: float | None, b: float | None) -> int | None:
             return None if a is None or b is None else round((b - a) * 1000)
 
-        out: dict[str, Any] = {
+        out: RequestEntry = {
             "requestId": self.request_id,
             "roomName": self.room,
             "requester": self.requester,
@@ -222,13 +223,13 @@ class RequestLog:
             self._push(entry)
 
     # ------------------------------------------------------------------ queries
-    def get(self, request_id: str) -> dict[str, Any] | None:
+    def get(self, request_id: str) -> RequestEntry | None:
         entry = self.entries.get(request_id)
         return entry.public(trace=True) if entry is not None else None
 
     def page(
         self, state: str | None, search: str | None, offset: int, limit: int
-    ) -> tuple[list[dict[str, Any]], int]:
+    ) -> tuple[list[RequestEntry], int]:
         """Newest first."""
         group = STATE_GROUPS.get(state or "")
         needle = (search or "").lower()

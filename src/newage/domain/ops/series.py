@@ -12,9 +12,9 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 from newage.domain.ops.request_log import RequestLog, Totals
+from newage.protocol.acks import SeriesView
 from newage.settings import LiveSettings
 
 WINDOW_SECONDS = 3600
@@ -74,7 +74,7 @@ class Series:
         )
         self._last = _Last(now, totals)
 
-    def view(self, since: float | None) -> dict[str, Any]:
+    def view(self, since: float | None) -> SeriesView:
         """Column-wise (what a chart library takes), points after ``since``;
         a missing time to first token is null."""
         points = [p for p in self.points if since is None or p[0] > since]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from newage.protocol.acks import KeyMeta
 from newage.protocol.names import ClientKind, RequestMode, Role
 
 
@@ -42,7 +43,7 @@ class KeyRecord:
     # keys made by an admin or the CLI do not
     issued: bool = False
 
-    def public(self) -> dict[str, Any]:
+    def public(self) -> KeyMeta:
         """Key metadata; the secret is shown once at creation and the hash never."""
         return {
             "clientId": self.client_id,

@@ -15,6 +15,7 @@ from newage.clock import iso_now
 from newage.domain.ports.delivery import Outbox
 from newage.domain.ports.store import MessageKind, Store
 from newage.protocol.names import SYSTEM_IDENTITY, Ev, Namespace
+from newage.protocol.outbound import NewMessage
 
 RECENT_ROOMS = 128  # rooms whose latest messages are kept in memory
 
@@ -86,9 +87,8 @@ class History:
             recent.append(body)
 
     async def announce(self, room: str, kind: MessageKind, body: dict[str, Any]) -> None:
-        self.outbox.emit(
-            Namespace.LLM, Ev.NEW_MESSAGE, {"roomName": room, "message": body}, self.audience(room)
-        )
+        news: NewMessage = {"roomName": room, "message": body}
+        self.outbox.emit(Namespace.LLM, Ev.NEW_MESSAGE, news, self.audience(room))
         for hook in self.after_record:
             await hook(room, kind)
 

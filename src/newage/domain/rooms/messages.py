@@ -24,7 +24,16 @@ from newage.domain.rooms.model import Room, is_moderator
 from newage.domain.rooms.service import RoomService
 from newage.errors import bad_request, forbidden, not_found
 from newage.logs import log
+from newage.protocol.acks import OK, ContextStarted, HistoryPage, OfflineSent
 from newage.protocol.names import Ev, Namespace
+from newage.protocol.outbound import (
+    Context,
+    ContextPage,
+    MessagesCleared,
+    MessagesDeleted,
+    MessageUpdated,
+    OfflineMessages,
+)
 from newage.settings import LiveSettings
 
 # Fields nobody may change by editing.
@@ -97,7 +106,9 @@ class MessageService:
             raise forbidden(f"You are not a member of room {room.name}.")
         return room
 
-    async def _announce(self, room: str, event: str, data: dict[str, Any]) -> None:
+    async def _announce(
+        self, room: str, event: str, data: MessageUpdated | MessagesDeleted | MessagesCleared
+    ) -> None:
         self.history.forget(room)  # every announced change altered the history
         self.outbox.emit(Namespace.LLM, event, data, self.audience(room))
 
@@ -131,9 +142,8 @@ class MessageService:
         body["lastEdited"] = iso_now()
         body["editedBy"] = actor.identity
         await self.store.update_message(room.name, stored.seq, body)
-        await self._announce(
-            room.name, Ev.MESSAGE_UPDATED, {"roomName": room.name, "message": body}
-        )
+        updated: MessageUpdated = {"roomName": room.name, "message": body}
+        await self._announce(room.name, Ev.MESSAGE_UPDATED, updated)
         return body
 
     async def delete(self, actor: Principal, room_name: Any, ids: list[str]) -> list[str]:
@@ -144,9 +154,8 @@ class MessageService:
             raise forbidden("Unauthorized")
         removed = await self.store.delete_messages(room.name, ids) if found else []
         if removed:
-            await self._announce(
-                room.name, Ev.MESSAGES_DELETED, {"roomName": room.name, "messageIds": removed}
-            )
+            deleted: MessagesDeleted = {"roomName": room.name, "messageIds": removed}
+            await self._announce(room.name, Ev.MESSAGES_DELETED, deleted)
         return removed
 
     async def clear(self, actor: Principal, room_name: Any, requests: bool, responses: bool) -> int:
@@ -163,15 +172,16 @@ class MessageService:
             kinds.append("response")
         count = await self.store.clear_messages(room.name, kinds)
         if count:
-            await self._announce(
-                room.name,
-                Ev.MESSAGES_CLEARED,
-                {"roomName": room.name, "clearedRequests": requests, "clearedResponses": responses},
-            )
+            cleared: MessagesCleared = {
+                "roomName": room.name,
+                "clearedRequests": requests,
+                "clearedResponses": responses,
+            }
+            await self._announce(room.name, Ev.MESSAGES_CLEARED, cleared)
         return count
 
     # ------------------------------------------------------------------ reading
-    async def full_context(self, actor: Principal, sid: str, room_name: Any) -> dict[str, Any]:
+    async def full_context(self, actor: Principal, sid: str, room_name: Any) -> ContextStarted:
         """Count now, then page the history to ``sid`` in the background."""
         room = self._room_for(actor, room_name)
         total = await self.store.count_messages(room.name)
@@ -180,6 +190,7 @@ class MessageService:
         update_id = str(uuid.uuid4())
         self.page_to(sid, room.name, update_id, total)
         return {
+            **OK,
             "roomName": room.name,
             "totalMessages": total,
             "totalPages": pages,
@@ -188,7 +199,7 @@ class MessageService:
 
     async def history_page(
         self, actor: Principal, room_name: Any, before: int | None, limit: int
-    ) -> dict[str, Any]:
+    ) -> HistoryPage:
         """The newest ``limit`` messages (before the cursor ``before``),
         oldest first: a reader shows the end of a big room at once and goes
         back page by page."""
@@ -203,6 +214,7 @@ class MessageService:
         cursor = stored[0].seq if stored else None
         older = cursor is not None and bool(await self.store.messages_before(room.name, cursor, 1))
         return {
+            **OK,
             "roomName": room.name,
             "messages": [m.body for m in stored],
             "before": cursor,
@@ -247,19 +259,15 @@ class MessageService:
                 last = not cut and (number >= pages or len(batch) < size)
                 if cut and number >= pages:
                     pages = number + 1
-                self.outbox.emit(
-                    Namespace.LLM,
-                    Ev.UPDATE_CONTEXT_PAGE,
-                    {
-                        "updateId": update_id,
-                        "roomName": room,
-                        "pageNumber": number,
-                        "totalPages": pages,
-                        "isLastPage": last,
-                        "contextPage": page,
-                    },
-                    [address],
-                )
+                chunk: ContextPage = {
+                    "updateId": update_id,
+                    "roomName": room,
+                    "pageNumber": number,
+                    "totalPages": pages,
+                    "isLastPage": last,
+                    "contextPage": page,
+                }
+                self.outbox.emit(Namespace.LLM, Ev.UPDATE_CONTEXT_PAGE, chunk, [address])
                 if last:
                     break
                 # one page at a time: the next is read once this one is out
@@ -270,18 +278,14 @@ class MessageService:
                 if delay:
                     await asyncio.sleep(delay)
             if keep is not None and settings.emit_update_context:
-                self.outbox.emit(
-                    Namespace.LLM,
-                    Ev.UPDATE_CONTEXT,
-                    {"roomName": room, "updateId": update_id, "context": keep},
-                    [address],
-                )
+                whole: Context = {"roomName": room, "updateId": update_id, "context": keep}
+                self.outbox.emit(Namespace.LLM, Ev.UPDATE_CONTEXT, whole, [address])
         except Exception:
             log.exception("paging %s to %s failed", room, address)
 
     async def offline(
         self, actor: Principal, sid: str, room_name: Any, since: Any
-    ) -> dict[str, Any]:
+    ) -> ContextStarted | OfflineSent:
         """Everything after ``since`` as OFFLINE_MESSAGES batches (oldest first)."""
         if since is None:
             return await self.full_context(actor, sid, room_name)
@@ -300,23 +304,19 @@ class MessageService:
             bodies = within([m.body for m in rows[:OFFLINE_BATCH]], budget)
             batch = rows[: len(bodies)]
             more = len(rows) > len(batch)
-            self.outbox.emit(
-                Namespace.LLM,
-                Ev.OFFLINE_MESSAGES,
-                {
-                    "roomName": room.name,
-                    "since": since_iso,
-                    "messages": [m.body for m in batch],
-                    "hasMore": more,
-                },
-                [sid],
-            )
+            sent: OfflineMessages = {
+                "roomName": room.name,
+                "since": since_iso,
+                "messages": [m.body for m in batch],
+                "hasMore": more,
+            }
+            self.outbox.emit(Namespace.LLM, Ev.OFFLINE_MESSAGES, sent, [sid])
             total += len(batch)
             after = batch[-1].seq if batch else after
             # a batch at a time: memory stays one batch whatever the room's size
             if more and not await self.outbox.sent(sid, Namespace.LLM):
                 break
-        return {"roomName": room.name, "since": since_iso, "totalMessages": total}
+        return {**OK, "roomName": room.name, "since": since_iso, "totalMessages": total}
 
     def stop_paging(self, sid: str) -> None:
         for key in [k for k in self._pagers if k[0] == sid]:

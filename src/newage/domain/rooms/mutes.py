@@ -25,6 +25,7 @@ from newage.domain.rooms.service import RoomService, valid_room_name
 from newage.domain.rooms.status import StatusBoard
 from newage.errors import bad_request, forbidden, not_found
 from newage.protocol.names import FOREVER, SYSTEM_IDENTITY, Ev, MemberStatus, Namespace
+from newage.protocol.outbound import MemberMuted, MemberUnmuted
 
 MAX_DURATION = 10 * 365 * 24 * 3600  # ten years; a permanent mute is asked for by omitting it
 NOTICE_NAMESPACES = (Namespace.LLM, Namespace.ROOMS)
@@ -78,7 +79,7 @@ class MuteService:
                 return record
         return None
 
-    def view(self) -> list[dict[str, Any]]:
+    def view(self) -> list[MemberMuted]:
         return [_payload(m) for m in self.mutes.values()]
 
     def _check(self, target: str, room_name: str | None, actor: Principal) -> None:
@@ -128,7 +129,7 @@ class MuteService:
         by = actor.identity if actor else SYSTEM_IDENTITY
         await self.store.delete_mute(target, room)
         del self.mutes[_key(target, room)]
-        payload = {"identity": target, "unmutedBy": by, "roomName": room}
+        payload: MemberUnmuted = {"identity": target, "unmutedBy": by, "roomName": room}
         for namespace in NOTICE_NAMESPACES:
             self.outbox.emit(namespace, Ev.MEMBER_UNMUTED, payload, [identity_addr(target)])
         if room is not None and room in self.rooms.rooms:
@@ -153,7 +154,7 @@ class MuteService:
             del self.mutes[key]
 
 
-def _payload(record: MuteRecord) -> dict[str, Any]:
+def _payload(record: MuteRecord) -> MemberMuted:
     return {
         "identity": record.identity,
         "mutedBy": record.muted_by,

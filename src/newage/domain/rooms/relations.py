@@ -20,6 +20,7 @@ from newage.domain.rooms.policies import Assignments
 from newage.errors import bad_request, forbidden, not_found
 from newage.logs import log
 from newage.protocol.names import MONITOR_ROOM, ConnectionPolicy, Ev, Namespace
+from newage.protocol.outbound import AssignmentsView, AvailableExtensions
 
 POLICY_KEY = "connectionPolicy"
 VIEW_DELAY = 0.05  # seconds
@@ -62,8 +63,8 @@ class RelationService:
         if principal.is_admin:
             self.outbox.emit(Namespace.ROOMS, Ev.ASSIGNMENTS_UPDATED, self.view(), [sid])
         elif principal.identity in self.model.client_rooms:
-            exts = self.model.for_room(principal.identity)
-            self.outbox.emit(Namespace.ROOMS, Ev.AVAILABLE_EXTENSIONS, {"extensions": exts}, [sid])
+            exts: AvailableExtensions = {"extensions": self.model.for_room(principal.identity)}
+            self.outbox.emit(Namespace.ROOMS, Ev.AVAILABLE_EXTENSIONS, exts, [sid])
 
     # ------------------------------------------------------------------ admin
     async def set_policy(
@@ -132,7 +133,7 @@ class RelationService:
             return list(self.model.extensions)
         return self.model.for_room(principal.identity)
 
-    def view(self) -> dict[str, Any]:
+    def view(self) -> AssignmentsView:
         return {
             "policy": self.model.policy.value,
             "assignments": self.model.snapshot(),
@@ -143,11 +144,9 @@ class RelationService:
 
     async def _publish(self, changed: dict[str, list[str]]) -> None:
         for room, extensions in changed.items():
+            notice: AvailableExtensions = {"extensions": extensions}
             self.outbox.emit(
-                Namespace.ROOMS,
-                Ev.AVAILABLE_EXTENSIONS,
-                {"extensions": extensions},
-                [identity_addr(room)],
+                Namespace.ROOMS, Ev.AVAILABLE_EXTENSIONS, notice, [identity_addr(room)]
             )
         # the admins' full view is sent once per burst of changes: it lists
         # every client room, so one per connect would be quadratic

@@ -37,6 +37,15 @@ from newage.protocol.names import (
     Role,
     parse_mode,
 )
+from newage.protocol.outbound import (
+    MemberJoined,
+    MemberLeft,
+    MemberRoleChanged,
+    RoomCreated,
+    RoomDeleted,
+    RoomModeChanged,
+    Warning,
+)
 from newage.settings import LiveSettings
 
 _ROOM_NAME = re.compile(r"^[^\x00-\x1f\x7f]{1,128}$")
@@ -190,12 +199,8 @@ class RoomService(PersonalRooms):
         if name == actor.identity:
             room.personal_of = actor.identity
         await self._insert(room)
-        self.outbox.emit(
-            Namespace.ROOMS,
-            Ev.ROOM_CREATED,
-            {"roomName": room.name, "room": room.info()},
-            [room_addr(MONITOR_ROOM)],
-        )
+        created: RoomCreated = {"roomName": room.name, "room": room.info()}
+        self.outbox.emit(Namespace.ROOMS, Ev.ROOM_CREATED, created, [room_addr(MONITOR_ROOM)])
         if room.personal_of is None:
             audit.record("room.create", name)
         return room
@@ -213,7 +218,10 @@ class RoomService(PersonalRooms):
     async def _remove(self, room: Room) -> None:
         await self.store.delete_room(room.name)
         del self.rooms[room.name]
-        notice = {"roomName": room.name, "message": f'Room "{room.name}" has been deleted.'}
+        notice: RoomDeleted = {
+            "roomName": room.name,
+            "message": f'Room "{room.name}" has been deleted.',
+        }
         former = list(room.members)
         self.outbox.emit(
             Namespace.ROOMS,
@@ -256,7 +264,7 @@ class RoomService(PersonalRooms):
         await self.history.system(
             room.name, f"[System] {identity} has joined the room as {role.value}."
         )
-        joined = {
+        joined: MemberJoined = {
             "clientId": identity,
             "identity": identity,
             "roomName": room.name,
@@ -292,10 +300,10 @@ class RoomService(PersonalRooms):
         self._of.get(identity, set()).discard(room.name)
         await self.outbox.leave_room(identity, room.name)
         await self.history.system(room.name, f"[System] {identity} has left the room.")
-        left = {"clientId": identity, "identity": identity, "roomName": room.name}
+        left: MemberLeft = {"clientId": identity, "identity": identity, "roomName": room.name}
         await self._notify(room, Ev.MEMBER_LEFT, left, room.moderators)
         if kick:
-            warning = {
+            warning: Warning = {
                 "message": f"You have been kicked from room {room.name}.",
                 "roomName": room.name,
             }
@@ -346,7 +354,11 @@ class RoomService(PersonalRooms):
             return room, False
         await self.store.set_room_mode(room.name, mode)
         room.mode = mode
-        payload = {"roomName": room.name, "mode": mode.value, "setter": actor.identity}
+        payload: RoomModeChanged = {
+            "roomName": room.name,
+            "mode": mode.value,
+            "setter": actor.identity,
+        }
         self.outbox.emit(
             Namespace.ROOMS,
             Ev.ROOM_MODE_CHANGED,
@@ -359,7 +371,13 @@ class RoomService(PersonalRooms):
         return room, True
 
     # ------------------------------------------------------------------ notices
-    async def _notify(self, room: Room, event: str, payload: dict[str, Any], to: list[str]) -> None:
+    async def _notify(
+        self,
+        room: Room,
+        event: str,
+        payload: MemberJoined | MemberLeft | MemberRoleChanged,
+        to: list[str],
+    ) -> None:
         """To the named identities on ``/`` and ``/rooms``; admins (in
         monitor-room) see every room's changes on ``/rooms`` too."""
         addrs = [identity_addr(i) for i in to]
@@ -371,7 +389,7 @@ class RoomService(PersonalRooms):
     async def _role_changed(
         self, room: Room, identity: str, role: Role, previous: Role | None
     ) -> None:
-        payload = {
+        payload: MemberRoleChanged = {
             "clientId": identity,
             "identity": identity,
             "targetIdentity": identity,

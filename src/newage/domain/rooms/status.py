@@ -10,6 +10,7 @@ from __future__ import annotations
 from newage.clock import iso_now
 from newage.domain.ports.delivery import Outbox, room_addr
 from newage.protocol.names import MONITOR_ROOM, Ev, MemberStatus, Namespace
+from newage.protocol.outbound import MemberStatus as MemberStatusPayload
 
 
 class StatusBoard:
@@ -28,7 +29,7 @@ class StatusBoard:
                 self._status.pop(identity, None)
         else:
             rooms[room] = status
-        payload = {
+        payload: MemberStatusPayload = {
             "identity": identity,
             "roomName": room,
             "status": status.value,
