@@ -48,6 +48,12 @@ def _count(status: str) -> int:
     return int(tail) if tail.isdigit() else 0
 
 
+def _consume(task: asyncio.Future[Any]) -> None:
+    """Read an abandoned query's outcome, so asyncio does not warn about it."""
+    if not task.cancelled():
+        task.exception()
+
+
 class PostgresStore(PgKeyTables, PgAuditTable, PgHistory, Store):
     def __init__(self, url: str, *, pool_size: int = 10) -> None:
         self.url = url
@@ -56,6 +62,7 @@ class PostgresStore(PgKeyTables, PgAuditTable, PgHistory, Store):
         self._listener: asyncpg.Connection | None = None
         self._changed = False
         self._relisten_at = 0.0
+        self._ping: asyncio.Future[Any] | None = None
         # our own notifications carry this, so they are not taken for others'
         self._token = uuid.uuid4().hex
 
@@ -134,10 +141,16 @@ class PostgresStore(PgKeyTables, PgAuditTable, PgHistory, Store):
         return await self.pool.fetchrow(sql, *args)
 
     async def ping(self) -> bool:
-        try:
-            return bool(await asyncio.wait_for(self.pool.fetchval("SELECT 1"), PING_TIMEOUT) == 1)
-        except Exception:
+        if self._ping is not None and not self._ping.done():
+            return False  # the last one still hangs: no pile of stuck queries
+        self._ping = asyncio.ensure_future(self.pool.fetchval("SELECT 1"))
+        # not wait_for: cancelling a query on a hung server waits for the server
+        done, _ = await asyncio.wait({self._ping}, timeout=PING_TIMEOUT)
+        if not done:
+            self._ping.add_done_callback(_consume)
+            self._ping.cancel()
             return False
+        return not self._ping.exception() and self._ping.result() == 1
 
     async def changed_elsewhere(self) -> bool:
         listener = self._listener
