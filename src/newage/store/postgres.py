@@ -141,9 +141,11 @@ class PostgresStore(PgKeyTables, PgAuditTable, PgHistory, Store):
         return await self.pool.fetchrow(sql, *args)
 
     async def ping(self) -> bool:
+        if self._pool is None:
+            return False
         if self._ping is not None and not self._ping.done():
             return False  # the last one still hangs: no pile of stuck queries
-        self._ping = asyncio.ensure_future(self.pool.fetchval("SELECT 1"))
+        self._ping = asyncio.ensure_future(self._pool.fetchval("SELECT 1"))
         # not wait_for: cancelling a query on a hung server waits for the server
         done, _ = await asyncio.wait({self._ping}, timeout=PING_TIMEOUT)
         if not done:
