@@ -285,3 +285,20 @@ async def test_ping_and_changed_elsewhere_start_quiet(store):
     await store.changed_elsewhere()  # primes
     await store.put_trust(TrustEntry("mine", ClientKind.CLIENT, True, None, False, "t", "t"))
     assert not await store.changed_elsewhere()  # our own writes are not news
+
+
+async def test_writes_land_in_call_order(store):
+    """A write begun after another one (not awaited yet) lands after it: the
+    server settles a pending answer while its insertion may still commit."""
+    answer = PendingAnswer("q", "st", "r", None, "Immediate", "llm")
+    for _ in range(5):
+        put = asyncio.create_task(store.pending_put([answer]))
+        await asyncio.sleep(0)  # the insertion has begun
+        await store.pending_done("q", "st")
+        await put
+        assert await store.pending_all() == []
+    await room(store)
+    writes = [store.append_message("r", "request", {"messageId": "m", "timestamp": "t"})]
+    writes.append(store.delete_messages("r", ["m"]))
+    _, deleted = await asyncio.gather(*writes)
+    assert deleted == ["m"] and await store.count_messages("r") == 0

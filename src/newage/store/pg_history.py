@@ -34,17 +34,18 @@ class PgHistory:
         return decode_message(row[0], row[1], row[2], row[3])
 
     async def append_message(self, room: str, kind: MessageKind, body: dict[str, Any]) -> int:
-        row = await self._one(
-            "INSERT INTO messages (room, message_id, response_id, kind, ts, body) "
-            "VALUES ($1, $2, $3, $4, $5, $6) RETURNING seq",
-            room,
-            body["messageId"],
-            body.get("responseId"),
-            kind,
-            body.get("timestamp", ""),
-            encode_body(kind, body),
-        )
-        return int(row[0])
+        async with self._tx() as conn:
+            seq = await conn.fetchval(
+                "INSERT INTO messages (room, message_id, response_id, kind, ts, body) "
+                "VALUES ($1, $2, $3, $4, $5, $6) RETURNING seq",
+                room,
+                body["messageId"],
+                body.get("responseId"),
+                kind,
+                body.get("timestamp", ""),
+                encode_body(kind, body),
+            )
+        return int(seq)
 
     async def get_messages(self, room: str, ids: Sequence[str]) -> list[StoredMessage]:
         rows = await self._all(
@@ -64,13 +65,14 @@ class PgHistory:
         )
 
     async def delete_messages(self, room: str, ids: Sequence[str]) -> list[str]:
-        rows = await self._all(
-            "WITH gone AS (DELETE FROM messages WHERE room = $1 AND "
-            "(message_id = ANY($2::text[]) OR response_id = ANY($2::text[])) "
-            "RETURNING seq, message_id) SELECT message_id FROM gone ORDER BY seq",
-            room,
-            list(ids),
-        )
+        async with self._tx() as conn:
+            rows = await conn.fetch(
+                "WITH gone AS (DELETE FROM messages WHERE room = $1 AND "
+                "(message_id = ANY($2::text[]) OR response_id = ANY($2::text[])) "
+                "RETURNING seq, message_id) SELECT message_id FROM gone ORDER BY seq",
+                room,
+                list(ids),
+            )
         return [r[0] for r in rows]
 
     async def clear_messages(self, room: str, kinds: Sequence[MessageKind]) -> int:

@@ -1,10 +1,10 @@
 """PostgreSQL implementation of :class:`Store` (asyncpg, a connection pool).
 
-Several server processes and the CLI share one database. Every statement
-runs on a pooled connection; a mutating method returns after its
-transaction committed (autocommit for single statements). Writes that
-change who may connect (trust, keys, identities) send a ``NOTIFY`` in the
-same transaction; a dedicated listening connection turns other processes'
+Several server processes and the CLI share one database. Reads run on any
+pooled connection at once; a process's writes run one at a time in call
+order (as on SQLite), each returning after its transaction committed. Writes
+that change who may connect (trust, keys, identities) send a ``NOTIFY`` in
+the same transaction; a dedicated listening connection turns other processes'
 notifications into :meth:`changed_elsewhere`.
 """
 
@@ -63,6 +63,7 @@ class PostgresStore(PgKeyTables, PgAuditTable, PgHistory, Store):
         self._changed = False
         self._relisten_at = 0.0
         self._ping: asyncio.Future[Any] | None = None
+        self._writing = asyncio.Lock()
         # our own notifications carry this, so they are not taken for others'
         self._token = uuid.uuid4().hex
 
@@ -116,7 +117,10 @@ class PostgresStore(PgKeyTables, PgAuditTable, PgHistory, Store):
 
     @asynccontextmanager
     async def _tx(self) -> AsyncIterator[asyncpg.Connection]:
-        async with self.pool.acquire() as conn, conn.transaction():
+        # One write at a time, in call order, as on SQLite: callers rely on a
+        # write that starts after another one landing after it (a pending
+        # answer settled while its insertion is committing must stay deleted).
+        async with self._writing, self.pool.acquire() as conn, conn.transaction():
             yield conn
 
     async def _notify(self, conn: asyncpg.Connection) -> None:
@@ -125,7 +129,8 @@ class PostgresStore(PgKeyTables, PgAuditTable, PgHistory, Store):
 
     async def _exec(self, sql: str, *args: Any) -> int:
         """One autocommitted write; returns the number of rows changed."""
-        return _count(await self.pool.execute(sql, *args))
+        async with self._writing:
+            return _count(await self.pool.execute(sql, *args))
 
     async def _exec_notify(self, sql: str, *args: Any) -> int:
         async with self._tx() as conn:
