@@ -12,6 +12,7 @@ import pytest
 from newage.domain.ports.records import KeyRecord, RoomRecord, TrustEntry
 from newage.protocol.names import ClientKind, RequestMode
 from newage.settings import SettingsError, redact_url, validate_settings
+from newage.store import pg_listen
 from newage.store.factory import describe_store, make_store
 from newage.store.pg_migrations import PG_MIGRATIONS
 from newage.store.postgres import PostgresStore
@@ -107,25 +108,35 @@ async def test_a_lost_listener_comes_back(pg_url):
 
 
 class Proxy:
-    """A TCP relay to PostgreSQL that can go silent, as a hung database does."""
+    """A TCP relay to PostgreSQL that can go silent, as a hung database or a
+    dropped network path does: ``hang()`` stalls every connection open now,
+    ``hang(new_too=True)`` also the ones opened later."""
 
     def __init__(self) -> None:
-        self.flowing = asyncio.Event()
-        self.flowing.set()
         self.server: asyncio.Server | None = None
         self.tasks: set[asyncio.Task[None]] = set()
+        self.generation = 0
+        self.stalled_below = 0  # connections of an older generation stall
+        self.new_too = False
 
     async def start(self) -> int:
         self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
         return int(self.server.sockets[0].getsockname()[1])
 
+    def hang(self, new_too: bool = False) -> None:
+        self.generation += 1
+        self.stalled_below = self.generation
+        self.new_too = new_too
+
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         up_reader, up_writer = await asyncio.open_connection("127.0.0.1", 5432)
+        mine = self.generation
 
         async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
             with contextlib.suppress(Exception):
                 while data := await src.read(65536):
-                    await self.flowing.wait()
+                    if mine < self.stalled_below or self.new_too:
+                        await asyncio.Event().wait()  # silence, no close
                     dst.write(data)
                     await dst.drain()
             dst.close()
@@ -141,14 +152,18 @@ class Proxy:
             self.server.close()
 
 
+def through(proxy_port: int, url: str) -> str:
+    return url.replace("127.0.0.1:5432", f"127.0.0.1:{proxy_port}")
+
+
 async def test_ping_of_a_hung_database_says_no_quickly(pg_url):
     proxy = Proxy()
     port = await proxy.start()
-    store = PostgresStore(pg_url.replace("127.0.0.1:5432", f"127.0.0.1:{port}"), pool_size=2)
+    store = PostgresStore(through(port, pg_url), pool_size=2)
     await store.open()
     try:
         assert await store.ping()
-        proxy.flowing.clear()
+        proxy.hang(new_too=True)
         started = time.monotonic()
         assert not await store.ping()
         assert time.monotonic() - started < 5
@@ -183,3 +198,23 @@ def test_the_database_url_setting(tmp_path):
         validate_settings({"databaseUrl": "mysql://u:s3cret@db/newage"}, "f")
     assert refused.value.field == "databaseUrl" and "postgresql://" in refused.value.problem
     assert "s3cret" not in refused.value.line and "u:***@db" in refused.value.line
+
+
+async def test_a_silently_dropped_listener_is_replaced(pg_url, monkeypatch):
+    monkeypatch.setattr(pg_listen, "PROBE_INTERVAL", 0.2)
+    proxy = Proxy()
+    port = await proxy.start()
+    server, cli = PostgresStore(through(port, pg_url), pool_size=2), await opened(pg_url)
+    await server.open()
+    try:
+        assert not await server.changed_elsewhere()
+        proxy.hang()  # the network path dies without a word; new connections work
+        await cli.put_trust(TrustEntry("bot", ClientKind.CLIENT, True, None, False, "t", "t"))
+        # the probe finds the listener silent, a new one counts as a change
+        await eventually(server.changed_elsewhere, timeout=5)
+        await cli.delete_trust("bot")
+        await eventually(server.changed_elsewhere, timeout=5)
+    finally:
+        await proxy.stop()
+        await asyncio.wait_for(server.close(), 15)
+        await cli.close()

@@ -11,8 +11,6 @@ notifications into :meth:`changed_elsewhere`.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import time
 import uuid
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
@@ -29,17 +27,15 @@ from newage.domain.ports.records import (
     TrustEntry,
 )
 from newage.domain.ports.store import Store, StoredMessage
-from newage.logs import log
 from newage.protocol.names import ClientKind, RequestMode, Role
 from newage.settings import redact_url
 from newage.store.pg_audit import PgAuditTable
 from newage.store.pg_history import PgHistory
 from newage.store.pg_keys import PgKeyTables
+from newage.store.pg_listen import CHANNEL, ChangeListener, consume
 from newage.store.pg_migrations import migrate
 
-CHANGES_CHANNEL = "newage_changes"
 PING_TIMEOUT = 2.0  # /readyz must answer 503 for a dead database, not hang
-RELISTEN_INTERVAL = 1.0  # between attempts to reopen a lost listening connection
 
 
 def _count(status: str) -> int:
@@ -48,24 +44,16 @@ def _count(status: str) -> int:
     return int(tail) if tail.isdigit() else 0
 
 
-def _consume(task: asyncio.Future[Any]) -> None:
-    """Read an abandoned query's outcome, so asyncio does not warn about it."""
-    if not task.cancelled():
-        task.exception()
-
-
 class PostgresStore(PgKeyTables, PgAuditTable, PgHistory, Store):
     def __init__(self, url: str, *, pool_size: int = 10) -> None:
         self.url = url
         self.pool_size = pool_size
         self._pool: asyncpg.Pool | None = None
-        self._listener: asyncpg.Connection | None = None
-        self._changed = False
-        self._relisten_at = 0.0
         self._ping: asyncio.Future[Any] | None = None
         self._writing = asyncio.Lock()
         # our own notifications carry this, so they are not taken for others'
         self._token = uuid.uuid4().hex
+        self._listener = ChangeListener(url, self._token)
 
     def __repr__(self) -> str:
         return f"PostgresStore({redact_url(self.url)!r})"
@@ -79,35 +67,19 @@ class PostgresStore(PgKeyTables, PgAuditTable, PgHistory, Store):
             )
             async with self._pool.acquire() as conn:
                 await migrate(conn, where)
-            await self._listen()
+            await self._listener.start()
         except BaseException:
             await self.close()
             raise
 
     async def close(self) -> None:
-        listener, self._listener = self._listener, None
-        if listener is not None:
-            with contextlib.suppress(Exception):
-                await listener.close(timeout=2)
+        await self._listener.close()
         pool, self._pool = self._pool, None
         if pool is not None:
             try:
                 await asyncio.wait_for(pool.close(), 5)
             except (TimeoutError, Exception):
                 pool.terminate()
-
-    async def _listen(self) -> None:
-        conn = await asyncpg.connect(self.url, timeout=5)
-        try:
-            await conn.add_listener(CHANGES_CHANNEL, self._notified)
-        except BaseException:
-            await conn.close()
-            raise
-        self._listener = conn
-
-    def _notified(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
-        if payload != self._token:
-            self._changed = True
 
     @property
     def pool(self) -> asyncpg.Pool:
@@ -125,7 +97,7 @@ class PostgresStore(PgKeyTables, PgAuditTable, PgHistory, Store):
 
     async def _notify(self, conn: asyncpg.Connection) -> None:
         """Tell the other processes, when this transaction commits."""
-        await conn.execute("SELECT pg_notify($1, $2)", CHANGES_CHANNEL, self._token)
+        await conn.execute("SELECT pg_notify($1, $2)", CHANNEL, self._token)
 
     async def _exec(self, sql: str, *args: Any) -> int:
         """One autocommitted write; returns the number of rows changed."""
@@ -154,27 +126,13 @@ class PostgresStore(PgKeyTables, PgAuditTable, PgHistory, Store):
         # not wait_for: cancelling a query on a hung server waits for the server
         done, _ = await asyncio.wait({self._ping}, timeout=PING_TIMEOUT)
         if not done:
-            self._ping.add_done_callback(_consume)
+            self._ping.add_done_callback(consume)
             self._ping.cancel()
             return False
         return not self._ping.exception() and self._ping.result() == 1
 
     async def changed_elsewhere(self) -> bool:
-        listener = self._listener
-        if listener is None or listener.is_closed():
-            self._listener = None
-            if self._pool is not None and time.monotonic() >= self._relisten_at:
-                self._relisten_at = time.monotonic() + RELISTEN_INTERVAL
-                try:
-                    await self._listen()
-                except Exception as exc:
-                    log.warning("store: cannot listen for changes (%s); retrying", exc)
-                else:
-                    # notifications sent while we were away are lost: assume some
-                    log.info("store: listening for changes again")
-                    self._changed = True
-        changed, self._changed = self._changed, False
-        return changed
+        return await self._listener.poll()
 
     # ------------------------------------------------------------------ trust
     _TRUST_COLS = "client_id, kind, trusted, password_hash, remember_me, created_at, updated_at"
