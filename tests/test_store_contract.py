@@ -37,8 +37,9 @@ async def room(store, name="r", *members):
 
 
 async def test_paging_is_per_room_in_append_order(store):
-    await room(store, "a")
-    await room(store, "b")
+    for name in ("b", "a", "c"):  # same created_at: the order of creation decides
+        await room(store, name)
+    assert [r.name for r in await store.load_rooms()] == ["b", "a", "c"]
     for i in range(12):
         # interleaved rooms: the sequence is shared, each room's order is its own
         await store.append_message("a", "request", {"messageId": f"a{i}", "timestamp": "t"})

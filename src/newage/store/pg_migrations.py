@@ -3,7 +3,7 @@
 Numbered from 1 in list order, as the SQLite ones; the first step is the
 schema SQLite reached in its own six. Never edit a released step: append.
 Serial ``ord`` columns stand in for SQLite's ``rowid`` where the order of
-insertion is part of the contract (members, keys, pending answers).
+insertion is part of the contract (rooms, members, keys, pending answers).
 """
 
 from __future__ import annotations
@@ -46,7 +46,8 @@ PG_MIGRATIONS: list[str] = [
         mode        TEXT NOT NULL,
         created_at  TEXT NOT NULL,
         created_by  TEXT,
-        personal_of TEXT
+        personal_of TEXT,
+        ord         BIGSERIAL NOT NULL
     );
     CREATE TABLE members (
         room      TEXT NOT NULL REFERENCES rooms(name) ON DELETE CASCADE,

@@ -198,7 +198,7 @@ class PostgresStore(PgKeyTables, PgAuditTable, PgHistory, Store):
         rooms: dict[str, RoomRecord] = {}
         for name, mode, created_at, created_by, personal_of in await self._all(
             "SELECT name, mode, created_at, created_by, personal_of FROM rooms "
-            "ORDER BY created_at, name"
+            "ORDER BY created_at, ord"
         ):
             rooms[name] = RoomRecord(name, RequestMode(mode), created_at, created_by, personal_of)
         for room, identity, role, joined_at in await self._all(
