@@ -1,12 +1,16 @@
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from newage.domain.ports.store import Store
+from newage.store.postgres import PostgresStore
+from newage.store.sqlite import SQLiteStore
 from tests.helpers.client import Peer
+from tests.helpers.pg import PgDatabases, empty_tables
 from tests.helpers.sdk import sdk  # noqa: F401 - the SDK fixture for every test module
 from tests.helpers.server import RunningServer
 
@@ -51,3 +55,38 @@ async def peers(server: RunningServer) -> AsyncIterator[Callable[..., Peer]]:
     yield make
     for peer in made:
         await peer.close()
+
+
+@pytest.fixture(scope="session")
+def pg_databases() -> Iterator[PgDatabases]:
+    databases = PgDatabases()
+    yield databases
+    databases.drop_all()
+
+
+@pytest.fixture(scope="session")
+def pg_session_url(pg_databases: PgDatabases) -> str:
+    """The session's database (created on first use)."""
+    return pg_databases.create()
+
+
+@pytest.fixture
+async def pg_url(pg_session_url: str) -> str:
+    """The session's database, emptied for this test."""
+    await empty_tables(pg_session_url)
+    return pg_session_url
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
+    """An open, empty store of each kind (the storage contract holds for both)."""
+    if request.param == "sqlite":
+        opened: Store = SQLiteStore(tmp_path / "db.sqlite")
+    else:
+        # a sync fixture: getfixturevalue cannot run an async one from here
+        url = request.getfixturevalue("pg_session_url")
+        await empty_tables(url)
+        opened = PostgresStore(url, pool_size=4)
+    await opened.open()
+    yield opened
+    await opened.close()

@@ -1,4 +1,8 @@
-"""The SQLite store against a real database file."""
+"""The storage contract against real databases: SQLite files and PostgreSQL.
+
+Tests taking ``store`` run on both; the SQLite-only ones (WAL, PRAGMAs, its
+migrations) take ``sqlite_store``. PostgreSQL-only checks: test_store_pg.py.
+"""
 
 from __future__ import annotations
 
@@ -14,14 +18,14 @@ from newage.store.sqlite import SQLiteStore
 
 
 @pytest.fixture
-async def store(tmp_path: Path):
+async def sqlite_store(tmp_path: Path):
     s = SQLiteStore(tmp_path / "db.sqlite")
     await s.open()
     yield s
     await s.close()
 
 
-async def test_schema_version_wal_and_foreign_keys(store, tmp_path):
+async def test_schema_version_wal_and_foreign_keys(sqlite_store, tmp_path):
     conn = sqlite3.connect(tmp_path / "db.sqlite")
     assert conn.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
@@ -129,7 +133,8 @@ async def test_mutes_are_per_room(store):
     assert [(m.identity, m.room) for m in await store.load_mutes()] == [("x", None)]
 
 
-async def test_changed_elsewhere_sees_other_processes(store, tmp_path):
+async def test_changed_elsewhere_sees_other_processes(sqlite_store, tmp_path):
+    store = sqlite_store
     assert not await store.changed_elsewhere()  # primes
     assert not await store.changed_elsewhere()
     other = sqlite3.connect(tmp_path / "db.sqlite")
@@ -141,7 +146,8 @@ async def test_changed_elsewhere_sees_other_processes(store, tmp_path):
     assert not await store.changed_elsewhere()
 
 
-async def test_a_response_text_is_stored_once(store, tmp_path):
+async def test_a_response_text_is_stored_once(sqlite_store, tmp_path):
+    store = sqlite_store
     await store.create_room(RoomRecord("r", RequestMode.IMMEDIATE, "t"))
     text = "unique-answer-text " * 50
     body = {"messageId": "m1", "responseId": "p1", "isResponse": True, "data": text}

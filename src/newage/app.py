@@ -81,7 +81,7 @@ from newage.realtime.server import NewAgeServer
 from newage.realtime.sillytavern import SillyTavernNamespace
 from newage.services import Services
 from newage.settings import LiveSettings, Settings
-from newage.store.sqlite import SQLiteStore
+from newage.store.factory import describe_store, make_store
 from newage.store.trustfiles import TrustDirectory
 
 NAMESPACES: dict[Namespace, type[BaseNamespace]] = {
@@ -108,7 +108,7 @@ class App:
         self.data = data
         self.live = LiveSettings(settings, settings_path or data.server_settings)
         self.metrics = Metrics()
-        self.store = SQLiteStore(data.db_path, synchronous=settings.sqlite_synchronous)
+        self.store = make_store(settings, data.db_path)
         self.audit = Audit(self.store, self.live)
         self.live.on_change(self.audit.settings_changed)
         self.credentials = Credentials(self.store)
@@ -372,11 +372,12 @@ class App:
         self._every(self.liveness.heartbeat_interval, self.liveness.beat, "heartbeat")
         settings = self.live.current
         log.info(
-            "newage %s ready on %s:%s (data %s, networkSafe %s, %d trusted clients)",
+            "newage %s ready on %s:%s (data %s, store %s, networkSafe %s, %d trusted clients)",
             __version__,
             settings.host,
             settings.server_port,
             self.data.root,
+            describe_store(settings, self.data.db_path),
             settings.network_safe,
             sum(1 for e in entries if e.trusted),
         )

@@ -26,11 +26,12 @@ from newage.cli_adapter import adapter_cli
 from newage.datadir import DataDir
 from newage.datainit import prepare_data_dir
 from newage.domain.identity.trust import KeyService, TrustService
+from newage.domain.ports.store import Store
 from newage.errors import NewAgeError
 from newage.protocol.acks import KeyMeta
 from newage.protocol.names import ClientKind
 from newage.settings import Settings, SettingsError
-from newage.store.sqlite import SQLiteStore
+from newage.store.factory import describe_store, make_store
 from newage.store.trustfiles import TrustDirectory
 
 EXIT_FAILURE = 1
@@ -94,9 +95,9 @@ def prepare(
         raise typer.Exit(EXIT_CONFIG) from None
 
 
-def _run_store(data: DataDir, settings: Settings, work: Callable[[SQLiteStore], Awaitable[T]]) -> T:
+def _run_store(data: DataDir, settings: Settings, work: Callable[[Store], Awaitable[T]]) -> T:
     async def runner() -> T:
-        store = SQLiteStore(data.db_path, synchronous=settings.sqlite_synchronous)
+        store = make_store(settings, data.db_path)
         await store.open()
         try:
             await TrustService(
@@ -177,7 +178,7 @@ def init(data_dir: DataDirOpt = Path("data")) -> None:
     typer.echo(f"data directory ready: {data.root}")
 
 
-async def _noop(store: SQLiteStore) -> None:
+async def _noop(store: Store) -> None:
     return None
 
 
@@ -185,10 +186,22 @@ async def _noop(store: SQLiteStore) -> None:
 def check_config(data_dir: DataDirOpt = Path("data"), config: ConfigOpt = None) -> None:
     """Validate the settings and trust files; print one line."""
     data, settings = prepare(data_dir, config)
+    if settings.database_url:
+        # a shared database is worth checking: reachable, and a schema we know
+        try:
+            asyncio.run(_open_and_close(make_store(settings, data.db_path)))
+        except Exception as exc:
+            _err(f"{describe_store(settings, data.db_path)}: {exc}")
+            raise typer.Exit(EXIT_CONFIG) from None
     typer.echo(
         f"ok: {config or data.server_settings} (port {settings.server_port}, "
-        f"networkSafe {settings.network_safe})"
+        f"networkSafe {settings.network_safe}, store {describe_store(settings, data.db_path)})"
     )
+
+
+async def _open_and_close(store: Store) -> None:
+    await store.open()
+    await store.close()
 
 
 # ---------------------------------------------------------------------- trust
@@ -205,7 +218,7 @@ def trust_add(
     """Trust a client (or change how it is trusted)."""
     data, settings = prepare(data_dir, None)
 
-    async def work(store: SQLiteStore) -> None:
+    async def work(store: Store) -> None:
         service = TrustService(store, TrustDirectory(data.settings_dir), settings.bcrypt_cost)
         entry = await service.add(client_id, type_, password, remember_me)
         typer.echo(f"trusted {entry.client_id} as {entry.kind.value}")
@@ -218,7 +231,7 @@ def trust_remove(client_id: str, data_dir: DataDirOpt = Path("data")) -> None:
     """Withdraw trust; the client's live sockets are closed by a running server."""
     data, settings = prepare(data_dir, None)
 
-    async def work(store: SQLiteStore) -> bool:
+    async def work(store: Store) -> bool:
         return await TrustService(
             store, TrustDirectory(data.settings_dir), settings.bcrypt_cost
         ).remove(client_id)
@@ -237,7 +250,7 @@ def trust_list(
     """List trust entries."""
     data, settings = prepare(data_dir, None)
 
-    async def work(store: SQLiteStore) -> list[dict[str, Any]]:
+    async def work(store: Store) -> list[dict[str, Any]]:
         return [e.public() for e in await store.list_trust()]
 
     entries = _run_store(data, settings, work)
@@ -257,7 +270,7 @@ def keys_create(client_id: str, data_dir: DataDirOpt = Path("data")) -> None:
     """Generate (or rotate) a key; prints only the key on stdout."""
     data, settings = prepare(data_dir, None)
 
-    async def work(store: SQLiteStore) -> str:
+    async def work(store: Store) -> str:
         entry = await store.get_trust(client_id)
         if entry is None or not entry.trusted:
             _err(f"warning: {client_id} is not trusted; the key is useless until it is")
@@ -274,7 +287,7 @@ def keys_revoke(client_id: str, data_dir: DataDirOpt = Path("data")) -> None:
     """Revoke a key; a running server closes the client's sockets."""
     data, settings = prepare(data_dir, None)
 
-    async def work(store: SQLiteStore) -> bool:
+    async def work(store: Store) -> bool:
         return await KeyService(store, settings.bcrypt_cost).revoke(client_id)
 
     if not _run_store(data, settings, work):
@@ -291,7 +304,7 @@ def keys_list(
     """List key metadata (never keys or hashes)."""
     data, settings = prepare(data_dir, None)
 
-    async def work(store: SQLiteStore) -> list[KeyMeta]:
+    async def work(store: Store) -> list[KeyMeta]:
         return [r.public() for r in await store.list_keys()]
 
     records = _run_store(data, settings, work)

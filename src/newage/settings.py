@@ -14,6 +14,7 @@ import json
 import os
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic.fields import FieldInfo
@@ -157,6 +158,10 @@ class Settings(BaseSettings):
     max_keys_per_client: int = setting(8, "maxKeysPerClient", ge=1, le=1000)
     key_expiry_days: int = setting(30, "keyExpiryDays", ge=0, le=36500)
     sqlite_synchronous: Literal["FULL", "NORMAL"] = setting("FULL", "sqliteSynchronous")
+    # empty: SQLite in the data directory; a postgresql:// URL: one store
+    # shared by every server process and the CLI (README, "More than one process")
+    database_url: str = setting("", "databaseUrl")
+    database_pool_size: int = setting(10, "databasePoolSize", ge=1, le=1000)
     outbound_max_bytes: int = setting(16_000_000, "outboundMaxBytes", ge=100_000)
     outbound_max_age: int = setting(20000, "outboundMaxAge", ge=1000)
     max_connections: int = setting(5000, "maxConnections", ge=1)
@@ -200,6 +205,16 @@ class Settings(BaseSettings):
     def _str_or_list(cls, value: Any) -> Any:
         return [value] if isinstance(value, str) else value
 
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, value: str) -> str:
+        value = value.strip()
+        if value and urlsplit(value).scheme not in DATABASE_SCHEMES:
+            raise ValueError(
+                "must be a postgresql:// URL, or empty for SQLite in the data directory"
+            )
+        return value
+
     @field_validator("log_level", mode="before")
     @classmethod
     def _log_level(cls, value: Any) -> Any:
@@ -232,6 +247,22 @@ class Settings(BaseSettings):
     @property
     def think_interval_ms(self) -> tuple[int, int]:
         return self.conversational_think_interval_min, self.conversational_think_interval_max
+
+
+DATABASE_SCHEMES = ("postgresql", "postgres")
+
+
+def redact_url(url: str) -> str:
+    """``url`` without its password: safe for logs, errors and the audit trail."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "(unparsable URL)"
+    if parts.password is None:
+        return url
+    host = parts.netloc.rpartition("@")[2]
+    user = parts.username or ""
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
 
 
 def _file_key(info: FieldInfo) -> str:
@@ -294,7 +325,10 @@ def _describe(error: Any) -> str:
     if msg.startswith("Value error, "):
         msg = msg[len("Value error, ") :]
     if "input" in error and error["type"] not in {"missing"}:
-        shown = json.dumps(error["input"], default=str)
+        value = error["input"]
+        if error["loc"] and error["loc"][0] == "database_url" and isinstance(value, str):
+            value = redact_url(value)
+        shown = json.dumps(value, default=str)
         if len(shown) > 60:
             shown = shown[:57] + "..."
         msg = f"{msg} (got {shown})"

@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import aiosqlite
-import orjson
 
 from newage.domain.ports.records import (
     MemberRecord,
@@ -25,16 +24,15 @@ from newage.domain.ports.records import (
     StaticMapping,
     TrustEntry,
 )
-from newage.domain.ports.store import MessageKind, Store, StoredMessage
+from newage.domain.ports.store import Store, StoredMessage
 from newage.protocol.names import ClientKind, RequestMode, Role
 from newage.store.migrations import MIGRATIONS
 from newage.store.sqlite_audit import AuditTable
+from newage.store.sqlite_history import SQLiteHistory
 from newage.store.sqlite_keys import KeyTables
 
-_MAX_IN = 500  # SQLite host-parameter headroom for IN (...) lists
 
-
-class SQLiteStore(KeyTables, AuditTable, Store):
+class SQLiteStore(KeyTables, AuditTable, SQLiteHistory, Store):
     def __init__(self, path: Path, *, synchronous: str = "FULL") -> None:
         self.path = path
         self.synchronous = synchronous
@@ -355,127 +353,6 @@ class SQLiteStore(KeyTables, AuditTable, Store):
             "FROM pending_answers ORDER BY rowid"
         )
         return [PendingAnswer(*row) for row in rows]
-
-    # ------------------------------------------------------------------ history
-    @staticmethod
-    def _msg(row: Any) -> StoredMessage:
-        body = orjson.loads(row[3])
-        if row[2] == "response" and "data" not in body and "message" in body:
-            body["data"] = body["message"]  # stored once, see _encode
-        return StoredMessage(seq=row[0], room=row[1], kind=row[2], body=body)
-
-    async def append_message(self, room: str, kind: MessageKind, body: dict[str, Any]) -> int:
-        async with self._lock:
-            cur = await self._writer.execute(
-                "INSERT INTO messages (room, message_id, response_id, kind, ts, body) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
-                (
-                    room,
-                    body["messageId"],
-                    body.get("responseId"),
-                    kind,
-                    body.get("timestamp", ""),
-                    _encode(kind, body),
-                ),
-            )
-            seq = cur.lastrowid
-            await cur.close()
-        assert seq is not None
-        return int(seq)
-
-    async def get_messages(self, room: str, ids: Sequence[str]) -> list[StoredMessage]:
-        found: list[StoredMessage] = []
-        for chunk in _chunks(list(ids)):
-            marks = ",".join("?" * len(chunk))
-            found += [
-                self._msg(r)
-                for r in await self._all(
-                    f"SELECT seq, room, kind, body FROM messages WHERE room = ? AND "
-                    f"(message_id IN ({marks}) OR response_id IN ({marks})) ORDER BY seq",
-                    (room, *chunk, *chunk),
-                )
-            ]
-        return found
-
-    async def update_message(self, room: str, seq: int, body: dict[str, Any]) -> None:
-        await self._exec(
-            "UPDATE messages SET body = ? WHERE room = ? AND seq = ?",
-            (_encode("response" if body.get("isResponse") else "request", body), room, seq),
-        )
-
-    async def delete_messages(self, room: str, ids: Sequence[str]) -> list[str]:
-        removed: list[str] = []
-        async with self._tx() as w:
-            for chunk in _chunks(list(ids)):
-                marks = ",".join("?" * len(chunk))
-                where = f"room = ? AND (message_id IN ({marks}) OR response_id IN ({marks}))"
-                params = (room, *chunk, *chunk)
-                async with w.execute(
-                    f"SELECT message_id FROM messages WHERE {where} ORDER BY seq",
-                    params,
-                ) as cur:
-                    removed += [r[0] for r in await cur.fetchall()]
-                await w.execute(f"DELETE FROM messages WHERE {where}", params)
-        return removed
-
-    async def clear_messages(self, room: str, kinds: Sequence[MessageKind]) -> int:
-        if not kinds:
-            return 0
-        marks = ",".join("?" * len(kinds))
-        return await self._exec(
-            f"DELETE FROM messages WHERE room = ? AND kind IN ({marks})",
-            (room, *kinds),
-        )
-
-    async def count_messages(self, room: str) -> int:
-        row = await self._one("SELECT COUNT(*) FROM messages WHERE room = ?", (room,))
-        return int(row[0]) if row else 0
-
-    async def page_messages(self, room: str, after_seq: int, limit: int) -> list[StoredMessage]:
-        rows = await self._all(
-            "SELECT seq, room, kind, body FROM messages WHERE room = ? AND seq > ? "
-            "ORDER BY seq LIMIT ?",
-            (room, after_seq, limit),
-        )
-        return [self._msg(r) for r in rows]
-
-    async def latest_messages(self, room: str, limit: int) -> list[StoredMessage]:
-        rows = await self._all(
-            "SELECT seq, room, kind, body FROM messages WHERE room = ? ORDER BY seq DESC LIMIT ?",
-            (room, limit),
-        )
-        return [self._msg(r) for r in reversed(rows)]
-
-    async def messages_before(self, room: str, before_seq: int, limit: int) -> list[StoredMessage]:
-        rows = await self._all(
-            "SELECT seq, room, kind, body FROM messages WHERE room = ? AND seq < ? "
-            "ORDER BY seq DESC LIMIT ?",
-            (room, before_seq, limit),
-        )
-        return [self._msg(r) for r in reversed(rows)]
-
-    async def messages_since(
-        self, room: str, since: str, after_seq: int, limit: int
-    ) -> list[StoredMessage]:
-        rows = await self._all(
-            "SELECT seq, room, kind, body FROM messages WHERE room = ? AND ts > ? AND seq > ? "
-            "ORDER BY seq LIMIT ?",
-            (room, since, after_seq, limit),
-        )
-        return [self._msg(r) for r in rows]
-
-
-def _encode(kind: str, body: dict[str, Any]) -> bytes:
-    """A response carries its text as both ``data`` and ``message`` (the
-    wire has both); the row keeps it once and ``_msg`` restores ``data``."""
-    if kind == "response" and "data" in body and body["data"] == body.get("message"):
-        return orjson.dumps({k: v for k, v in body.items() if k != "data"})
-    return orjson.dumps(body)
-
-
-def _chunks(items: list[str]) -> Iterable[list[str]]:
-    for i in range(0, len(items), _MAX_IN):
-        yield items[i : i + _MAX_IN]
 
 
 def _split_sql(script: str) -> list[str]:

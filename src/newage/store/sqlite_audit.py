@@ -49,12 +49,12 @@ class AuditTable:
         if action:
             # "trust" matches trust.add and trust.remove
             where.append("(action = ? OR action LIKE ? ESCAPE '\\')")
-            params.extend([action, _like_escape(action) + ".%"])
+            params.extend([action, like_escape(action) + ".%"])
         if actor:
             where.append("actor = ?")
             params.append(actor)
         if search:
-            pattern = "%" + _like_escape(search) + "%"
+            pattern = "%" + like_escape(search) + "%"
             where.append(
                 "(actor LIKE ? ESCAPE '\\' OR action LIKE ? ESCAPE '\\' "
                 "OR target LIKE ? ESCAPE '\\' OR CAST(details AS TEXT) LIKE ? ESCAPE '\\')"
@@ -88,5 +88,5 @@ class AuditTable:
             return int(dropped + cur.rowcount)
 
 
-def _like_escape(text: str) -> str:
+def like_escape(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")

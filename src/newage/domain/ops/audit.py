@@ -29,7 +29,7 @@ from newage.domain.ports.records import AuditEntry, AuditFilter, AuditLevel
 from newage.domain.ports.store import Store
 from newage.errors import ErrorCode, NewAgeError
 from newage.logs import log
-from newage.settings import LiveSettings, Settings
+from newage.settings import LiveSettings, Settings, redact_url
 
 LEVELS: dict[str, int] = {"info": logging.INFO, "warn": logging.WARNING, "error": logging.ERROR}
 PENDING_CAP = 10_000  # entries waiting for the next flush; beyond that they are counted only
@@ -102,7 +102,11 @@ class Audit:
         before, after = previous.to_file_dict(), current.to_file_dict()
         changed = sorted(k for k in after if before.get(k) != after.get(k))
         if changed:
-            values = {k: str(after[k])[:100] for k in changed}
+            # the database URL may carry its password
+            values = {
+                k: (redact_url(str(after[k])) if k == "databaseUrl" else str(after[k]))[:100]
+                for k in changed
+            }
             self.add("settings.change", ", ".join(changed), values=values)
 
     async def flush(self) -> int:
