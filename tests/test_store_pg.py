@@ -218,3 +218,53 @@ async def test_a_silently_dropped_listener_is_replaced(pg_url, monkeypatch):
         await proxy.stop()
         await asyncio.wait_for(server.close(), 15)
         await cli.close()
+
+
+async def test_nodes_with_their_own_trust_files_share_one_trust_table(pg_url, tmp_path):
+    """Each node imports its files into the shared table without undoing what
+    another node (or the CLI against it) changed there."""
+    from newage.domain.identity import trustfile
+    from newage.domain.identity.trust import TrustService
+    from newage.store.trustfiles import TrustDirectory
+
+    dirs = {name: tmp_path / name for name in ("a", "b")}
+    for path in dirs.values():
+        path.mkdir()
+    files = {name: TrustDirectory(path) for name, path in dirs.items()}
+    trustfile.write_entry(files["a"], TrustEntry("bot-a", ClientKind.CLIENT, trusted=True))
+    trustfile.write_entry(files["b"], TrustEntry("bot-b", ClientKind.CLIENT, trusted=True))
+    # node b also has a stale copy of bot-a's file
+    trustfile.write_entry(files["b"], TrustEntry("bot-a", ClientKind.CLIENT, trusted=True))
+    store = await opened(pg_url)
+    try:
+        node_a, node_b = (TrustService(store, files[n], 4) for n in ("a", "b"))
+        await node_a.import_files()
+        await node_b.import_files()
+        trusted = {e.client_id for e in await store.list_trust() if e.trusted}
+        assert trusted == {"bot-a", "bot-b"}  # b's start did not drop a's client
+
+        assert await node_a.remove("bot-a")
+        await node_b.import_files()  # b restarts with its stale trusted file
+        entry = await store.get_trust("bot-a")
+        assert entry is not None and not entry.trusted
+        assert (await store.get_trust("bot-b")).trusted
+    finally:
+        await store.close()
+
+
+async def test_a_sqlite_store_still_mirrors_its_files_exactly(tmp_path):
+    from newage.domain.identity import trustfile
+    from newage.domain.identity.trust import TrustService
+    from newage.store.trustfiles import TrustDirectory
+
+    (tmp_path / "s").mkdir()
+    files = TrustDirectory(tmp_path / "s")
+    store = SQLiteStore(tmp_path / "db.sqlite")
+    await store.open()
+    try:
+        await store.put_trust(TrustEntry("gone", ClientKind.CLIENT, trusted=True))
+        trustfile.write_entry(files, TrustEntry("kept", ClientKind.CLIENT, trusted=True))
+        await TrustService(store, files, 4).import_files()
+        assert [e.client_id for e in await store.list_trust()] == ["kept"]
+    finally:
+        await store.close()

@@ -45,6 +45,8 @@ def _count(status: str) -> int:
 
 
 class PostgresStore(PgKeyTables, PgAuditTable, PgHistory, Store):
+    shared = True
+
     def __init__(self, url: str, *, pool_size: int = 10) -> None:
         self.url = url
         self.pool_size = pool_size

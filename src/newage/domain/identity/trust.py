@@ -39,9 +39,21 @@ class TrustService:
         self.credentials = credentials or Credentials(store)
 
     async def import_files(self) -> list[TrustEntry]:
-        """Start-up: make the store's trust table mirror the files exactly."""
+        """Start-up: make the store's trust table mirror the files exactly.
+
+        A shared store (several processes, each with its own files) is the
+        cluster's truth instead: files add the clients it does not know yet
+        and change nothing it has, or one node's stale file would undo a
+        change made through another (``trust remove`` keeps the entry,
+        untrusted, for the same reason)."""
         entries = await asyncio.to_thread(trustfile.load_entries, self.files, self.bcrypt_cost)
-        await self.store.replace_all_trust(entries)
+        if self.store.shared:
+            known = {e.client_id for e in await self.store.list_trust()}
+            for entry in entries:
+                if entry.client_id not in known:
+                    await self.store.put_trust(entry)
+        else:
+            await self.store.replace_all_trust(entries)
         await self.credentials.refresh()
         return entries
 
@@ -95,8 +107,16 @@ class TrustService:
 
     async def remove(self, client_id: str) -> bool:
         in_file = await asyncio.to_thread(trustfile.untrust, self.files, client_id)
-        in_store = await self.store.delete_trust(client_id)
-        self.credentials.set_trust(client_id, None)
+        entry = await self.store.get_trust(client_id)
+        if self.store.shared and entry is not None:
+            entry.trusted = False
+            entry.updated_at = iso_now()
+            await self.store.put_trust(entry)
+            in_store = True
+        else:
+            in_store = await self.store.delete_trust(client_id)
+            entry = None
+        self.credentials.set_trust(client_id, entry)
         if in_file or in_store:
             audit.record("trust.remove", client_id)
         return in_file or in_store

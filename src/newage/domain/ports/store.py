@@ -41,6 +41,10 @@ class StoredMessage:
 
 
 class Store(ABC):
+    #: several server processes, each with its own trust files, share it: the
+    #: trust table is then the cluster's truth and files only add to it
+    shared: bool = False
+
     # --- lifecycle ---
     @abstractmethod
     async def open(self) -> None: ...
