@@ -27,8 +27,9 @@ run: $(STAMP)
 	$(BIN)/newage serve --host $(HOST) --port $(PORT) --data-dir $(DATA)
 
 # Everything the suite needs: Python deps, the official JS client (npm),
-# and Debian's Chromium for the browser tests (no browser download).
-test-deps: $(STAMP) $(JS)/node_modules/.stamp /usr/bin/chromium
+# Debian's Chromium for the browser tests (no browser download) and Debian's
+# HAProxy for the load-balancer test (tests/test_haproxy.py).
+test-deps: $(STAMP) $(JS)/node_modules/.stamp /usr/bin/chromium /usr/sbin/haproxy
 
 $(JS)/node_modules/.stamp: $(JS)/package.json $(JS)/package-lock.json
 	cd $(JS) && npm ci --no-audit --no-fund --silent
@@ -37,6 +38,10 @@ $(JS)/node_modules/.stamp: $(JS)/package.json $(JS)/package-lock.json
 /usr/bin/chromium:
 	@if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 	 $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null
+
+/usr/sbin/haproxy:
+	@if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	 $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq haproxy >/dev/null
 
 test: test-deps lint
 	$(BIN)/pytest -n 2 -q
