@@ -43,6 +43,8 @@ class SessionService:
         self.instance_gone: list[Callable[[str, str], Awaitable[None]]] = []
         self.session_ended: list[Hook] = []
         self._broadcast: asyncio.TimerHandle | None = None
+        # a cluster: the sessions of the other nodes, each item with its "node"
+        self.elsewhere: Callable[[], list[dict[str, Any]]] | None = None
 
     async def socket_added(self, ref: SocketRef) -> bool:
         """Register an accepted socket; runs before the client hears CONNECT,
@@ -103,6 +105,8 @@ class SessionService:
 
     def client_list(self) -> dict[str, Any]:
         items = self.presence.client_items()
+        if self.elsewhere is not None:
+            items += self.elsewhere()
         return {
             "clients": items,
             "nonSillyTavernClients": [i for i in items if i["kind"] != "SillyTavern"],

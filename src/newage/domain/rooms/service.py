@@ -71,6 +71,8 @@ class RoomService(PersonalRooms):
         self.on_deleted: list[RoomHook] = []
         self.on_mode_changed: list[Callable[[Room, RequestMode], Awaitable[None]]] = []
         self.on_member_status: Callable[[str, str, MemberStatus], Awaitable[None]] | None = None
+        # after each committed change: other processes sharing the store reload
+        self.on_changed: Callable[[], None] = lambda: None
 
     def default_mode(self) -> RequestMode:
         return self.live.current.default_room_message_request_mode
@@ -92,8 +94,27 @@ class RoomService(PersonalRooms):
         if MONITOR_ROOM not in self.rooms:
             await self._insert(Room(MONITOR_ROOM, self.default_mode(), iso_now()))
 
+    async def resync(self) -> None:
+        """Take the rooms and memberships from the store, which another
+        process changed; Room objects others hold stay the same objects."""
+        fresh = {r.name: Room.from_record(r) for r in await self.store.load_rooms()}
+        for name in [n for n in self.rooms if n not in fresh]:
+            del self.rooms[name]
+        for name, room in fresh.items():
+            known = self.rooms.get(name)
+            if known is None:
+                self.rooms[name] = room
+            else:
+                known.mode, known.personal_of = room.mode, room.personal_of
+                known.members = room.members
+        self._of = {}
+        for room in self.rooms.values():
+            for identity in room.members:
+                self._of.setdefault(identity, set()).add(room.name)
+
     async def _insert(self, room: Room) -> None:
         await self.store.create_room(room)
+        self.on_changed()
         self.rooms[room.name] = room
         for identity in room.members:
             self._of.setdefault(identity, set()).add(room.name)
@@ -212,6 +233,7 @@ class RoomService(PersonalRooms):
 
     async def _remove(self, room: Room) -> None:
         await self.store.delete_room(room.name)
+        self.on_changed()
         del self.rooms[room.name]
         notice = {"roomName": room.name, "message": f'Room "{room.name}" has been deleted.'}
         former = list(room.members)
@@ -246,6 +268,7 @@ class RoomService(PersonalRooms):
         member = MemberRecord(identity, role, now)
         demoted = self._demotion(room, role)
         await self.store.put_members(room.name, [member, *demoted])
+        self.on_changed()
         for d in demoted:
             room.members[d.identity] = d
         room.members[identity] = member
@@ -288,6 +311,7 @@ class RoomService(PersonalRooms):
         if kick or identity != actor.identity:
             require_can_act_on(room, actor, identity)
         await self.store.remove_member(room.name, identity)
+        self.on_changed()
         del room.members[identity]
         self._of.get(identity, set()).discard(room.name)
         await self.outbox.leave_room(identity, room.name)
@@ -319,6 +343,7 @@ class RoomService(PersonalRooms):
         member = MemberRecord(identity, role, room.members[identity].joined_at)
         demoted = [d for d in self._demotion(room, role) if d.identity != identity]
         await self.store.put_members(room.name, [member, *demoted])
+        self.on_changed()
         for d in demoted:
             room.members[d.identity] = d
         room.members[identity] = member
@@ -345,6 +370,7 @@ class RoomService(PersonalRooms):
         if previous is mode:
             return room, False
         await self.store.set_room_mode(room.name, mode)
+        self.on_changed()
         room.mode = mode
         payload = {"roomName": room.name, "mode": mode.value, "setter": actor.identity}
         self.outbox.emit(
