@@ -135,6 +135,11 @@ async def test_extension_on_one_node_streams_to_a_requester_on_another(cluster: 
     # the requester's own node reads the answer from the shared history
     ok(await web.call("/llm", "GET_FULL_CONTEXT", {"roomName": "web"}))
     assert "".join(tokens) in str(await web.next("/llm", "UPDATE_CONTEXT"))
+    # the node that holds the request answers for it
+    found = ok(await web.call("/llm", "GET_REQUEST", {"requestId": "r1"}))
+    assert found["requestId"] == "r1" and found["requestStatus"] == "completed", found
+    late = await web.call("/llm", "CANCEL_REQUEST", {"requestId": "r1"})
+    assert late["status"] == "error" and late["message"] == "Request already completed.", late
     # a duplicate id is answered by the node that holds the request
     again = ok(await web.call("/llm", "LLM_REQUEST", {"requestId": "r1", "message": "Hi"}))
     assert again["duplicate"] is True

@@ -42,17 +42,22 @@ class RemoteRequests:
         self.node = node
         self.chat = chat
         self.outbox = outbox
-        # forwarded from here and still open: requestId -> (its node, requester, room)
-        self.owners: OrderedDict[str, tuple[str, str, str]] = OrderedDict()
+        # forwarded from here: requestId -> its node (kept after it closes, for
+        # GET_REQUEST and CANCEL_REQUEST), and the open ones with their requester
+        # and room (failed here if their node dies)
+        self.held: OrderedDict[str, str] = OrderedDict()
+        self.owners: dict[str, tuple[str, str, str]] = {}
         # taken here for another node: requestId -> that node (told when it closes)
         self.origins: dict[str, str] = {}
         node.handlers["llm"] = self._run
         node.handlers["cancel"] = self._cancel
         node.handlers["closed"] = self._closed
+        node.handlers["lookup"] = self._lookup
         node.on_node_gone.append(self.node_gone)
         tracker.on_closed.append(self.closed)
         chat.elsewhere = self.forward
         chat.cancel_elsewhere = self.cancel
+        chat.lookup_elsewhere = self.lookup
 
     def node_for(self, explicit: list[str] | None) -> str | None:
         """A node with the first explicit target, or with any extension."""
@@ -82,8 +87,9 @@ class RemoteRequests:
         if isinstance(ack, dict) and ack.get("status") == "ok" and not ack.get("duplicate"):
             room = str(ack.get("roomName", data.target_room or principal.identity))
             self.owners[data.request_id] = (target, principal.identity, room)
-            while len(self.owners) > OWNERS_KEPT:
-                self.owners.popitem(last=False)
+            self.held[data.request_id] = target
+            while len(self.held) > OWNERS_KEPT:
+                self.owners.pop(self.held.popitem(last=False)[0], None)
         return ack if isinstance(ack, dict) else None
 
     async def _run(self, payload: dict[str, Any]) -> dict[str, Any]:
@@ -124,10 +130,9 @@ class RemoteRequests:
             del self.origins[request_id]
 
     async def cancel(self, request_id: str, by: Principal | None) -> dict[str, Any] | None:
-        owner = self.owners.get(request_id)
-        if owner is None:
+        target = self.held.get(request_id)
+        if target is None:
             return None
-        target = owner[0]
         payload = {
             "requestId": request_id,
             "by": dataclasses.asdict(by) if by is not None else None,
@@ -140,8 +145,24 @@ class RemoteRequests:
 
     async def _cancel(self, payload: dict[str, Any]) -> dict[str, Any]:
         by = principal_of(payload["by"]) if payload["by"] is not None else None
-        self.owners.pop(payload["requestId"], None)  # never asked back: no loop
         try:
             return await self.chat.cancel(payload["requestId"], by)
+        except NewAgeError as exc:
+            return exc.to_ack()
+
+    async def lookup(self, request_id: str, by: Principal) -> dict[str, Any] | None:
+        target = self.held.get(request_id)
+        if target is None:
+            return None
+        payload = {"requestId": request_id, "by": dataclasses.asdict(by)}
+        try:
+            ack = await self.node.ask(target, "lookup", payload, ASK_TIMEOUT)
+        except (TimeoutError, ConnectionError):
+            return None
+        return ack if isinstance(ack, dict) else None
+
+    async def _lookup(self, payload: dict[str, Any]) -> dict[str, Any]:
+        try:
+            return self.chat.lookup(payload["requestId"], principal_of(payload["by"]))
         except NewAgeError as exc:
             return exc.to_ack()

@@ -143,6 +143,9 @@ class ChatService:
         # request not held here, go to the node that can (None: not found)
         self.elsewhere: Elsewhere | None = None
         self.cancel_elsewhere: CancelElsewhere | None = None
+        self.lookup_elsewhere: (
+            Callable[[str, Principal], Awaitable[dict[str, Any] | None]] | None
+        ) = None
 
     async def request(
         self, principal: Principal, sid: str | None, data: LlmRequestIn, *, here: bool = False
@@ -286,6 +289,14 @@ class ChatService:
             "answers": [{"identity": e, "text": t} for e, t in request.answers.items()],
             "epoch": self.streams.log.epoch,
         }
+
+    async def find(self, request_id: str, by: Principal) -> dict[str, Any]:
+        """``GET_REQUEST``, asked of the node holding the request if not here."""
+        if self.tracker.get(request_id) is None and self.lookup_elsewhere is not None:
+            ack = await self.lookup_elsewhere(request_id, by)
+            if ack is not None:
+                return ack
+        return self.lookup(request_id, by)
 
     def lookup(self, request_id: str, by: Principal) -> dict[str, Any]:
         """``GET_REQUEST``: for its requester, its room's members and admins."""
