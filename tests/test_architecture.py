@@ -63,6 +63,10 @@ RULES: dict[str, tuple[tuple[str, ...], bool]] = {
     "newage.domain.ports": (("newage.domain.ports", "newage.protocol", *KERNEL), True),
     "newage.domain": (("newage", "newage.domain", "newage.protocol", *KERNEL), True),
     "newage.store": (("newage.store", "newage.domain.ports", "newage.protocol", *KERNEL), False),
+    "newage.cluster": (
+        ("newage.cluster", "newage.domain", "newage.protocol", *KERNEL),
+        False,
+    ),
     "newage.services": (("newage.domain", "newage.metrics", "newage.settings"), True),
     "newage.realtime": (
         (

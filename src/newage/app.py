@@ -16,6 +16,10 @@ from typing import Any
 import socketio
 
 from newage import __version__
+from newage.cluster.admin import RemoteAdmin
+from newage.cluster.node import ClusterNode
+from newage.cluster.outbox import ClusterOutbox
+from newage.cluster.requests import RemoteRequests
 from newage.datadir import DataDir
 from newage.domain.functions.builtins import (
     BOOTSTRAP_FUNCTIONS,
@@ -121,7 +125,18 @@ class App:
 
         self.origins = OriginPolicy(lambda: self.live.current)
         self.sio = NewAgeServer(lambda: self.live.current, self.origins.for_engineio)
-        self.outbox = SocketOutbox(self.sio, self.presence, self.metrics)
+        local = SocketOutbox(self.sio, self.presence, self.metrics)
+        self.outbox: SocketOutbox | ClusterOutbox = local
+        self.cluster: ClusterNode | None = None
+        if settings.redis_url:  # several processes as one (docs/cluster.md)
+            self.cluster = ClusterNode(
+                settings.redis_url,
+                settings.redis_prefix,
+                local.addresses,
+                self.presence.client_items,
+            )
+            self.outbox = ClusterOutbox(local, self.cluster)
+            self.presence.on_change = self.cluster.mark_dirty
         self.guard = AccessGuard(self.store, self.presence, self.outbox)
         self.relations = RelationService(self.store, self.outbox, self.presence)
         self.audience = Audience(lambda: self.live.current, self.relations)
@@ -143,6 +158,9 @@ class App:
             self.presence, self.rooms, self.relations, self.outbox, self._enter
         )
         self.sessions.session_ended.append(self.status_board.idle_everywhere)
+        if self.cluster is not None:
+            self.sessions.elsewhere = self.cluster.other_clients
+            self.cluster.on_clients_changed.append(self.sessions.schedule_broadcast)
 
         # LLM requests, streaming, history
         self.tracker = RequestTracker()
@@ -228,6 +246,11 @@ class App:
             lambda room: room in self.rooms.rooms,
         )
         self.chat.on_forward = self.answers.opened
+        if self.cluster is not None:
+            self.remote_requests = RemoteRequests(
+                self.cluster, self.chat, self.tracker, self.outbox
+            )
+            self.remote_admin = RemoteAdmin(self.cluster, self.guard)
         self.responder.on_settled = self.answers.settled
         self.mutes.on_unmuted.append(self.thinker.unmuted)
         self.room_events = RoomEvents(
@@ -242,6 +265,9 @@ class App:
             self.relations,
         )
         self.rooms.on_deleted.append(self.room_events.deleted)
+        if self.cluster is not None:
+            self.rooms.on_changed = self.cluster.rooms_changed
+            self.cluster.on_rooms_changed.append(self.rooms.resync)
         self.rooms.on_mode_changed.append(self.room_events.mode_changed)
         self.history.after_record.append(self.room_events.recorded)
 
@@ -259,6 +285,7 @@ class App:
             self.registry, self.presence, self.outbox, self.live, BOOTSTRAP_FUNCTIONS
         )
         self.info = ServerInfo(self.presence, self.rooms, self.tracker, self.streams)
+        self.info.cluster = self.cluster.status if self.cluster is not None else None
         self.debug = DebugService(self.live, data.logs_dir, self.info.status, self.outbox)
         self.services = Services(
             live=self.live,
@@ -338,6 +365,8 @@ class App:
 
     async def _enter(self, sid: str, namespace: str, address: str) -> None:
         await self.sio.enter_room(sid, address, namespace=namespace)
+        if self.cluster is not None:
+            self.cluster.mark_dirty()
 
     # ------------------------------------------------------------------ lifecycle
     async def startup(self) -> None:
@@ -354,6 +383,8 @@ class App:
             if fn.name not in self.registry.functions:
                 self.registry.register(fn)
         await self.answers.recover()
+        if self.cluster is not None:
+            await self.cluster.start()
         await self.store.changed_elsewhere()  # prime the change counter
         self._every(lambda: PARTIAL_SAVE_INTERVAL, self.answers.save_partials, "partial answers")
         await self.audit.prune()
@@ -407,6 +438,8 @@ class App:
         self._tasks.clear()
         with contextlib.suppress(Exception):
             await self.audit.flush()
+        if self.cluster is not None:
+            await self.cluster.stop()
         await self.store.close()
 
     def _every(
@@ -439,4 +472,7 @@ class App:
 
     async def ready(self) -> dict[str, bool]:
         """What /readyz reports: each backing service answers."""
-        return {"store": await self.store.ping()}
+        checks = {"store": await self.store.ping()}
+        if self.cluster is not None:
+            checks["redis"] = await self.cluster.ping()
+        return checks

@@ -174,6 +174,9 @@ class Settings(BaseSettings):
     metrics_sample_ms: int = setting(5000, "metricsSampleMs", ge=200, le=60_000)
     log_search_max_entries: int = setting(200_000, "logSearchMaxEntries", ge=100, le=10_000_000)
     personal_room_cleanup_days: int = setting(0, "personalRoomCleanupDays", ge=0, le=36500)
+    # several processes as one cluster (docs/cluster.md); empty: a single process
+    redis_url: str = setting("", "redisUrl")
+    redis_prefix: str = setting("newage", "redisPrefix", pattern=r"^[A-Za-z0-9_.:-]{1,64}$")
 
     @field_validator("default_room_message_request_mode", mode="before")
     @classmethod

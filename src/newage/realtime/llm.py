@@ -86,7 +86,7 @@ class LlmNamespace(HistoryEvents, BaseNamespace):
 
     @on(Ev.GET_REQUEST, model=CancelIn)
     async def get_request(self, ref: SocketRef, data: CancelIn) -> RequestState:
-        return self.services.chat.lookup(data.request_id, ref.principal)
+        return await self.services.chat.find(data.request_id, ref.principal)
 
     @on(Ev.SET_REQUEST_PRIORITY, model=PriorityIn)
     async def set_priority(self, ref: SocketRef, data: PriorityIn) -> Reprioritized:

@@ -17,6 +17,7 @@ from engineio import packet as eio_packet
 from socketio import packet
 
 from newage.domain.identity.presence import Presence
+from newage.domain.identity.principal import ConnMode
 from newage.domain.ports.delivery import CLIENT, IDENTITY, ROOM, room_addr, split_addr
 from newage.metrics import Metrics
 from newage.protocol.names import ROOM_MIRROR_NAMESPACES
@@ -157,6 +158,23 @@ class SocketOutbox:
             if sock.queue.empty():
                 return True
             await asyncio.sleep(SENT_POLL)  # the writer task signals nothing
+
+    def addresses(self) -> set[str]:
+        """``"<namespace> <address>"`` for every address a local socket
+        answers to (``*``: the namespace has sockets), for a cluster's
+        directory; the socket's own id is one of its Socket.IO rooms."""
+        found: set[str] = set()
+        for namespace, rooms in self.sio.manager.rooms.items():
+            for name, members in rooms.items():
+                if members:
+                    found.add(f"{namespace} {'*' if name is None else name}")
+        for ref in self.presence.sockets.values():
+            found.add(f"{ref.namespace} {IDENTITY}:{ref.principal.identity}")
+            found.add(f"{ref.namespace} {CLIENT}:{ref.principal.client_id}")
+            if ref.principal.is_extension and ref.mode is ConnMode.FULL:
+                # an extension here takes requests from the other nodes
+                found.add(f"{ref.namespace} ext:{ref.principal.identity}")
+        return found
 
     def drained(self) -> bool:
         """Every connection's outbound queue is empty."""

@@ -11,12 +11,12 @@ new key.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 
 from newage.domain.identity.presence import Presence
 from newage.domain.identity.principal import ConnMode
 from newage.domain.ops import audit
-from newage.domain.ports.delivery import Outbox
+from newage.domain.ports.delivery import CLIENT, IDENTITY, Outbox
 from newage.domain.ports.store import Store
 from newage.logs import log
 
@@ -26,6 +26,8 @@ class AccessGuard:
         self.store = store
         self.presence = presence
         self.outbox = outbox
+        # a cluster: (address kind, name) -> sockets dropped on the other nodes
+        self.elsewhere: Callable[[str, str], Awaitable[int]] | None = None
 
     async def enforce(self, client_ids: Iterable[str] | None = None) -> int:
         """Disconnect sockets that lost their trust, key or type; return how many."""
@@ -58,16 +60,24 @@ class AccessGuard:
                 dropped += 1
         return dropped
 
-    async def disconnect_identity(self, identity: str) -> int:
+    async def disconnect_identity(self, identity: str, *, here: bool = False) -> int:
         refs = self.presence.identity_sids(identity)
         for ref in refs:
             await self.outbox.disconnect(ref.sid, ref.namespace)
-        audit.record("client.disconnect", identity, sockets=len(refs))
-        return len(refs)
+        dropped = len(refs)
+        if self.elsewhere is not None and not here:
+            dropped += await self.elsewhere(IDENTITY, identity)
+        if not here:
+            audit.record("client.disconnect", identity, sockets=dropped)
+        return dropped
 
-    async def disconnect_client(self, client_id: str) -> int:
+    async def disconnect_client(self, client_id: str, *, here: bool = False) -> int:
         refs = self.presence.client_sids(client_id)
         for ref in refs:
             await self.outbox.disconnect(ref.sid, ref.namespace)
-        audit.record("client.disconnect", client_id, sockets=len(refs))
-        return len(refs)
+        dropped = len(refs)
+        if self.elsewhere is not None and not here:
+            dropped += await self.elsewhere(CLIENT, client_id)
+        if not here:
+            audit.record("client.disconnect", client_id, sockets=dropped)
+        return dropped

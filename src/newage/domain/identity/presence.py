@@ -8,6 +8,7 @@ socket ids; the realtime layer feeds it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -66,12 +67,15 @@ class Presence:
         self._by_identity: dict[str, dict[str, list[str]]] = {}
         self._by_client: dict[str, set[str]] = {}
         self.per_namespace: dict[str, int] = {ns.value: 0 for ns in Namespace}
+        self.on_change: Callable[[], None] | None = None  # a cluster's directory
 
     # ------------------------------------------------------------------ updates
     def add(self, ref: SocketRef) -> Session | None:
         """Register a socket; return the session if this socket started one."""
         p = ref.principal
         self.sockets[ref.sid] = ref
+        if self.on_change is not None:
+            self.on_change()
         self.per_namespace[ref.namespace] = self.per_namespace.get(ref.namespace, 0) + 1
         self._by_identity.setdefault(p.identity, {}).setdefault(ref.namespace, []).append(ref.sid)
         self._by_client.setdefault(p.client_id, set()).add(ref.sid)
@@ -98,6 +102,8 @@ class Presence:
         ref = self.sockets.pop(sid, None)
         if ref is None:
             return None, None
+        if self.on_change is not None:
+            self.on_change()
         self.per_namespace[ref.namespace] -= 1
         p = ref.principal
         per_ns = self._by_identity.get(p.identity, {})

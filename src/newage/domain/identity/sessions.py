@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from newage.domain.identity.presence import Presence, Session, SocketRef
 from newage.domain.identity.principal import ConnMode
@@ -43,6 +44,8 @@ class SessionService:
         self.instance_gone: list[Callable[[str, str], Awaitable[None]]] = []
         self.session_ended: list[Hook] = []
         self._broadcast: asyncio.TimerHandle | None = None
+        # a cluster: the sessions of the other nodes, each item with its "node"
+        self.elsewhere: Callable[[], list[dict[str, Any]]] | None = None
 
     async def socket_added(self, ref: SocketRef) -> bool:
         """Register an accepted socket; runs before the client hears CONNECT,
@@ -103,6 +106,8 @@ class SessionService:
 
     def client_list(self) -> ClientList:
         items = self.presence.client_items()
+        if self.elsewhere is not None:
+            items += self.elsewhere()
         return {
             "clients": items,
             "nonSillyTavernClients": [i for i in items if i["kind"] != "SillyTavern"],

@@ -9,7 +9,7 @@ refused request leaves nothing behind.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, cast
 
 import orjson
 
@@ -26,7 +26,7 @@ from newage.domain.rooms.model import Room
 from newage.domain.rooms.mutes import MuteService
 from newage.domain.rooms.service import RoomService
 from newage.domain.rooms.status import StatusBoard
-from newage.errors import NewAgeError, conflict, forbidden, not_found, queue_full
+from newage.errors import ErrorCode, NewAgeError, conflict, forbidden, not_found, queue_full
 from newage.protocol.acks import OK, Cancelled, RequestAccepted, RequestState
 from newage.protocol.llm import LlmRequestIn
 from newage.protocol.names import (
@@ -65,6 +65,8 @@ SERVER_FIELDS = frozenset(
         "incomplete",
     }
 )
+Elsewhere = Callable[[Principal, str | None, LlmRequestIn], Awaitable[dict[str, Any] | None]]
+CancelElsewhere = Callable[[str, Principal | None], Awaitable[dict[str, Any] | None]]
 MODERATORS = frozenset({"master", "moderator"})
 MUTED_TEXT = "You are currently muted and cannot send messages."
 
@@ -139,11 +141,19 @@ class ChatService:
         queues.context_of = self.context
         # the answers now owed are made durable (crash recovery)
         self.on_forward: Callable[[LlmRequest, list[str]], Awaitable[None]] | None = None
+        # a cluster: a request no extension here can take, and the cancel of a
+        # request not held here, go to the node that can (None: not found)
+        self.elsewhere: Elsewhere | None = None
+        self.cancel_elsewhere: CancelElsewhere | None = None
+        self.lookup_elsewhere: (
+            Callable[[str, Principal], Awaitable[dict[str, Any] | None]] | None
+        ) = None
 
     async def request(
-        self, principal: Principal, sid: str | None, data: LlmRequestIn
+        self, principal: Principal, sid: str | None, data: LlmRequestIn, *, here: bool = False
     ) -> RequestAccepted | RequestState:
-        """``sid`` is the requesting socket (None for an HTTP caller)."""
+        """``sid`` is the requesting socket (None for an HTTP caller);
+        ``here``: never forwarded to another node."""
         request_id = data.request_id
         if principal.is_extension:
             raise forbidden("Extensions cannot send LLM requests.", requestId=request_id)
@@ -170,6 +180,10 @@ class ChatService:
         try:
             return await self._dispatch(principal, room, data)
         except NewAgeError as exc:
+            if exc.code is ErrorCode.UNAVAILABLE and self.elsewhere is not None and not here:
+                ack = await self.elsewhere(principal, sid, data)
+                if ack is not None:  # the holding node's own intake answered
+                    return cast(RequestAccepted | RequestState, ack)
             exc.extra.setdefault("requestId", request_id)
             raise
 
@@ -275,6 +289,14 @@ class ChatService:
             "epoch": self.streams.log.epoch,
         }
 
+    async def find(self, request_id: str, by: Principal) -> RequestState:
+        """``GET_REQUEST``, asked of the node holding the request if not here."""
+        if self.tracker.get(request_id) is None and self.lookup_elsewhere is not None:
+            ack = await self.lookup_elsewhere(request_id, by)
+            if ack is not None:
+                return cast(RequestState, ack)  # the holding node's own lookup
+        return self.lookup(request_id, by)
+
     def lookup(self, request_id: str, by: Principal) -> RequestState:
         """``GET_REQUEST``: for its requester, its room's members and admins."""
         request = self.tracker.get(request_id)
@@ -350,6 +372,10 @@ class ChatService:
         Raises ``not_found``, ``forbidden``, or ``conflict`` once finished."""
         request = self.tracker.get(request_id)
         if request is None:
+            if self.cancel_elsewhere is not None:
+                ack = await self.cancel_elsewhere(request_id, by)
+                if ack is not None:  # the holding node's own cancel answered
+                    return cast(Cancelled, ack)
             raise not_found("Request not found.", requestId=request_id)
         if by is not None and not self._may_cancel(request.room, request.requester, by):
             raise forbidden("Unauthorized", requestId=request_id)

@@ -95,6 +95,7 @@ class RequestTracker:
         self.last_answer: dict[str, float] = {}  # extension -> wall time of its last answer
         # called with an extension whenever one of its requests leaves it
         self.on_free: list[Callable[[str], None]] = []
+        self.on_closed: list[Callable[[LlmRequest], None]] = []  # a request's final status
         self._pending_of: dict[str, set[str]] = {}  # clientId -> its forwarded open requests
         self.log: RequestLog | None = None  # what the monitor shows of each request
 
@@ -173,6 +174,8 @@ class RequestTracker:
             request.status = final
             request.finished = time.monotonic()
             self._release(request)
+            for closed in self.on_closed:
+                closed(request)
             return final
         return None
 

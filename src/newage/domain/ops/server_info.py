@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 from newage import __version__
@@ -26,12 +27,13 @@ class ServerInfo:
         self.rooms = rooms
         self.tracker = tracker
         self.streams = streams
+        self.cluster: Callable[[], dict[str, Any]] | None = None  # the cluster's view, if any
 
     def uptime(self) -> float:
         return round(time.time() - self.started_at, 3)
 
     def status(self) -> dict[str, Any]:
-        return {
+        found = {
             "version": self.version,
             "uptimeSeconds": self.uptime(),
             "connections": self.presence.count_by_namespace(),
@@ -40,3 +42,6 @@ class ServerInfo:
             "requestsInFlight": self.tracker.open_count(),
             "streamsInFlight": self.streams.active,
         }
+        if self.cluster is not None:
+            found["cluster"] = self.cluster()
+        return found

@@ -35,6 +35,9 @@ class PersonalRooms:
     async def _remove(self, room: Room) -> None:
         raise NotImplementedError
 
+    async def resync(self) -> None:
+        raise NotImplementedError
+
     async def ensure_personal(
         self, identity: str, client_id: str | None = None, *, capped: bool = False
     ) -> Room | None:
@@ -58,7 +61,14 @@ class PersonalRooms:
                 personal_of=identity,
                 members={identity: MemberRecord(identity, Role.MASTER, now)},
             )
-            await self._insert(room)
+            try:
+                await self._insert(room)
+            except Exception:
+                # another process sharing the store made it first (a cluster)
+                await self.resync()
+                if identity not in self.rooms:
+                    raise
+                return self.rooms[identity]
             log.info("created personal room %s", identity)
             return room
         if identity in room.members:

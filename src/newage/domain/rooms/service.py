@@ -80,6 +80,8 @@ class RoomService(PersonalRooms):
         self.on_deleted: list[RoomHook] = []
         self.on_mode_changed: list[Callable[[Room, RequestMode], Awaitable[None]]] = []
         self.on_member_status: Callable[[str, str, MemberStatus], Awaitable[None]] | None = None
+        # after each committed change: other processes sharing the store reload
+        self.on_changed: Callable[[], None] = lambda: None
 
     def default_mode(self) -> RequestMode:
         return self.live.current.default_room_message_request_mode
@@ -101,8 +103,27 @@ class RoomService(PersonalRooms):
         if MONITOR_ROOM not in self.rooms:
             await self._insert(Room(MONITOR_ROOM, self.default_mode(), iso_now()))
 
+    async def resync(self) -> None:
+        """Take the rooms and memberships from the store, which another
+        process changed; Room objects others hold stay the same objects."""
+        fresh = {r.name: Room.from_record(r) for r in await self.store.load_rooms()}
+        for name in [n for n in self.rooms if n not in fresh]:
+            del self.rooms[name]
+        for name, room in fresh.items():
+            known = self.rooms.get(name)
+            if known is None:
+                self.rooms[name] = room
+            else:
+                known.mode, known.personal_of = room.mode, room.personal_of
+                known.members = room.members
+        self._of = {}
+        for room in self.rooms.values():
+            for identity in room.members:
+                self._of.setdefault(identity, set()).add(room.name)
+
     async def _insert(self, room: Room) -> None:
         await self.store.create_room(room)
+        self.on_changed()
         self.rooms[room.name] = room
         for identity in room.members:
             self._of.setdefault(identity, set()).add(room.name)
@@ -217,6 +238,7 @@ class RoomService(PersonalRooms):
 
     async def _remove(self, room: Room) -> None:
         await self.store.delete_room(room.name)
+        self.on_changed()
         del self.rooms[room.name]
         notice: RoomDeleted = {
             "roomName": room.name,
@@ -254,6 +276,7 @@ class RoomService(PersonalRooms):
         member = MemberRecord(identity, role, now)
         demoted = self._demotion(room, role)
         await self.store.put_members(room.name, [member, *demoted])
+        self.on_changed()
         for d in demoted:
             room.members[d.identity] = d
         room.members[identity] = member
@@ -296,6 +319,7 @@ class RoomService(PersonalRooms):
         if kick or identity != actor.identity:
             require_can_act_on(room, actor, identity)
         await self.store.remove_member(room.name, identity)
+        self.on_changed()
         del room.members[identity]
         self._of.get(identity, set()).discard(room.name)
         await self.outbox.leave_room(identity, room.name)
@@ -327,6 +351,7 @@ class RoomService(PersonalRooms):
         member = MemberRecord(identity, role, room.members[identity].joined_at)
         demoted = [d for d in self._demotion(room, role) if d.identity != identity]
         await self.store.put_members(room.name, [member, *demoted])
+        self.on_changed()
         for d in demoted:
             room.members[d.identity] = d
         room.members[identity] = member
@@ -353,6 +378,7 @@ class RoomService(PersonalRooms):
         if previous is mode:
             return room, False
         await self.store.set_room_mode(room.name, mode)
+        self.on_changed()
         room.mode = mode
         payload: RoomModeChanged = {
             "roomName": room.name,

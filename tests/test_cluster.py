@@ -1,0 +1,277 @@
+"""Several ``newage serve`` processes as one cluster over Redis (docs/cluster.md):
+real processes, one shared data directory, real clients on different nodes."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import signal
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+
+import httpx
+import pytest
+
+from newage.protocol.names import ClientKind
+from tests.helpers.client import Peer, Refused, auth
+from tests.helpers.cluster import Cluster
+from tests.helpers.fake_extension import FakeExtension
+from tests.helpers.proc import arun_cli
+from tests.helpers.wait import eventually
+
+MakeCluster = Callable[..., Awaitable[Cluster]]
+
+
+@pytest.fixture
+async def cluster(tmp_path: Path) -> AsyncIterator[MakeCluster]:
+    made: list[Cluster] = []
+
+    async def make(size: int, **env: str) -> Cluster:
+        made.append(Cluster(tmp_path, size, env))
+        return await made[-1].start()
+
+    yield make
+    for each in made:
+        for index, output in enumerate(await each.stop()):
+            print(f"--- node {index}\n{output}")  # shown when a test fails
+
+
+def stream_text(peer: Peer, request_id: str) -> tuple[str, list[dict]]:
+    chunks = [
+        p for p in peer.received("/llm", "SERVER_STREAM_DATA") if p["requestId"] == request_id
+    ]
+    return "".join(c["data"] for c in chunks), chunks
+
+
+def ok(ack: dict) -> dict:
+    assert ack["status"] == "ok", ack
+    return ack
+
+
+async def test_room_events_and_membership_across_nodes(cluster: MakeCluster):
+    c = await cluster(2)
+    boss = await c.connect(0, "admin", ClientKind.MONITOR)
+    bob = await c.connect(1, "bob")
+    await c.settled()
+    ok(await boss.call("/rooms", "CREATE_ROOM", "hall"))
+    ok(await boss.call("/rooms", "ADD_CLIENT_TO_ROOM", {"identity": "bob", "roomName": "hall"}))
+    # addressed to bob's identity, on both of his namespaces
+    for ns in ("/rooms", "/"):
+        changed = await bob.next(ns, "MEMBER_ROLE_CHANGED")
+        assert changed["roomName"] == "hall" and changed["role"] == "guest"
+    # addressed to the room, which bob's sockets on the other node just joined
+    system = await bob.next("/llm", "NEW_MESSAGE", lambda p: p["roomName"] == "hall")
+    assert system["message"]["data"] == "[System] bob has joined the room as guest."
+    ok(
+        await boss.call(
+            "/rooms", "SET_ROOM_MESSAGE_REQUEST_MODE", {"roomName": "hall", "mode": "MasterOnly"}
+        )
+    )
+    mode = await bob.next("/rooms", "ROOM_MODE_CHANGED")
+    assert mode == {"roomName": "hall", "mode": "MasterOnly", "setter": "admin"}
+
+    # the other node's rooms follow the shared store: membership, mode, history
+    async def bob_sees_hall() -> bool:
+        return "hall" in ok(await bob.call("/rooms", "GET_ROOMS", {}))["rooms"]
+
+    await eventually(bob_sees_hall)
+    members = ok(await bob.call("/rooms", "GET_CLIENTS_IN_ROOM", "hall"))["clients"]
+    assert {m["identity"]: m["role"] for m in members} == {"admin": "master", "bob": "guest"}
+    ok(await bob.call("/llm", "GET_FULL_CONTEXT", {"roomName": "hall"}))
+    context = await bob.next("/llm", "UPDATE_CONTEXT")
+    assert "[System] bob has joined the room as guest." in str(context)
+    # a change made on bob's node reaches the admin on the first
+    ok(await bob.call("/rooms", "REMOVE_CLIENT_FROM_ROOM", {"identity": "bob", "roomName": "hall"}))
+    left = await boss.next("/rooms", "MEMBER_LEFT")
+    assert left["identity"] == "bob" and left["roomName"] == "hall"
+
+    async def admin_sees_bob_gone() -> bool:
+        members = ok(await boss.call("/rooms", "GET_CLIENTS_IN_ROOM", "hall"))["clients"]
+        return [m["identity"] for m in members] == ["admin"]
+
+    await eventually(admin_sees_bob_gone)
+    # a room deleted on one node is gone on the other
+    ok(await boss.call("/rooms", "DELETE_ROOM", "hall"))
+
+    async def bob_has_no_hall() -> bool:
+        return "hall" not in ok(await bob.call("/rooms", "GET_ROOMS", {}))["rooms"]
+
+    await eventually(bob_has_no_hall)
+
+
+async def test_readyz_reports_redis_and_nodes_clean_up_their_keys(cluster: MakeCluster):
+    c = await cluster(2)
+    async with httpx.AsyncClient(timeout=5) as http:
+        for node in c.nodes:
+            ready = (await http.get(f"{node.url}/readyz")).json()
+            assert ready == {"status": "ok", "checks": {"store": True, "redis": True}}
+    views = [(await c.status(i))["cluster"] for i in range(2)]
+    assert views[0]["nodes"] == views[1]["nodes"] and len(views[0]["nodes"]) == 2
+    assert await c.leftover_keys()
+    for peer in c.peers:
+        await peer.close()
+    for node in c.nodes:
+        await asyncio.to_thread(node.stop)
+    assert await c.leftover_keys() == []
+
+
+async def test_extension_on_one_node_streams_to_a_requester_on_another(cluster: MakeCluster):
+    c = await cluster(2)
+    ext = await c.extension(0)
+    web = await c.connect(1, "web")
+    await c.settled()
+    ack = ok(await web.call("/llm", "LLM_REQUEST", {"requestId": "r1", "message": "Hi"}))
+    assert ack["targets"] == ["SillyTavern-1"] and ack["forwarded"] is True
+    request = await ext.next_request()
+    assert request["requestId"] == "r1"
+    tokens = [f"token {i}; " for i in range(300)]
+    await ext.stream(tokens, final=True)
+    end = await web.next("/llm", "SERVER_STREAM_END", timeout=10)
+    text, chunks = stream_text(web, "r1")
+    assert text == "".join(tokens) == end["data"] and end["status"] == "completed"
+    assert [ch["seq"] for ch in chunks] == list(range(1, len(chunks) + 1))
+    # the requester's own node reads the answer from the shared history
+    ok(await web.call("/llm", "GET_FULL_CONTEXT", {"roomName": "web"}))
+    assert "".join(tokens) in str(await web.next("/llm", "UPDATE_CONTEXT"))
+    # the node that holds the request answers for it
+    found = ok(await web.call("/llm", "GET_REQUEST", {"requestId": "r1"}))
+    assert found["requestId"] == "r1" and found["requestStatus"] == "completed", found
+    late = await web.call("/llm", "CANCEL_REQUEST", {"requestId": "r1"})
+    assert late["status"] == "error" and late["message"] == "Request already completed.", late
+    # a duplicate id is answered by the node that holds the request
+    again = ok(await web.call("/llm", "LLM_REQUEST", {"requestId": "r1", "message": "Hi"}))
+    assert again["duplicate"] is True
+
+
+async def test_twenty_concurrent_cross_node_streams_lose_and_reorder_nothing(
+    cluster: MakeCluster,
+):
+    count = 20
+    c = await cluster(2)
+    names = [f"SillyTavern-{i}" for i in range(count)]
+    for group in range(0, count, 5):  # the CLI, a few at a time
+        await asyncio.gather(*(c.key(n, ClientKind.SILLYTAVERN) for n in names[group : group + 5]))
+    exts = [await c.extension(0, name) for name in names]
+    web = await c.connect(1, "web")
+    await c.settled()
+    for i, ext in enumerate(exts):
+        ack = ok(
+            await web.call(
+                "/llm",
+                "LLM_REQUEST",
+                {"requestId": f"q{i}", "message": "go", "target": ext.identity},
+            )
+        )
+        assert ack["targets"] == [ext.identity]
+    for ext in exts:
+        await ext.next_request()
+    texts: dict[str, str] = {}
+
+    async def speak(i: int, ext: FakeExtension) -> None:
+        rng = random.Random(i)
+        tokens = [f"<{i}:{n}:{'x' * rng.randint(0, 9)}>" for n in range(40)]
+        texts[f"q{i}"] = "".join(tokens)
+        output_id = str(uuid.uuid4())
+        for n, token in enumerate(tokens):
+            await ext.token(output_id, token, first=n == 0, final=n == len(tokens) - 1)
+            if rng.random() < 0.3:
+                await asyncio.sleep(0)
+
+    await asyncio.gather(*(speak(i, ext) for i, ext in enumerate(exts)))
+    ends = [await web.next("/llm", "SERVER_STREAM_END", timeout=15) for _ in range(count)]
+    assert sorted(e["requestId"] for e in ends) == sorted(f"q{i}" for i in range(count))
+    for end in ends:
+        relayed, chunks = stream_text(web, end["requestId"])
+        assert relayed == texts[end["requestId"]] == end["data"]
+        assert [ch["seq"] for ch in chunks] == list(range(1, len(chunks) + 1))
+
+
+async def test_cancel_reaches_the_node_that_holds_the_request(cluster: MakeCluster):
+    c = await cluster(2)
+    ext = await c.extension(0)
+    web = await c.connect(1, "web")
+    await c.settled()
+    ok(await web.call("/llm", "LLM_REQUEST", {"requestId": "c1", "message": "long"}))
+    await ext.next_request()
+    await ext.stream(["the start "], request_id="c1")
+    await web.next("/llm", "SERVER_STREAM_DATA", timeout=10)
+    cancelled = ok(await web.call("/llm", "CANCEL_REQUEST", {"requestId": "c1"}))
+    assert cancelled["targets"] == ["SillyTavern-1"]
+    told = await ext.peer.next("/llm", "CANCEL_REQUEST", timeout=5)
+    assert told["requestId"] == "c1"
+    missing = await web.call("/llm", "CANCEL_REQUEST", {"requestId": "nope"})
+    assert missing["status"] == "error" and missing["message"] == "Request not found."
+
+
+async def test_a_killed_node_fails_its_requests_on_the_others_within_15_s(
+    cluster: MakeCluster,
+):
+    c = await cluster(3)
+    ext = await c.extension(0)
+    web = await c.connect(1, "web")
+    await c.settled()
+    ok(await web.call("/llm", "LLM_REQUEST", {"requestId": "k1", "message": "go"}))
+    await ext.next_request()
+    await ext.stream(["half an "], request_id="k1")
+    await web.next("/llm", "SERVER_STREAM_DATA", timeout=10)
+    proc = c.nodes[0].proc
+    assert proc is not None
+    proc.send_signal(signal.SIGKILL)
+    await asyncio.to_thread(proc.wait)
+    killed = time.monotonic()
+    failed = await web.next(
+        "/llm", "REQUEST_STATUS_UPDATE", lambda p: p["status"] == "failed", timeout=15
+    )
+    assert failed["requestId"] == "k1" and time.monotonic() - killed < 15
+    assert failed["message"] == "The server process handling this request stopped."
+    # the survivors drop the dead node; a new request finds no extension
+    await c.settled(live=[1, 2])
+    refused = await web.call("/llm", "LLM_REQUEST", {"requestId": "k2", "message": "again"})
+    assert refused["status"] == "error" and refused["code"] == "unavailable", refused
+
+
+async def test_admin_on_a_third_node_sees_and_disconnects_clients_of_the_others(
+    cluster: MakeCluster,
+):
+    c = await cluster(3)
+    await c.extension(0)
+    bob = await c.connect(1, "bob")
+    boss = await c.connect(2, "admin", ClientKind.MONITOR, ("/", "/clients"))
+    await c.settled()
+    nodes = {v: (await c.status(i))["cluster"]["node"] for i, v in enumerate("abc")}
+
+    async def listed() -> dict[str, str | None]:
+        items = ok(await boss.call("/clients", "GET_CLIENT_LIST", {}))["clients"]
+        return {i["identity"]: i.get("node") for i in items}
+
+    async def everyone() -> bool:
+        found = await listed()
+        return found.get("SillyTavern-1") == nodes["a"] and found.get("bob") == nodes["b"]
+
+    await eventually(everyone)
+    assert (await listed())["admin"] is None  # its own node's entries carry no node
+    dropped = ok(await boss.call("/clients", "DISCONNECT_CLIENT", {"identity": "bob"}))
+    assert dropped["disconnected"] == 3  # "/", "/llm" and "/rooms"
+    await bob.next("/llm", "disconnect", timeout=5)
+
+    async def bob_gone() -> bool:
+        return "bob" not in await listed()
+
+    await eventually(bob_gone)
+
+
+async def test_trust_and_key_changes_by_the_cli_reach_every_node(cluster: MakeCluster):
+    c = await cluster(2)
+    await c.key("carol", ClientKind.CLIENT)
+    # at once on both nodes: one makes the personal room, the other finds it
+    first, second = await asyncio.gather(c.connect(0, "carol"), c.connect(1, "carol"))
+    revoked = await arun_cli("keys", "revoke", "carol", "--data-dir", str(c.data))
+    assert revoked.returncode == 0, revoked.stderr
+    for peer in (first, second):
+        await peer.next("/", "disconnect", timeout=5)
+    refused = Peer(c.nodes[1].url)
+    c.peers.append(refused)
+    with pytest.raises(Refused):
+        await refused.open("/", auth("carol", c.keys["carol"], clientType="web-app"))
