@@ -25,11 +25,12 @@ MakeCluster = Callable[..., Awaitable[Cluster]]
 
 
 @pytest.fixture
-async def cluster(tmp_path: Path) -> AsyncIterator[MakeCluster]:
+async def cluster(tmp_path: Path, pg_url: str) -> AsyncIterator[MakeCluster]:
+    """Nodes on one PostgreSQL database (as deployed: deploy/compose.yaml)."""
     made: list[Cluster] = []
 
     async def make(size: int, **env: str) -> Cluster:
-        made.append(Cluster(tmp_path, size, env))
+        made.append(Cluster(tmp_path, size, {"NEWAGE_DATABASE_URL": pg_url, **env}))
         return await made[-1].start()
 
     yield make
@@ -267,7 +268,7 @@ async def test_trust_and_key_changes_by_the_cli_reach_every_node(cluster: MakeCl
     await c.key("carol", ClientKind.CLIENT)
     # at once on both nodes: one makes the personal room, the other finds it
     first, second = await asyncio.gather(c.connect(0, "carol"), c.connect(1, "carol"))
-    revoked = await arun_cli("keys", "revoke", "carol", "--data-dir", str(c.data))
+    revoked = await arun_cli("keys", "revoke", "carol", "--data-dir", str(c.data), env=c.env)
     assert revoked.returncode == 0, revoked.stderr
     for peer in (first, second):
         await peer.next("/", "disconnect", timeout=5)

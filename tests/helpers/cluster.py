@@ -25,6 +25,7 @@ class Cluster:
         self.data = root / "shared"
         self.prefix = f"newage-test-{uuid.uuid4().hex[:12]}"
         env = {"NEWAGE_REDIS_URL": REDIS_URL, "NEWAGE_REDIS_PREFIX": self.prefix, **(env or {})}
+        self.env = env  # the CLI uses the nodes' store
         self.nodes = [ServerProcess(self.data, env=env) for _ in range(size)]
         self.keys: dict[str, str] = {}
         self.peers: list[Peer] = []
@@ -44,9 +45,11 @@ class Cluster:
     async def key(self, client_id: str, kind: ClientKind) -> str:
         if client_id not in self.keys:
             data = ("--data-dir", str(self.data))
-            added = await arun_cli("trust", "add", client_id, "--type", kind.value, *data)
+            added = await arun_cli(
+                "trust", "add", client_id, "--type", kind.value, *data, env=self.env
+            )
             assert added.returncode == 0, added.stderr
-            made = await arun_cli("keys", "create", client_id, *data)
+            made = await arun_cli("keys", "create", client_id, *data, env=self.env)
             assert made.returncode == 0, made.stderr
             self.keys[client_id] = made.stdout.strip()
         return self.keys[client_id]
