@@ -276,3 +276,34 @@ async def test_trust_and_key_changes_by_the_cli_reach_every_node(cluster: MakeCl
     c.peers.append(refused)
     with pytest.raises(Refused):
         await refused.open("/", auth("carol", c.keys["carol"], clientType="web-app"))
+
+
+async def test_mutes_and_the_connection_policy_hold_on_every_node(cluster: MakeCluster):
+    c = await cluster(2)
+    boss = await c.connect(0, "boss", ClientKind.MONITOR, ("/", "/llm", "/rooms"))
+    web = await c.connect(1, "web")
+    await c.settled()
+    # a global mute set on node 0 holds for a client of node 1
+    muted = await boss.call(
+        "/rooms", "MUTE_MEMBER", {"targetIdentity": "web", "roomName": None, "duration": 2}
+    )
+    ok(muted)
+    await web.next("/llm", "MEMBER_MUTED", timeout=5)
+
+    async def refused() -> bool:
+        ack = await web.call("/llm", "LLM_REQUEST", {"requestId": uuid.uuid4().hex, "message": "x"})
+        return ack["status"] == "error" and "mute" in ack["message"].lower()
+
+    await eventually(refused, timeout=5)
+    # its time runs out on both nodes: lifted, and said, once
+    lifted = await web.next("/llm", "MEMBER_UNMUTED", timeout=6)
+    assert lifted["unmutedBy"] == "System"
+    await asyncio.sleep(1.5)  # both nodes' expiry sweeps (1 s) have run since
+    assert web.received("/llm", "MEMBER_UNMUTED") == []  # no second notice unclaimed
+    # the connection policy set on node 0 is node 1's too
+    ok(await boss.call("/rooms", "SET_CONNECTION_POLICY", {"policy": "Manual"}))
+
+    async def manual_on_node_1() -> bool:
+        return (await web.call("/rooms", "GET_CONNECTION_POLICY"))["policy"] == "Manual"
+
+    await eventually(manual_on_node_1, timeout=5)

@@ -267,7 +267,11 @@ class App:
         self.rooms.on_deleted.append(self.room_events.deleted)
         if self.cluster is not None:
             self.rooms.on_changed = self.cluster.rooms_changed
+            self.mutes.on_changed = self.cluster.rooms_changed
+            self.relations.on_changed = self.cluster.rooms_changed
             self.cluster.on_rooms_changed.append(self.rooms.resync)
+            self.cluster.on_rooms_changed.append(self.mutes.load)
+            self.cluster.on_rooms_changed.append(self.relations.reload)
         self.rooms.on_mode_changed.append(self.room_events.mode_changed)
         self.history.after_record.append(self.room_events.recorded)
 

@@ -268,10 +268,11 @@ class PostgresStore(PgKeyTables, PgAuditTable, PgHistory, Store):
             mute.duration,
         )
 
-    async def delete_mute(self, identity: str, room: str | None) -> None:
-        await self._exec(
+    async def delete_mute(self, identity: str, room: str | None) -> bool:
+        deleted = await self._exec(
             "DELETE FROM mutes WHERE identity = $1 AND room = $2", identity, room or ""
         )
+        return deleted > 0
 
     # ------------------------------------------------------------------ meta
     async def get_meta(self, key: str) -> str | None:

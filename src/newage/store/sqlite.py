@@ -260,10 +260,11 @@ class SQLiteStore(KeyTables, AuditTable, SQLiteHistory, Store):
             (mute.identity, mute.room or "", mute.muted_until, mute.muted_by, mute.duration),
         )
 
-    async def delete_mute(self, identity: str, room: str | None) -> None:
-        await self._exec(
+    async def delete_mute(self, identity: str, room: str | None) -> bool:
+        deleted = await self._exec(
             "DELETE FROM mutes WHERE identity = ? AND room = ?", (identity, room or "")
         )
+        return deleted > 0
 
     # ------------------------------------------------------------------ meta
     async def get_meta(self, key: str) -> str | None:

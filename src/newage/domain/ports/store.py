@@ -145,8 +145,9 @@ class Store(ABC):
     async def put_mute(self, mute: MuteRecord) -> None: ...
 
     @abstractmethod
-    async def delete_mute(self, identity: str, room: str | None) -> None:
-        """Lift the mute of ``identity`` in ``room`` (``None``: the global mute)."""
+    async def delete_mute(self, identity: str, room: str | None) -> bool:
+        """Lift the mute of ``identity`` in ``room`` (``None``: the global mute);
+        False when there was none (another process lifted it first)."""
 
     # --- policy, assignments, misc state ---
     @abstractmethod

@@ -64,10 +64,13 @@ class MuteService:
         self.rooms = rooms
         self.history = history
         self.status = status
+        # several processes: the others reload the mutes from the store
+        self.on_changed: Callable[[], None] = lambda: None
         self.mutes: dict[tuple[str, str], MuteRecord] = {}
         self.on_unmuted: list[UnmuteHook] = []
 
     async def load(self) -> None:
+        """At start, and when another process changed the mutes."""
         self.mutes = {_key(m.identity, m.room): m for m in await self.store.load_mutes()}
 
     def muted(self, identity: str, room: str | None) -> MuteRecord | None:
@@ -103,6 +106,7 @@ class MuteService:
         record = MuteRecord(target, until, actor.identity, room, seconds)
         await self.store.put_mute(record)
         self.mutes[_key(target, room)] = record
+        self.on_changed()
         payload = _payload(record)
         for namespace in NOTICE_NAMESPACES:
             self.outbox.emit(namespace, Ev.MEMBER_MUTED, payload, [identity_addr(target)])
@@ -127,8 +131,11 @@ class MuteService:
         if record is None:
             return False
         by = actor.identity if actor else SYSTEM_IDENTITY
-        await self.store.delete_mute(target, room)
-        del self.mutes[_key(target, room)]
+        lifted = await self.store.delete_mute(target, room)
+        self.mutes.pop(_key(target, room), None)
+        if not lifted and actor is None:
+            return False  # its time was up: another process lifted and announced it
+        self.on_changed()
         payload: MemberUnmuted = {"identity": target, "unmutedBy": by, "roomName": room}
         for namespace in NOTICE_NAMESPACES:
             self.outbox.emit(namespace, Ev.MEMBER_UNMUTED, payload, [identity_addr(target)])

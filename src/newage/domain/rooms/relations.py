@@ -9,6 +9,7 @@ Wraps :class:`~newage.domain.rooms.policies.Assignments` (pure) with the store
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
 from newage.domain.identity.presence import Presence
@@ -33,15 +34,33 @@ class RelationService:
         self.presence = presence
         self.model = Assignments()
         self._view_update: asyncio.TimerHandle | None = None
+        # several processes: another one reloads the policy and assignments
+        self.on_changed: Callable[[], None] = lambda: None
+        self._default_policy = ConnectionPolicy.FREE
 
     async def load(self, default_policy: ConnectionPolicy) -> None:
-        stored = await self.store.get_meta(POLICY_KEY)
-        try:
-            self.model.policy = ConnectionPolicy(stored) if stored else default_policy
-        except ValueError:
-            log.warning("stored connection policy %r is unknown; using %s", stored, default_policy)
-            self.model.policy = default_policy
+        self._default_policy = default_policy
+        self.model.policy = await self._stored_policy()
         self.model.manual = await self.store.load_manual_assignments()
+
+    async def reload(self) -> None:
+        """Another process changed the policy or the manual assignments."""
+        policy = await self._stored_policy()
+        manual = await self.store.load_manual_assignments()
+        if manual != self.model.manual:
+            self.model.manual = manual
+            await self._publish(self.model.recompute())
+        if policy is not self.model.policy:
+            await self._publish(self.model.set_policy(policy))
+
+    async def _stored_policy(self) -> ConnectionPolicy:
+        stored = await self.store.get_meta(POLICY_KEY)
+        default = self._default_policy
+        try:
+            return ConnectionPolicy(stored) if stored else default
+        except ValueError:
+            log.warning("stored connection policy %r is unknown; using %s", stored, default)
+            return default
 
     # ------------------------------------------------------------------ presence inputs
     async def extension_online(self, identity: str) -> None:
@@ -76,6 +95,7 @@ class RelationService:
         except ValueError:
             raise bad_request("Invalid connection policy") from None
         await self.store.set_meta(POLICY_KEY, policy.value)
+        self.on_changed()
         await self._publish(self.model.set_policy(policy))
         audit.record("policy.set", policy.value)
         return policy
@@ -93,6 +113,7 @@ class RelationService:
                 raise not_found(f"Extension not found: {ext}")
         unique = list(dict.fromkeys(extensions))
         await self.store.set_manual_assignment(client_room, unique)
+        self.on_changed()
         await self._publish(self.model.set_manual(client_room, unique))
         audit.record("policy.assign", client_room, extensions=unique)
         return unique
