@@ -307,3 +307,48 @@ async def test_mutes_and_the_connection_policy_hold_on_every_node(cluster: MakeC
         return (await web.call("/rooms", "GET_CONNECTION_POLICY"))["policy"] == "Manual"
 
     await eventually(manual_on_node_1, timeout=5)
+
+
+async def test_a_requester_resumes_its_stream_on_another_node(cluster: MakeCluster):
+    """It lost its node's connection and came back through another node:
+    the node that holds the request replays what it missed, then the rest."""
+    c = await cluster(3)
+    ext = await c.extension(0)
+    cases = [("web", 1, 2, "r-fwd"), ("bob", 0, 1, "r-local")]  # forwarded, then local
+    for client_id, first_node, second_node, rid in cases:
+        first = await c.connect(first_node, client_id)
+        await c.settled()
+        ack = ok(await first.call("/llm", "LLM_REQUEST", {"requestId": rid, "message": "go"}))
+        await ext.next_request(predicate=lambda p, rid=rid: p["requestId"] == rid)
+        tokens = [f"{rid} {i}; " for i in range(150)]
+        output_id = str(uuid.uuid4())
+        for i, token in enumerate(tokens[:50]):
+            await ext.token(output_id, token, first=i == 0)
+
+        async def seen_50(peer: Peer = first, rid: str = rid) -> bool:
+            return stream_text(peer, rid)[0].endswith(f"{rid} 49; ")
+
+        await eventually(seen_50, timeout=5)
+        text, chunks = stream_text(first, rid)
+        last_seq = chunks[-1]["seq"]
+        await first.close()
+        for token in tokens[50:100]:  # while it is away
+            await ext.token(output_id, token, first=False)
+        second = await c.connect(second_node, client_id)
+        await c.settled()
+        resumed = ok(
+            await second.call(
+                "/llm",
+                "RESUME_STREAM",
+                {"requestId": rid, "afterSeq": last_seq, "epoch": ack["epoch"]},
+            )
+        )
+        assert resumed["replayed"] > 0 and resumed["complete"] is False, resumed
+        for j, token in enumerate(tokens[100:]):
+            await ext.token(output_id, token, first=False, final=j == 49)
+        end = await second.next(
+            "/llm", "SERVER_STREAM_END", lambda p, rid=rid: p["requestId"] == rid, timeout=10
+        )
+        rest, more = stream_text(second, rid)
+        assert text + rest == "".join(tokens) == end["data"]
+        assert [m["seq"] for m in more] == list(range(last_seq + 1, last_seq + 1 + len(more)))

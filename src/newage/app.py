@@ -248,7 +248,7 @@ class App:
         self.chat.on_forward = self.answers.opened
         if self.cluster is not None:
             self.remote_requests = RemoteRequests(
-                self.cluster, self.chat, self.tracker, self.outbox
+                self.cluster, self.chat, self.tracker, self.outbox, self.resumer
             )
             self.remote_admin = RemoteAdmin(self.cluster, self.guard)
         self.responder.on_settled = self.answers.settled

@@ -21,6 +21,7 @@ import asyncio
 import contextlib
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any
 
@@ -63,6 +64,9 @@ class ClusterNode:
         self.redis: Redis = Redis.from_url(url, health_check_interval=10)
         self.deliver: Deliver | None = None  # applies an item sent by another node
         self.on_rooms_changed: list[Callable[[], Awaitable[None]]] = []
+        # other keys this node wrote that mean nothing once it stops (bounded:
+        # the oldest are left to their expiry)
+        self.owned: OrderedDict[str, None] = OrderedDict()
         self.on_node_gone: list[Callable[[str], Awaitable[None]]] = []
         self.where: dict[str, set[str]] = {}  # entry -> other nodes having it
         self.entries: dict[str, set[str]] = {}  # other live node -> its entries
@@ -123,6 +127,9 @@ class ClusterNode:
                 pipe.delete(
                     self.key("dir", self.id), self.key("dlv", self.id), self.key("clients", self.id)
                 )
+                owned = list(self.owned)
+                for start in range(0, len(owned), 1000):
+                    pipe.delete(*owned[start : start + 1000])
                 pipe.publish(self.channel, orjson.dumps({"t": "bye", "n": self.id}))
                 await pipe.execute()
         await self.redis.aclose()

@@ -10,6 +10,7 @@ Cancels of a request forwarded from here go to the node that holds it.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from collections import OrderedDict
 from typing import Any
@@ -18,6 +19,7 @@ from newage.cluster.node import ClusterNode
 from newage.domain.identity.principal import Principal
 from newage.domain.llm.chat import ChatService
 from newage.domain.llm.requests import LlmRequest, RequestTracker
+from newage.domain.llm.resume import Resumer
 from newage.domain.llm.routing import parse_targets
 from newage.domain.ports.delivery import Outbox, identity_addr
 from newage.errors import NewAgeError
@@ -26,6 +28,7 @@ from newage.protocol.llm import LlmRequestIn
 from newage.protocol.names import ClientKind, Ev, Namespace, RequestStatus
 
 ASK_TIMEOUT = 10.0  # seconds for the other node's intake to answer
+HOLDER_TTL = 86_400  # seconds a request's holder is known to every node (resume)
 OWNERS_KEPT = 100_000  # forwarded request ids remembered (for their cancels)
 EXTENSION = f"{Namespace.LLM.value} ext:"
 NODE_GONE = "The server process handling this request stopped."
@@ -37,11 +40,18 @@ def principal_of(raw: dict[str, Any]) -> Principal:
 
 class RemoteRequests:
     def __init__(
-        self, node: ClusterNode, chat: ChatService, tracker: RequestTracker, outbox: Outbox
+        self,
+        node: ClusterNode,
+        chat: ChatService,
+        tracker: RequestTracker,
+        outbox: Outbox,
+        resumer: Resumer,
     ) -> None:
         self.node = node
         self.chat = chat
         self.outbox = outbox
+        self.resumer = resumer
+        self._writes: set[asyncio.Task[Any]] = set()
         # forwarded from here: requestId -> its node (kept after it closes, for
         # GET_REQUEST and CANCEL_REQUEST), and the open ones with their requester
         # and room (failed here if their node dies)
@@ -53,6 +63,9 @@ class RemoteRequests:
         node.handlers["cancel"] = self._cancel
         node.handlers["closed"] = self._closed
         node.handlers["lookup"] = self._lookup
+        node.handlers["resume"] = self._resume
+        tracker.on_opened.append(self.opened)
+        resumer.elsewhere = self.resume
         node.on_node_gone.append(self.node_gone)
         tracker.on_closed.append(self.closed)
         chat.elsewhere = self.forward
@@ -164,5 +177,59 @@ class RemoteRequests:
     async def _lookup(self, payload: dict[str, Any]) -> dict[str, Any]:
         try:
             return dict(self.chat.lookup(payload["requestId"], principal_of(payload["by"])))
+        except NewAgeError as exc:
+            return dict(exc.to_ack())
+
+    # ------------------------------------------------------------------ resume
+    def opened(self, request: LlmRequest) -> None:
+        """Every node may have to find this request (a requester that
+        reconnects to another node resumes its stream from there)."""
+        key = self.node.key("req", request.request_id)
+        write = self.node.redis.set(key, self.node.id, ex=HOLDER_TTL)
+        self.node.owned[key] = None
+        while len(self.node.owned) > OWNERS_KEPT:
+            self.node.owned.popitem(last=False)
+        task = asyncio.ensure_future(write)
+        self._writes.add(task)
+        task.add_done_callback(self._writes.discard)
+
+    async def holder(self, request_id: str) -> str | None:
+        found = self.held.get(request_id)
+        if found is None:
+            raw = await self.node.redis.get(self.node.key("req", request_id))
+            found = raw.decode() if isinstance(raw, bytes) else raw
+        return found if found != self.node.id else None
+
+    async def resume(
+        self,
+        by: Principal,
+        sid: str,
+        request_id: str,
+        after_seq: int,
+        output_id: str | None,
+        epoch: str | None,
+    ) -> dict[str, Any] | None:
+        target = await self.holder(request_id)
+        if target is None:
+            return None
+        payload = {
+            "from": self.node.id,
+            "by": dataclasses.asdict(by),
+            "sid": sid,
+            "args": [request_id, after_seq, output_id, epoch],
+        }
+        try:
+            ack = await self.node.ask(target, "resume", payload, ASK_TIMEOUT)
+        except (TimeoutError, ConnectionError):
+            return None
+        return ack if isinstance(ack, dict) else None
+
+    async def _resume(self, payload: dict[str, Any]) -> dict[str, Any]:
+        sid = payload["sid"]
+        # the replay goes out at once, maybe before that node's directory
+        # says it has this socket
+        self.node.assume(payload["from"], f"{Namespace.LLM.value} {sid}")
+        try:
+            return dict(self.resumer.resume(principal_of(payload["by"]), sid, *payload["args"]))
         except NewAgeError as exc:
             return dict(exc.to_ack())

@@ -80,7 +80,7 @@ class LlmNamespace(HistoryEvents, BaseNamespace):
 
     @on(Ev.RESUME_STREAM, model=ResumeIn)
     async def resume_stream(self, ref: SocketRef, data: ResumeIn) -> Resumed:
-        return self.services.resumer.resume(
+        return await self.services.resumer.resume_anywhere(
             ref.principal, ref.sid, data.request_id, data.after_seq, data.output_id, data.epoch
         )
 

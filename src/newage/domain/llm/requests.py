@@ -96,6 +96,7 @@ class RequestTracker:
         # called with an extension whenever one of its requests leaves it
         self.on_free: list[Callable[[str], None]] = []
         self.on_closed: list[Callable[[LlmRequest], None]] = []  # a request's final status
+        self.on_opened: list[Callable[[LlmRequest], None]] = []
         self._pending_of: dict[str, set[str]] = {}  # clientId -> its forwarded open requests
         self.log: RequestLog | None = None  # what the monitor shows of each request
 
@@ -103,6 +104,8 @@ class RequestTracker:
         self.requests[request.request_id] = request
         if self.log is not None:
             self.log.opened(request)
+        for opened in self.on_opened:
+            opened(request)
 
     def get(self, request_id: object) -> LlmRequest | None:
         if not isinstance(request_id, str):

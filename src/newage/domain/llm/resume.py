@@ -12,8 +12,9 @@ a chunk only when its ``seq`` is the next one it needs (docs/protocol.md).
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from newage.domain.identity.principal import Principal
 from newage.domain.llm.requests import LlmRequest, RequestTracker
@@ -55,6 +56,32 @@ class Resumer:
         self.tracker = tracker
         self.rooms = rooms
         self.outbox = outbox
+        # a cluster: a request held by another node is resumed there, replaying
+        # to this socket (None: no node holds it)
+        self.elsewhere: (
+            Callable[
+                [Principal, str, str, int, str | None, str | None],
+                Awaitable[dict[str, Any] | None],
+            ]
+            | None
+        ) = None
+
+    async def resume_anywhere(
+        self,
+        by: Principal,
+        sid: str,
+        request_id: str,
+        after_seq: int,
+        output_id: str | None = None,
+        epoch: str | None = None,
+    ) -> Resumed:
+        """:meth:`resume`, on the node that holds the request when it is not here."""
+        here = self.tracker.get(request_id) is not None or self.log.get(request_id, None)
+        if not here and self.elsewhere is not None:
+            ack = await self.elsewhere(by, sid, request_id, after_seq, output_id, epoch)
+            if ack is not None:  # the holding node's own resume answered
+                return cast(Resumed, ack)
+        return self.resume(by, sid, request_id, after_seq, output_id, epoch)
 
     def _may_read(self, by: Principal, room_name: str, requester: str | None) -> bool:
         if by.is_admin or (requester is not None and by.identity == requester):
