@@ -352,3 +352,14 @@ async def test_a_requester_resumes_its_stream_on_another_node(cluster: MakeClust
         rest, more = stream_text(second, rid)
         assert text + rest == "".join(tokens) == end["data"]
         assert [m["seq"] for m in more] == list(range(last_seq + 1, last_seq + 1 + len(more)))
+
+
+async def test_an_admin_sees_the_extensions_of_every_node(cluster: MakeCluster):
+    c = await cluster(2)
+    await c.extension(0)
+    boss = await c.connect(1, "boss", ClientKind.MONITOR, ("/", "/llm"))
+    await c.settled()
+    node0 = (await c.status(0))["cluster"]["node"]
+    states = ok(await boss.call("/llm", "GET_EXTENSIONS_STATE"))["extensions"]
+    assert [(s["identity"], s.get("node")) for s in states] == [("SillyTavern-1", node0)]
+    assert states[0]["available"] is True and states[0]["inFlight"] == 0

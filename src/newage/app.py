@@ -250,7 +250,7 @@ class App:
             self.remote_requests = RemoteRequests(
                 self.cluster, self.chat, self.tracker, self.outbox, self.resumer
             )
-            self.remote_admin = RemoteAdmin(self.cluster, self.guard)
+            self.remote_admin = RemoteAdmin(self.cluster, self.guard, self.liveness)
         self.responder.on_settled = self.answers.settled
         self.mutes.on_unmuted.append(self.thinker.unmuted)
         self.room_events = RoomEvents(

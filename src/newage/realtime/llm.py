@@ -97,7 +97,7 @@ class LlmNamespace(HistoryEvents, BaseNamespace):
     @on(Ev.GET_EXTENSIONS_STATE)
     async def extensions_state(self, ref: SocketRef, _: Any) -> ExtensionStates:
         require_admin(ref.principal, self.services.live.current.network_safe)
-        return {**OK, "extensions": self.services.liveness.states()}
+        return {**OK, "extensions": await self.services.liveness.all_states()}
 
     # ------------------------------------------------------------------ context
     @on(Ev.GET_FULL_CONTEXT, model=ContextIn)

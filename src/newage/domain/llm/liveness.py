@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from newage.domain.identity.presence import Presence
@@ -50,6 +51,8 @@ class Liveness:
         self.responder = responder
         self.outbox = outbox
         self.live = live
+        # a cluster: the states of the other nodes' extensions
+        self.elsewhere: Callable[[], Awaitable[list[dict[str, Any]]]] | None = None
         self.last_heartbeat: dict[str, float] = {}  # extension -> wall time of its last ack
 
     # ------------------------------------------------------------------ stalls
@@ -124,3 +127,8 @@ class Liveness:
 
     def states(self) -> list[dict[str, Any]]:
         return [self.state(ext) for ext in self.router.connected()]
+
+    async def all_states(self) -> list[dict[str, Any]]:
+        """This process's extensions, then (a cluster) the other nodes'."""
+        mine = self.states()
+        return mine + (await self.elsewhere() if self.elsewhere is not None else [])
