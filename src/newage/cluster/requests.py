@@ -22,7 +22,7 @@ from newage.domain.llm.requests import LlmRequest, RequestTracker
 from newage.domain.llm.resume import Resumer
 from newage.domain.llm.routing import parse_targets
 from newage.domain.ports.delivery import Outbox, identity_addr
-from newage.errors import NewAgeError
+from newage.errors import ErrorCode, NewAgeError
 from newage.logs import log
 from newage.protocol.llm import LlmRequestIn
 from newage.protocol.names import ClientKind, Ev, Namespace, RequestStatus
@@ -109,7 +109,15 @@ class RemoteRequests:
         principal = principal_of(payload["principal"])
         data = LlmRequestIn.model_validate(payload["data"])
         try:
-            ack = await self.chat.request(principal, payload["sid"], data, here=True)
+            try:
+                ack = await self.chat.request(principal, payload["sid"], data, here=True)
+            except NewAgeError as exc:
+                if exc.code not in (ErrorCode.FORBIDDEN, ErrorCode.NOT_FOUND):
+                    raise
+                # the requester's node may have made its room (or member) a
+                # moment ago and this node not reloaded it yet: once more, fresh
+                await self.chat.rooms.resync()
+                ack = await self.chat.request(principal, payload["sid"], data, here=True)
         except NewAgeError as exc:
             return dict(exc.to_ack())
         request = self.chat.tracker.get(data.request_id)
