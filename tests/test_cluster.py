@@ -363,3 +363,21 @@ async def test_an_admin_sees_the_extensions_of_every_node(cluster: MakeCluster):
     states = ok(await boss.call("/llm", "GET_EXTENSIONS_STATE"))["extensions"]
     assert [(s["identity"], s.get("node")) for s in states] == [("SillyTavern-1", node0)]
     assert states[0]["available"] is True and states[0]["inFlight"] == 0
+
+
+async def test_an_admin_on_another_node_reorders_a_queue(cluster: MakeCluster):
+    c = await cluster(2)
+    ext = await c.extension(0)
+    web = await c.connect(1, "web")
+    boss = await c.connect(1, "boss", ClientKind.MONITOR, ("/", "/llm"))
+    await c.settled()
+    for rid in ("r1", "r2", "r3"):
+        ok(await web.call("/llm", "LLM_REQUEST", {"requestId": rid, "message": rid}))
+    await ext.next_request(predicate=lambda p: p["requestId"] == "r1")
+    ack = ok(await boss.call("/llm", "SET_REQUEST_PRIORITY", {"requestId": "r3", "priority": 5}))
+    assert ack["positions"] == {"SillyTavern-1": 1}
+    missing = await boss.call("/llm", "SET_REQUEST_PRIORITY", {"requestId": "r1", "priority": 1})
+    assert missing["code"] == "not_found", missing  # out already: the holder says so
+    await ext.stream(["x"], request_id="r1", final=True)
+    following = await ext.next_request(predicate=lambda p: p["requestId"] != "r1")
+    assert following["requestId"] == "r3"

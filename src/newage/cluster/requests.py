@@ -64,6 +64,8 @@ class RemoteRequests:
         node.handlers["closed"] = self._closed
         node.handlers["lookup"] = self._lookup
         node.handlers["resume"] = self._resume
+        node.handlers["priority"] = self._priority
+        chat.queues.elsewhere = self.priority
         tracker.on_opened.append(self.opened)
         resumer.elsewhere = self.resume
         node.on_node_gone.append(self.node_gone)
@@ -239,5 +241,26 @@ class RemoteRequests:
         self.node.assume(payload["from"], f"{Namespace.LLM.value} {sid}")
         try:
             return dict(self.resumer.resume(principal_of(payload["by"]), sid, *payload["args"]))
+        except NewAgeError as exc:
+            return dict(exc.to_ack())
+
+    # ------------------------------------------------------------------ priority
+    async def priority(self, request_id: str, priority: int) -> dict[str, int] | None:
+        """New positions from the node holding the request (its error, such
+        as "not queued", is raised here as it was there)."""
+        target = await self.holder(request_id)
+        if target is None:
+            return None
+        try:
+            answer = await self.node.ask(target, "priority", [request_id, priority], ASK_TIMEOUT)
+        except (TimeoutError, ConnectionError):
+            return None
+        if isinstance(answer, dict) and answer.get("status") == "error":
+            raise NewAgeError(ErrorCode(answer["code"]), answer["message"], requestId=request_id)
+        return answer if isinstance(answer, dict) else None
+
+    async def _priority(self, payload: list[Any]) -> dict[str, Any]:
+        try:
+            return dict(self.chat.queues.set_priority(payload[0], payload[1]))
         except NewAgeError as exc:
             return dict(exc.to_ack())

@@ -91,7 +91,7 @@ class LlmNamespace(HistoryEvents, BaseNamespace):
     @on(Ev.SET_REQUEST_PRIORITY, model=PriorityIn)
     async def set_priority(self, ref: SocketRef, data: PriorityIn) -> Reprioritized:
         require_admin(ref.principal, self.services.live.current.network_safe)
-        positions = self.services.queues.set_priority(data.request_id, data.priority)
+        positions = await self.services.queues.set_priority_anywhere(data.request_id, data.priority)
         return {**OK, "requestId": data.request_id, "positions": positions}
 
     @on(Ev.GET_EXTENSIONS_STATE)

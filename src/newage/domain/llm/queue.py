@@ -68,6 +68,8 @@ class ExtensionQueues:
         self._order = itertools.count()
         self._tasks: set[asyncio.Task[None]] = set()
         self.closed = False
+        # a cluster: the node holding a request reorders its queue (None: none does)
+        self.elsewhere: Callable[[str, int], Awaitable[dict[str, int] | None]] | None = None
         # the context an extension gets for a room (set by the chat service)
         self.context_of: Callable[[str], Awaitable[list[dict[str, Any]]]] = self._latest
         tracker.on_free.append(self._freed)
@@ -157,6 +159,14 @@ class ExtensionQueues:
                 self._waiting[ext] = kept
                 self._renumber(ext)
         return left
+
+    async def set_priority_anywhere(self, request_id: str, priority: int) -> dict[str, int]:
+        """:meth:`set_priority`, on the node holding the request when not here."""
+        if self.tracker.get(request_id) is None and self.elsewhere is not None:
+            positions = await self.elsewhere(request_id, priority)
+            if positions is not None:
+                return positions
+        return self.set_priority(request_id, priority)
 
     def set_priority(self, request_id: str, priority: int) -> dict[str, int]:
         """Reorder the queues ``request_id`` waits in; its new positions."""
