@@ -153,7 +153,7 @@ class RemoteRequests:
             del self.origins[request_id]
 
     async def cancel(self, request_id: str, by: Principal | None) -> dict[str, Any] | None:
-        target = self.held.get(request_id)
+        target = await self.holder(request_id)
         if target is None:
             return None
         payload = {
@@ -174,7 +174,7 @@ class RemoteRequests:
             return dict(exc.to_ack())
 
     async def lookup(self, request_id: str, by: Principal) -> dict[str, Any] | None:
-        target = self.held.get(request_id)
+        target = await self.holder(request_id)
         if target is None:
             return None
         payload = {"requestId": request_id, "by": dataclasses.asdict(by)}
