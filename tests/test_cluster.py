@@ -18,7 +18,7 @@ from newage.protocol.names import ClientKind
 from tests.helpers.client import Peer, Refused, auth
 from tests.helpers.cluster import Cluster
 from tests.helpers.fake_extension import FakeExtension
-from tests.helpers.proc import arun_cli
+from tests.helpers.proc import ServerProcess, arun_cli
 from tests.helpers.wait import eventually
 
 MakeCluster = Callable[..., Awaitable[Cluster]]
@@ -381,3 +381,29 @@ async def test_an_admin_on_another_node_reorders_a_queue(cluster: MakeCluster):
     await ext.stream(["x"], request_id="r1", final=True)
     following = await ext.next_request(predicate=lambda p: p["requestId"] != "r1")
     assert following["requestId"] == "r3"
+
+
+async def test_a_node_starting_leaves_the_answers_of_the_others_open(cluster: MakeCluster):
+    """The answers owed are in the shared store: a node joining must not
+    take another node's live ones for a crash's leftovers."""
+    c = await cluster(2)
+    ext = await c.extension(0)
+    web = await c.connect(1, "web")
+    await c.settled()
+    ok(await web.call("/llm", "LLM_REQUEST", {"requestId": "live", "message": "go"}))
+    await ext.next_request()
+    output_id = str(uuid.uuid4())
+    await ext.token(output_id, "before; ", first=True)
+    await web.next("/llm", "SERVER_STREAM_DATA")
+    newcomer = ServerProcess(c.data, env=c.env)
+    c.nodes.append(newcomer)
+    await asyncio.to_thread(newcomer.start)
+    await ext.token(output_id, "after", first=False, final=True)
+    end = await web.next("/llm", "SERVER_STREAM_END", timeout=10)
+    assert end["status"] == "completed" and end["data"] == "before; after", end
+    statuses = [p["status"] for p in web.received("/llm", "REQUEST_STATUS_UPDATE")]
+    assert "failed" not in statuses, statuses
+    # and the shared history holds the answer once, not also a crash leftover
+    ok(await web.call("/llm", "GET_FULL_CONTEXT", {"roomName": "web"}))
+    context = str(await web.next("/llm", "UPDATE_CONTEXT"))
+    assert "before; after" in context and "restarted" not in context, context

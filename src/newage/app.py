@@ -386,7 +386,12 @@ class App:
         for fn in decorated_functions():
             if fn.name not in self.registry.functions:
                 self.registry.register(fn)
-        await self.answers.recover()
+        if self.cluster is None or not await self.cluster.others_alive():
+            await self.answers.recover()
+        else:
+            # the open answers in the shared store may be other nodes' live
+            # ones: only a node that starts alone closes what a crash left
+            log.info("other cluster nodes are running: their open answers are theirs")
         if self.cluster is not None:
             await self.cluster.start()
         await self.store.changed_elsewhere()  # prime the change counter

@@ -91,6 +91,11 @@ class ClusterNode:
         return self.key("ctl")
 
     # ------------------------------------------------------------------ lifecycle
+    async def others_alive(self) -> list[str]:
+        """Nodes whose heartbeat has not expired, this one excepted."""
+        raw: Any = await self.redis.zrangebyscore(self.key("nodes"), time.time(), "+inf")
+        return [n.decode() for n in raw if n.decode() != self.id]
+
     async def start(self) -> None:
         await self.redis.delete(self.key("dlv", self.id), self.key("dir", self.id))
         await self._heartbeat()
