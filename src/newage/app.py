@@ -266,12 +266,13 @@ class App:
         )
         self.rooms.on_deleted.append(self.room_events.deleted)
         if self.cluster is not None:
-            self.rooms.on_changed = self.cluster.rooms_changed
-            self.mutes.on_changed = self.cluster.rooms_changed
-            self.relations.on_changed = self.cluster.rooms_changed
-            self.cluster.on_rooms_changed.append(self.rooms.resync)
-            self.cluster.on_rooms_changed.append(self.mutes.load)
-            self.cluster.on_rooms_changed.append(self.relations.reload)
+            # each reloads only what another node changed
+            self.rooms.on_changed = self.cluster.changed("rooms")
+            self.mutes.on_changed = self.cluster.changed("mutes")
+            self.relations.on_changed = self.cluster.changed("policy")
+            self.cluster.on_changed.update(
+                rooms=self.rooms.resync, mutes=self.mutes.load, policy=self.relations.reload
+            )
         self.rooms.on_mode_changed.append(self.room_events.mode_changed)
         self.history.after_record.append(self.room_events.recorded)
 

@@ -63,7 +63,9 @@ class ClusterNode:
         self._clients_sent = b"[]"
         self.redis: Redis = Redis.from_url(url, health_check_interval=10)
         self.deliver: Deliver | None = None  # applies an item sent by another node
-        self.on_rooms_changed: list[Callable[[], Awaitable[None]]] = []
+        # topic ("rooms", "mutes", "policy") -> reloads of what another node changed
+        self.on_changed: dict[str, Callable[[], Awaitable[None]]] = {}
+        self._changed: set[str] = set()  # topics to announce in the next writer round
         # other keys this node wrote that mean nothing once it stops (bounded:
         # the oldest are left to their expiry)
         self.owned: OrderedDict[str, None] = OrderedDict()
@@ -167,10 +169,16 @@ class ClusterNode:
             self._outgoing.setdefault(node, []).append(item)
         self._wake.set()
 
-    def rooms_changed(self) -> None:
-        """Rooms or memberships changed in the shared store: others reload."""
-        self._publishes.append(orjson.dumps({"t": "rooms", "n": self.id}))
-        self._wake.set()
+    def changed(self, topic: str) -> Callable[[], None]:
+        """A hook for a service whose ``topic`` state this node changed in the
+        shared store: the others reload that state, once per writer round
+        however many changes it holds."""
+
+        def announce() -> None:
+            self._changed.add(topic)
+            self._wake.set()
+
+        return announce
 
     def mark_dirty(self) -> None:
         """Local sockets or their rooms changed: publish the directory soon."""
@@ -188,6 +196,10 @@ class ClusterNode:
             self._wake.clear()
             outgoing, self._outgoing = self._outgoing, {}
             publishes, self._publishes = self._publishes, []
+            publishes += [
+                orjson.dumps({"t": "changed", "n": self.id, "s": s}) for s in self._changed
+            ]
+            self._changed.clear()
             try:
                 async with self.redis.pipeline(transaction=False) as pipe:
                     for node, items in outgoing.items():
@@ -317,9 +329,10 @@ class ClusterNode:
                 self._apply_directory(node, body.get("a", ()), body.get("d", ()))
                 if "c" in body:
                     self._set_clients(node, body["c"])
-            elif kind == "rooms":
-                for hook in self.on_rooms_changed:
-                    await hook()
+            elif kind == "changed":
+                reload = self.on_changed.get(body.get("s"))
+                if reload is not None:
+                    await reload()
             elif kind == "bye":
                 await self._gone(node)
 
