@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable
 
-from newage.domain.identity.presence import Presence
+from newage.domain.identity.presence import Presence, SocketRef
 from newage.domain.identity.principal import ConnMode
 from newage.domain.ops import audit
 from newage.domain.ports.delivery import CLIENT, IDENTITY, Outbox
@@ -61,23 +61,21 @@ class AccessGuard:
         return dropped
 
     async def disconnect_identity(self, identity: str, *, here: bool = False) -> int:
-        refs = self.presence.identity_sids(identity)
-        for ref in refs:
-            await self.outbox.disconnect(ref.sid, ref.namespace)
-        dropped = len(refs)
-        if self.elsewhere is not None and not here:
-            dropped += await self.elsewhere(IDENTITY, identity)
-        if not here:
-            audit.record("client.disconnect", identity, sockets=dropped)
-        return dropped
+        return await self._disconnect(
+            IDENTITY, identity, self.presence.identity_sids(identity), here
+        )
 
     async def disconnect_client(self, client_id: str, *, here: bool = False) -> int:
-        refs = self.presence.client_sids(client_id)
+        return await self._disconnect(CLIENT, client_id, self.presence.client_sids(client_id), here)
+
+    async def _disconnect(self, kind: str, name: str, refs: list[SocketRef], here: bool) -> int:
+        """Drop ``refs`` (and, unless ``here``, the sockets of ``name`` on
+        the other nodes of a cluster); the count, audited once."""
         for ref in refs:
             await self.outbox.disconnect(ref.sid, ref.namespace)
         dropped = len(refs)
-        if self.elsewhere is not None and not here:
-            dropped += await self.elsewhere(CLIENT, client_id)
         if not here:
-            audit.record("client.disconnect", client_id, sockets=dropped)
+            if self.elsewhere is not None:
+                dropped += await self.elsewhere(kind, name)
+            audit.record("client.disconnect", name, sockets=dropped)
         return dropped
