@@ -1,0 +1,265 @@
+"""The cluster acts as one (docs/cluster.md): function calls with an ack
+across nodes, settings changed over the wire on every node, and the
+monitor's request list and trends over every node. Real processes, real
+clients, one PostgreSQL database and one Redis prefix per test."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from newage.protocol.names import ClientKind
+from tests.helpers.actors import DECLARED
+from tests.helpers.client import Peer, auth
+from tests.helpers.cluster import Cluster
+from tests.helpers.proc import ServerProcess
+from tests.helpers.wait import eventually
+
+MakeCluster = Callable[..., Awaitable[Cluster]]
+FC = "/function_call"
+
+
+@pytest.fixture
+async def cluster(tmp_path: Path, pg_url: str) -> AsyncIterator[MakeCluster]:
+    """Nodes on one PostgreSQL database (as tests/test_cluster.py)."""
+    made: list[Cluster] = []
+
+    async def make(size: int, **env: str) -> Cluster:
+        made.append(Cluster(tmp_path, size, {"NEWAGE_DATABASE_URL": pg_url, **env}))
+        return await made[-1].start()
+
+    yield make
+    for each in made:
+        for index, output in enumerate(await each.stop()):
+            print(f"--- node {index}\n{output}")  # shown when a test fails
+
+
+def ok(ack: dict) -> dict:
+    assert ack["status"] == "ok", ack
+    return ack
+
+
+async def node_id(c: Cluster, index: int) -> str:
+    return str((await c.status(index))["cluster"]["node"])
+
+
+async def answerer(c: Cluster, index: int, client_id: str, answer: Any) -> Peer:
+    """A client on node ``index`` answering forwarded FUNCTION_CALLs with
+    ``answer(call)`` (a coroutine function); its calls are kept in ``calls``."""
+    key = await c.key(client_id, ClientKind.CLIENT)
+    peer = Peer(c.nodes[index].url)
+    c.peers.append(peer)
+    peer.calls = []  # type: ignore[attr-defined]
+
+    async def handler(data: Any) -> Any:
+        peer.calls.append(data)  # type: ignore[attr-defined]
+        return await answer(data)
+
+    peer.sio.on("FUNCTION_CALL", handler, namespace=FC)
+    await peer.open(FC, auth(client_id, key, clientType=DECLARED[ClientKind.CLIENT]))
+    return peer
+
+
+def call(function: str, args: list[Any], target: str, request_id: str) -> dict[str, Any]:
+    return {"requestId": request_id, "functionName": function, "args": args, "target": target}
+
+
+# ---------------------------------------------------------------- function calls
+async def test_a_function_call_reaches_a_client_of_another_node(cluster: MakeCluster):
+    c = await cluster(2, NEWAGE_FUNCTION_CALL_TIMEOUT="2500")
+    never = asyncio.Event()
+
+    async def answer(data: dict[str, Any]) -> Any:
+        if data["functionName"] == "slow":
+            await never.wait()
+        return {"requestId": data["requestId"], "success": True, "result": sum(data["args"])}
+
+    calc = await answerer(c, 0, "calc", answer)
+    web = await c.connect(1, "web", namespaces=(FC,))
+    await c.settled()
+    ack = await web.call(FC, "FUNCTION_CALL", call("add", [2, 3], "calc", "f1"))
+    assert ack == {"requestId": "f1", "success": True, "result": 5, "status": "ok"}
+    caller = {"clientId": "web", "identity": "web", "kind": "client"}
+    assert calc.calls == [{**call("add", [2, 3], "calc", "f1"), "caller": caller}]  # type: ignore[attr-defined]
+    # no answer within functionCallTimeout: a timeout, not a hang
+    started = time.monotonic()
+    late = await web.call(FC, "FUNCTION_CALL", call("slow", [], "calc", "f2"), timeout=10)
+    assert late["success"] is False and late["error"]["code"] == "timeout", late
+    assert 2.0 < time.monotonic() - started < 5
+    # the callee leaves: the other node no longer finds it
+    await calc.close()
+
+    async def not_connected() -> bool:
+        ack = await web.call(FC, "FUNCTION_CALL", call("add", [1], "calc", "f3"))
+        return ack["success"] is False and ack["error"]["code"] == "unavailable"
+
+    await eventually(not_connected, timeout=5)
+
+
+async def test_the_callee_node_killed_mid_call_fails_the_call_in_time(cluster: MakeCluster):
+    c = await cluster(3, NEWAGE_FUNCTION_CALL_TIMEOUT="20000")
+    reached = asyncio.Event()
+
+    async def answer(data: dict[str, Any]) -> Any:
+        reached.set()
+        await asyncio.Event().wait()  # its process dies first
+
+    await answerer(c, 0, "calc", answer)
+    web = await c.connect(1, "web", namespaces=(FC,))
+    await c.settled()
+    pending = asyncio.create_task(
+        web.call(FC, "FUNCTION_CALL", call("add", [1], "calc", "k1"), timeout=30)
+    )
+    await asyncio.wait_for(reached.wait(), 5)
+    proc = c.nodes[0].proc
+    assert proc is not None
+    proc.send_signal(signal.SIGKILL)
+    await asyncio.to_thread(proc.wait)
+    killed = time.monotonic()
+    ack = await pending
+    # the dead node is noticed by its heartbeat (5 s), well before the 20 s timeout
+    assert time.monotonic() - killed < 12
+    assert ack["success"] is False and ack["error"]["code"] == "unavailable", ack
+
+
+# ---------------------------------------------------------------- settings
+async def test_settings_changed_on_one_node_hold_on_every_node(
+    cluster: MakeCluster, tmp_path: Path
+):
+    c = await cluster(2)
+    boss = await c.connect(0, "boss", ClientKind.MONITOR, ("/", "/debug", "/rooms", FC))
+    other = await c.connect(1, "boss", ClientKind.MONITOR, ("/", "/debug", "/rooms", FC))
+    await c.settled()
+    port_1 = (await c.status(1))["serverPort"]
+    # debug mode: the other node's live level follows, and its /debug sockets hear once
+    assert ok(await boss.call("/debug", "TOGGLE_DEBUG_MODE"))["debugMode"] is True
+
+    async def debug_on_1() -> bool:
+        status = await c.status(1)
+        return status["debugMode"] is True and status["logLevel"] == "debug"
+
+    await eventually(debug_on_1, timeout=1)
+    assert await other.next("/debug", "DEBUG_MODE_CHANGED") == {"debugMode": True}
+    await asyncio.sleep(0.3)
+    assert other.received("/debug", "DEBUG_MODE_CHANGED") == []  # not a second time
+    # the default request mode: a room made on the other node gets it
+    mode = ok(await boss.call("/rooms", "SET_MESSAGE_REQUEST_MODE", {"mode": "MasterOnly"}))
+    assert mode["default"] is True
+
+    async def room_mode_on_1(name: str = "late-room") -> str:
+        made = ok(await other.call("/rooms", "CREATE_ROOM", name))
+        mode = str(made["room"]["mode"])
+        ok(await other.call("/rooms", "DELETE_ROOM", name))
+        return mode
+
+    await asyncio.sleep(1.0)  # "within a second"
+    assert await room_mode_on_1() == "MasterOnly"
+    # the settings function: shared settings go everywhere, a node's port stays its own
+    save = {
+        "requestId": "s1",
+        "functionName": "saveJsonToFile",
+        "args": ["./settings/server_settings.json", {"transport": "polling", "serverPort": 4999}],
+    }
+    assert (await boss.call(FC, "FUNCTION_CALL", save))["success"] is True
+    read = {
+        "requestId": "s2",
+        "functionName": "readJsonFromFile",
+        "args": ["./settings/server_settings.json"],
+    }
+
+    async def polling_on_1() -> bool:
+        result = (await other.call(FC, "FUNCTION_CALL", read))["result"]["result"]
+        return result["transport"] == "polling" and result["serverPort"] == port_1
+
+    await eventually(polling_on_1, timeout=1)
+    # a node started later, on a data directory of its own, takes the cluster's settings
+    late = ServerProcess(tmp_path / "late", env=c.env)
+    c.nodes.append(late)
+    await asyncio.to_thread(late.start)
+    watcher = await c.connect(2, "boss", ClientKind.MONITOR, ("/", "/debug", FC))
+    status = ok(await watcher.call("/debug", "SERVER_STATUS"))["serverStatus"]
+    assert status["debugMode"] is True and status["logLevel"] == "debug"
+    assert (await watcher.call(FC, "FUNCTION_CALL", read))["result"]["result"][
+        "transport"
+    ] == "polling"
+    async with httpx.AsyncClient(timeout=5) as http:
+        assert (await http.get(f"{late.url}/readyz")).status_code == 200
+
+
+# ---------------------------------------------------------------- monitor views
+async def test_an_admin_sees_the_requests_of_every_node(cluster: MakeCluster):
+    c = await cluster(3)
+    names = ("SillyTavern-1", "SillyTavern-2")
+    exts = [await c.extension(0, names[0]), await c.extension(1, names[1])]
+    webs = [await c.connect(0, "web"), await c.connect(1, "bob")]
+    boss = await c.connect(2, "boss", ClientKind.MONITOR, ("/", "/debug"))
+    await c.settled()
+    nodes = [await node_id(c, i) for i in range(3)]
+    for i, (web, ext) in enumerate(zip(webs, exts, strict=True)):
+        ack = ok(await web.call("/llm", "LLM_REQUEST", {"requestId": f"r{i}", "message": "go"}))
+        assert ack["targets"] == [names[i]]  # each node's own extension
+        await ext.next_request()
+        await ext.stream(["running "], request_id=f"r{i}")
+    page = ok(await boss.call("/debug", "GET_REQUESTS", {"state": "open"}))
+    assert page["total"] == 2 and "unanswered" not in page
+    found = {r["requestId"]: r for r in page["requests"]}
+    assert {r: found[r]["node"] for r in found} == {"r0": nodes[0], "r1": nodes[1]}
+    assert {r["state"] for r in found.values()} == {"streaming"}
+    one = ok(await boss.call("/debug", "GET_REQUESTS", {"requestId": "r1"}))["request"]
+    assert one["node"] == nodes[1] and one["trace"][0]["event"] == "received"
+    paged = ok(await boss.call("/debug", "GET_REQUESTS", {"offset": 1, "limit": 1}))
+    assert paged["total"] == 2 and len(paged["requests"]) == 1
+    # a node that died is left out after a short wait, and named
+    proc = c.nodes[1].proc
+    assert proc is not None
+    proc.send_signal(signal.SIGKILL)
+    await asyncio.to_thread(proc.wait)
+    started = time.monotonic()
+    partial = ok(await boss.call("/debug", "GET_REQUESTS", {}, timeout=10))
+    assert time.monotonic() - started < 4
+    assert [r["requestId"] for r in partial["requests"]] == ["r0"]
+    assert partial["unanswered"] == [nodes[1]]
+
+
+async def test_the_trends_add_up_the_tokens_of_every_node(cluster: MakeCluster):
+    c = await cluster(2, NEWAGE_METRICS_SAMPLE_MS="250")
+    names = ("SillyTavern-1", "SillyTavern-2")
+    exts = [await c.extension(0, names[0]), await c.extension(1, names[1])]
+    webs = [await c.connect(0, "web"), await c.connect(1, "bob")]
+    boss = await c.connect(0, "boss", ClientKind.MONITOR, ("/", "/debug"))
+    await c.settled()
+    counts = (30, 50)
+    for i, (web, ext) in enumerate(zip(webs, exts, strict=True)):
+        ok(await web.call("/llm", "LLM_REQUEST", {"requestId": f"t{i}", "message": "go"}))
+        await ext.next_request()
+        await ext.stream([f"{n} " for n in range(counts[i])], request_id=f"t{i}", final=True)
+        await web.next("/llm", "SERVER_STREAM_END", timeout=10)
+    node_1 = await node_id(c, 1)
+
+    seen: dict[str, Any] = {}
+
+    async def summed() -> bool:
+        view = seen["view"] = ok(await boss.call("/debug", "GET_METRICS_SERIES", {}))
+        step = view["intervalMs"] / 1000
+        drawn = sum(v * step for v in view["series"]["tokens"])
+        return view["totals"]["tokens"] == sum(counts) and abs(drawn - sum(counts)) < 8
+
+    await eventually(summed, timeout=6)
+    view = seen["view"]
+    assert view["totals"]["requests"] == 2
+    assert {(e["identity"], e.get("node")) for e in view["extensions"]} == {
+        (names[0], None),
+        (names[1], node_1),
+    }
+    times = view["series"]["t"]
+    assert times == sorted(set(times))  # one point per interval
+    # asking since the last point: nothing twice
+    later = ok(await boss.call("/debug", "GET_METRICS_SERIES", {"since": times[-1]}))
+    assert all(t > times[-1] for t in later["series"]["t"])
