@@ -18,8 +18,9 @@ import pytest
 from newage.protocol.names import ClientKind
 from tests.helpers.actors import DECLARED
 from tests.helpers.client import Peer, auth
-from tests.helpers.cluster import Cluster
+from tests.helpers.cluster import REDIS_URL, Cluster
 from tests.helpers.proc import ServerProcess
+from tests.helpers.server import RunningServer
 from tests.helpers.wait import eventually
 
 MakeCluster = Callable[..., Awaitable[Cluster]]
@@ -263,3 +264,53 @@ async def test_the_trends_add_up_the_tokens_of_every_node(cluster: MakeCluster):
     # asking since the last point: nothing twice
     later = ok(await boss.call("/debug", "GET_METRICS_SERIES", {"since": times[-1]}))
     assert all(t > times[-1] for t in later["series"]["t"])
+
+
+async def test_outbox_call_reaches_a_socket_of_another_node(
+    cluster: MakeCluster, tmp_path: Path, pg_url: str
+):
+    """``Outbox.call`` (the delivery port's call with an ack) from a node
+    running in this process to a client's socket on a node process."""
+    c = await cluster(2)
+    never = asyncio.Event()
+
+    async def answer(data: dict[str, Any]) -> Any:
+        if data.get("slow"):
+            await never.wait()
+        return {"echo": data["n"]}
+
+    calc = await answerer(c, 0, "calc", answer)
+    sid = calc.sio.get_sid(FC)
+    assert sid is not None
+    here = RunningServer(
+        tmp_path / "here",
+        {"databaseUrl": pg_url, "redisUrl": REDIS_URL, "redisPrefix": c.prefix},
+    )
+    await here.start()
+    try:
+        app = here.app
+        assert app is not None and app.cluster is not None
+        cluster_node = app.cluster
+        await eventually(lambda: bool(cluster_node.nodes_for(FC, [sid])), timeout=10)
+        assert sid not in app.presence.sockets  # not a socket of this node
+        got = await app.outbox.call(FC, sid, "FUNCTION_CALL", {"n": 7}, 5)
+        assert got == {"echo": 7}
+        started = time.monotonic()
+        with pytest.raises(TimeoutError):
+            await app.outbox.call(FC, sid, "FUNCTION_CALL", {"n": 1, "slow": True}, 1)
+        assert time.monotonic() - started < 4
+        # the socket's node dies during a call: an error once its heartbeat expires
+        pending = asyncio.create_task(
+            app.outbox.call(FC, sid, "FUNCTION_CALL", {"n": 2, "slow": True}, 30)
+        )
+        await eventually(lambda: len(calc.calls) == 3)  # type: ignore[attr-defined]
+        proc = c.nodes[0].proc
+        assert proc is not None
+        proc.send_signal(signal.SIGKILL)
+        await asyncio.to_thread(proc.wait)
+        killed = time.monotonic()
+        with pytest.raises(ConnectionError):
+            await pending
+        assert time.monotonic() - killed < 12
+    finally:
+        await here.stop()
