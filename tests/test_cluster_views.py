@@ -217,6 +217,11 @@ async def test_an_admin_sees_the_requests_of_every_node(cluster: MakeCluster):
     assert one["node"] == nodes[1] and one["trace"][0]["event"] == "received"
     paged = ok(await boss.call("/debug", "GET_REQUESTS", {"offset": 1, "limit": 1}))
     assert paged["total"] == 2 and len(paged["requests"]) == 1
+    # /metrics stays per process, naming its node
+    async with httpx.AsyncClient(timeout=5) as http:
+        for index in range(3):
+            scraped = (await http.get(f"{c.nodes[index].url}/metrics")).text
+            assert f'newage_cluster_node_info{{node="{nodes[index]}"}} 1.0' in scraped
     # a node that died is left out after a short wait, and named
     proc = c.nodes[1].proc
     assert proc is not None
