@@ -190,8 +190,16 @@ async def test_settings_changed_on_one_node_hold_on_every_node(
     assert (await watcher.call(FC, "FUNCTION_CALL", read))["result"]["result"][
         "transport"
     ] == "polling"
-    async with httpx.AsyncClient(timeout=5) as http:
-        assert (await http.get(f"{late.url}/readyz")).status_code == 200
+    # the nodes' files hold the changes: the last node to stop takes them off Redis
+    shared = f"{c.prefix}:settings"
+    assert await c.redis.exists(shared)
+    for peer in c.peers:
+        await peer.close()
+    for node in c.nodes[:-1]:
+        await asyncio.to_thread(node.stop)
+    assert await c.redis.exists(shared)
+    await asyncio.to_thread(late.stop)
+    assert not await c.redis.exists(shared)
 
 
 # ---------------------------------------------------------------- monitor views

@@ -329,7 +329,7 @@ class App:
             refresh_gauges=self.refresh_gauges,
         )
         # settings, function calls and monitor views across nodes (cluster/views.py)
-        self.wiring = self.cluster and ClusterWiring(self.cluster, self.services, self.outbox)
+        self.wiring = ClusterWiring.of(self.outbox, self.services)
 
         for namespace, cls in NAMESPACES.items():
             self.sio.register_namespace(cls(namespace.value, self.services))
@@ -396,8 +396,9 @@ class App:
             # the open answers in the shared store may be other nodes' live
             # ones: only a node that starts alone closes what a crash left
             log.info("other cluster nodes are running: their open answers are theirs")
-        if self.cluster is not None and self.wiring is not None:
+        if self.cluster is not None:
             await self.cluster.start()
+        if self.wiring is not None:
             await self.wiring.start()
         await self.store.changed_elsewhere()  # prime the change counter
         self._every(lambda: PARTIAL_SAVE_INTERVAL, self.answers.save_partials, "partial answers")

@@ -18,6 +18,7 @@ from collections.abc import Awaitable
 from typing import Any
 
 from newage.cluster.node import ClusterNode
+from newage.cluster.outbox import LocalOutbox
 from newage.domain.functions.service import FunctionService
 from newage.errors import ErrorCode, NewAgeError
 from newage.protocol.names import Namespace
@@ -30,7 +31,7 @@ FUNCTIONS = Namespace.FUNCTION_CALL.value
 
 
 class RemoteCalls:
-    def __init__(self, node: ClusterNode, functions: FunctionService, local: Any) -> None:
+    def __init__(self, node: ClusterNode, functions: FunctionService, local: LocalOutbox) -> None:
         self.node = node
         self.functions = functions
         self.local = local  # this node's own outbox: answers for local sockets only

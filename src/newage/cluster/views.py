@@ -17,6 +17,7 @@ from prometheus_client import CollectorRegistry, Gauge
 
 from newage.cluster.calls import RemoteCalls
 from newage.cluster.node import ClusterNode
+from newage.cluster.outbox import ClusterOutbox
 from newage.cluster.settings import SharedSettings
 from newage.domain.functions.service import FunctionService
 from newage.domain.llm.requests import RequestTracker
@@ -109,11 +110,18 @@ class ClusterViews:
 class ClusterWiring:
     """Everything of this package beyond delivery, requests and admin actions."""
 
-    def __init__(self, node: ClusterNode, services: Wired, outbox: Any) -> None:
+    def __init__(self, node: ClusterNode, services: Wired, outbox: ClusterOutbox) -> None:
         self.settings = SharedSettings(node, services.live)
         self.calls = RemoteCalls(node, services.functions, outbox.local)
         outbox.remote_call = self.calls.call
         self.views = ClusterViews(node, services)
+
+    @classmethod
+    def of(cls, outbox: object, services: Wired) -> ClusterWiring | None:
+        """The wiring when ``outbox`` is a cluster's, else None (one process)."""
+        if isinstance(outbox, ClusterOutbox):
+            return cls(outbox.node, services, outbox)
+        return None
 
     async def start(self) -> None:
         """After the node joined: the cluster's settings hold here too."""
