@@ -361,6 +361,8 @@ class FunctionService:
         timeout = self.live.current.function_call_timeout / 1000
         remote = self.elsewhere(target, payload, timeout) if self.elsewhere is not None else []
         answer = await self.answer(payload, target, timeout, remote)
+        if answer is None:
+            raise unavailable(f'Target "{target}" did not answer the call.')
         return relayed(answer, payload.get("requestId"))
 
     async def answer(
@@ -371,7 +373,8 @@ class FunctionService:
         remote: list[Awaitable[Any]] | None = None,
     ) -> Any:
         """The first answer of the target's sockets here and of the calls to
-        other nodes (``remote``), as the client gave it."""
+        other nodes (``remote``), as the client gave it; None when every one
+        acked without a value."""
         sids = self.target_sids(target)
         if not sids and not remote:
             raise unavailable(f'Target "{target}" is not connected.')
@@ -427,7 +430,7 @@ class FunctionService:
         if timed_out:
             raise NewAgeError(ErrorCode.TIMEOUT, f'Function call to "{target}" timed out.')
         if empty:
-            raise unavailable(f'Target "{target}" did not answer the call.')
+            return None
         raise unavailable(f'Target "{target}" disconnected during the call.')
 
     def socket_gone(self, sid: str) -> None:
