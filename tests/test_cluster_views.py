@@ -6,6 +6,7 @@ clients, one PostgreSQL database and one Redis prefix per test."""
 from __future__ import annotations
 
 import asyncio
+import json
 import signal
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -187,6 +188,28 @@ async def test_settings_changed_on_one_node_hold_on_every_node(
         result = (await other.call(FC, "FUNCTION_CALL", read))["result"]["result"]
         return result["transport"] == "polling" and result["serverPort"] == port_1
 
+    await eventually(polling_on_1, timeout=1)
+
+    # one setting changed on both nodes at once: they end up agreeing
+    async def transport(peer: Peer) -> str:
+        return str((await peer.call(FC, "FUNCTION_CALL", read))["result"]["result"]["transport"])
+
+    def save_transport(value: str) -> dict[str, Any]:
+        return {**save, "args": [save["args"][0], {"transport": value}]}
+
+    for _ in range(5):
+        acks = await asyncio.gather(
+            boss.call(FC, "FUNCTION_CALL", save_transport("polling")),
+            other.call(FC, "FUNCTION_CALL", save_transport("websocket")),
+        )
+        assert all(a["success"] for a in acks), acks
+
+        async def agreed() -> bool:
+            shared = await c.redis.hget(f"{c.prefix}:settings", "transport")
+            return await transport(boss) == await transport(other) == json.loads(shared)
+
+        await eventually(agreed, timeout=2)
+    ok(await boss.call(FC, "FUNCTION_CALL", save_transport("polling")))
     await eventually(polling_on_1, timeout=1)
     # a node started later, on a data directory of its own, takes the cluster's settings
     late = ServerProcess(tmp_path / "late", env=c.env)

@@ -14,6 +14,7 @@ never shared.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import orjson
@@ -44,6 +45,7 @@ class SharedSettings:
         self.live = live
         self.key = node.key("settings")
         self._announce = node.changed("settings")
+        self._adopting = asyncio.Lock()
         live.on_applied = self.applied
         node.on_changed["settings"] = self.adopt
         node.on_stop.append(self._last_one_out)
@@ -59,9 +61,18 @@ class SharedSettings:
             log.exception("cluster: sharing the settings change %s failed", sorted(shared))
             return
         self._announce()
+        # another node's change of the same key, adopted here between this
+        # node's own change and its HSET, would leave this node behind the hash
+        await self.adopt()
 
     async def adopt(self) -> None:
         """Apply what the cluster's settings say and this node's do not."""
+        # one at a time: a read of the hash applied after a later read's
+        # result would put back a value the hash no longer holds
+        async with self._adopting:
+            await self._adopt()
+
+    async def _adopt(self) -> None:
         raw: dict[Any, Any] = await self.node.redis.hgetall(self.key)
         current = self.live.current.to_file_dict()
         changes: dict[str, Any] = {}
