@@ -69,6 +69,10 @@ async def answerer(c: Cluster, index: int, client_id: str, answer: Any) -> Peer:
     return peer
 
 
+async def _non_empty(found: Awaitable[list[Any]]) -> bool:
+    return bool(await found)
+
+
 def call(function: str, args: list[Any], target: str, request_id: str) -> dict[str, Any]:
     return {"requestId": request_id, "functionName": function, "args": args, "target": target}
 
@@ -159,6 +163,15 @@ async def test_settings_changed_on_one_node_hold_on_every_node(
     assert await other.next("/debug", "DEBUG_MODE_CHANGED") == {"debugMode": True}
     await asyncio.sleep(0.3)
     assert other.received("/debug", "DEBUG_MODE_CHANGED") == []  # not a second time
+
+    async def debug_changes() -> list[dict[str, Any]]:
+        filters = {"action": "settings.change", "search": "debugMode"}
+        return list(ok(await other.call("/debug", "GET_AUDIT_LOG", filters))["entries"])
+
+    # one audit record, by the node that took the change (each flushes every second)
+    await eventually(lambda: _non_empty(debug_changes()), timeout=3)
+    await asyncio.sleep(1.5)
+    assert len(await debug_changes()) == 1
     # the default request mode: a room made on the other node gets it
     mode = ok(await boss.call("/rooms", "SET_MESSAGE_REQUEST_MODE", {"mode": "MasterOnly"}))
     assert mode["default"] is True
