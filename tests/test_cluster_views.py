@@ -16,6 +16,8 @@ from typing import Any
 import httpx
 import pytest
 
+from newage.domain.ops.series import FIELDS, merge
+from newage.protocol.acks import SeriesView
 from newage.protocol.names import ClientKind
 from tests.helpers.actors import DECLARED
 from tests.helpers.client import Peer, auth
@@ -371,3 +373,41 @@ async def test_outbox_call_reaches_a_socket_of_another_node(
         assert time.monotonic() - killed < 12
     finally:
         await here.stop()
+
+
+def test_merging_the_nodes_trends_sums_each_interval_once():
+    """The trends' arithmetic (domain/ops/series.py): points of two nodes,
+    sampled at different moments, one node with two points in an interval."""
+
+    def view(points: list[tuple[float, ...]], tokens: int) -> SeriesView:
+        series: dict[str, list[float | None]] = {name: [] for name in FIELDS}
+        for point in points:
+            for name, value in zip(FIELDS, point, strict=True):
+                series[name].append(None if name == "firstTokenMs" and value < 0 else value)
+        totals = {"requests": 1, "tokens": tokens, "failures": 0}
+        return {"intervalMs": 1000, "windowSeconds": 3600, "series": series, "totals": totals}
+
+    #          t      requests tokens failures firstTokenMs connections inFlight
+    a = view([(100.2, 1.0, 10.0, 0.0, 40.0, 3.0, 1.0), (101.2, 0.0, 20.0, 0.0, -1.0, 3.0, 1.0)], 30)
+    b = view(
+        [
+            (100.9, 2.0, 5.0, 1.0, 60.0, 2.0, 0.0),
+            (101.05, 0.0, 6.0, 0.0, -1.0, 2.0, 0.0),  # drifted: two in (101, 102]
+            (101.95, 0.0, 8.0, 0.0, -1.0, 4.0, 2.0),
+            (102.5, 9.0, 9.0, 9.0, 9.0, 9.0, 9.0),  # (102, 103] is not over yet
+        ],
+        28,
+    )
+    merged = merge([a, b], 1000, now=102.9)
+    assert merged["series"] == {
+        "t": [101.0, 102.0],
+        "requests": [3.0, 0.0],
+        "tokens": [15.0, 27.0],
+        "failures": [1.0, 0.0],
+        "firstTokenMs": [50.0, None],
+        "connections": [5.0, 6.0],
+        "inFlight": [1.0, 2.0],
+    }
+    assert merged["totals"] == {"requests": 2, "tokens": 58, "failures": 0}
+    # a quarter of an interval after its end, (102, 103] is shown too
+    assert merge([a, b], 1000, now=103.25)["series"]["t"] == [101.0, 102.0, 103.0]

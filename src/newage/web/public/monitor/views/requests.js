@@ -108,6 +108,7 @@ function create(ctx) {
       h('table', { class: 'data' }, h('tbody', null,
         h('tr', null, h('th', null, 'State'), stateCell(r)),
         h('tr', null, h('th', null, 'Room'), h('td', null, `${r.roomName} (${r.mode})`)),
+        r.node ? h('tr', null, h('th', null, 'Node'), h('td', null, h('code', null, r.node))) : null,
         h('tr', null, h('th', null, 'Timings'), h('td', null,
           `queue wait ${ms(r.queueWaitMs)} · first token ${ms(r.firstTokenMs)} · ${r.tokens} token(s) · duration ${ms(r.durationMs)}`)))),
       h('h3', null, 'Trace'),
