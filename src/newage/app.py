@@ -20,6 +20,7 @@ from newage.cluster.admin import RemoteAdmin
 from newage.cluster.node import ClusterNode
 from newage.cluster.outbox import ClusterOutbox
 from newage.cluster.requests import RemoteRequests
+from newage.cluster.views import ClusterWiring
 from newage.datadir import DataDir
 from newage.domain.functions.builtins import (
     BOOTSTRAP_FUNCTIONS,
@@ -327,6 +328,8 @@ class App:
             ready=self.ready,
             refresh_gauges=self.refresh_gauges,
         )
+        # settings, function calls and monitor views across nodes (cluster/views.py)
+        self.wiring = ClusterWiring.of(self.outbox, self.services)
 
         for namespace, cls in NAMESPACES.items():
             self.sio.register_namespace(cls(namespace.value, self.services))
@@ -395,6 +398,8 @@ class App:
             log.info("other cluster nodes are running: their open answers are theirs")
         if self.cluster is not None:
             await self.cluster.start()
+        if self.wiring is not None:
+            await self.wiring.start()
         await self.store.changed_elsewhere()  # prime the change counter
         self._every(lambda: PARTIAL_SAVE_INTERVAL, self.answers.save_partials, "partial answers")
         await self.audit.prune()

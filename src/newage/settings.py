@@ -12,6 +12,7 @@ import asyncio
 import contextvars
 import json
 import os
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit, urlunsplit
@@ -444,12 +445,18 @@ class LiveSettings:
         # one change at a time, in call order: each reads the file the
         # previous one wrote, so no change is lost to an interleaving
         self._writing = asyncio.Lock()
+        # a cluster: told of each change made here, to pass it to the others
+        self.on_applied: Callable[[dict[str, Any]], Awaitable[None]] | None = None
+        # True while listeners run for a change another node made: what that
+        # node already did for everyone (audit record, notices) is not redone
+        self.elsewhere = False
 
     def on_change(self, listener: Any) -> None:
         self._listeners.append(listener)
 
-    async def apply(self, changes: dict[str, Any]) -> Settings:
-        """Validate and persist file-key ``changes``, then make them live.
+    async def apply(self, changes: dict[str, Any], *, elsewhere: bool = False) -> Settings:
+        """Validate and persist file-key ``changes``, then make them live;
+        ``elsewhere``: another cluster node made them (docs/cluster.md).
 
         The file is read, validated and written (with fsync) in a worker
         thread: the event loop keeps serving everyone else meanwhile.
@@ -463,6 +470,14 @@ class LiveSettings:
             }
             previous = self.current
             self.current = previous.model_copy(update=updates)
-            for listener in self._listeners:
-                listener(previous, self.current)
-            return self.current
+            self.elsewhere = elsewhere
+            try:
+                for listener in self._listeners:
+                    listener(previous, self.current)
+            finally:
+                self.elsewhere = False
+            current = self.current
+        if self.on_applied is not None and not elsewhere:
+            dumped = current.to_file_dict()
+            await self.on_applied({FILE_KEYS[name]: dumped[FILE_KEYS[name]] for name in updates})
+        return current

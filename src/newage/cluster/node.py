@@ -70,6 +70,7 @@ class ClusterNode:
         # the oldest are left to their expiry)
         self.owned: OrderedDict[str, None] = OrderedDict()
         self.on_node_gone: list[Callable[[str], Awaitable[None]]] = []
+        self.on_stop: list[Callable[[], Awaitable[None]]] = []  # before its keys go
         self.where: dict[str, set[str]] = {}  # entry -> other nodes having it
         self.entries: dict[str, set[str]] = {}  # other live node -> its entries
         self.published: set[str] = set()
@@ -128,6 +129,9 @@ class ClusterNode:
         self._tasks.clear()
         if self._dirty is not None:
             self._dirty.cancel()
+        for hook in self.on_stop:
+            with contextlib.suppress(Exception):
+                await hook()
         with contextlib.suppress(Exception):
             async with self.redis.pipeline(transaction=False) as pipe:
                 pipe.zrem(self.key("nodes"), self.id)

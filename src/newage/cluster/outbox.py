@@ -9,7 +9,7 @@ receives from another is never forwarded again.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol
 
 import orjson
@@ -41,6 +41,7 @@ class ClusterOutbox:
         self.local = local
         self.node = node
         node.deliver = self.apply
+        self.remote_call: Callable[..., Awaitable[Any]] | None = None
 
     def emit(
         self,
@@ -92,6 +93,9 @@ class ClusterOutbox:
             await self.local.disconnect(sid, namespace)
 
     async def call(self, namespace: str, sid: str, event: str, data: Any, timeout: float) -> Any:
+        nodes = self.node.nodes_for(namespace, [sid])
+        if nodes and self.remote_call is not None:  # another node's socket (cluster/calls.py)
+            return await self.remote_call(min(nodes), namespace, sid, event, data, timeout)
         return await self.local.call(namespace, sid, event, data, timeout)
 
     async def sent(self, sid: str, namespace: str) -> bool:

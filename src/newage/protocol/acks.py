@@ -349,6 +349,7 @@ class LogPage(Ok):
 class RequestsPage(Ok):
     requests: list[RequestEntry]
     total: int
+    unanswered: NotRequired[list[str]]  # a cluster: the nodes that did not answer in time
 
 
 class OneRequest(Ok):
@@ -364,6 +365,7 @@ class SeriesView(TypedDict):
 
 class Series(Ok, SeriesView):
     extensions: list[dict[str, Any]]
+    unanswered: NotRequired[list[str]]  # a cluster: the nodes that did not answer in time
 
 
 class AuditPage(Ok):

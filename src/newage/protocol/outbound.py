@@ -324,6 +324,7 @@ class RequestEntry(TypedDict):
     durationMs: int | None
     tokens: int
     trace: NotRequired[list[dict[str, Any]]]
+    node: NotRequired[str]  # a cluster: the node holding it, when not the one asked
 
 
 OUTBOUND: dict[str, type] = {

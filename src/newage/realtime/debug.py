@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from newage.domain.identity.presence import SocketRef
 from newage.domain.identity.principal import require_admin
+from newage.domain.ops.series import extension_rows
 from newage.domain.ports.records import AuditFilter
 from newage.errors import not_found
 from newage.protocol.acks import (
@@ -49,27 +50,26 @@ class DebugNamespace(BaseNamespace):
         self._admin(ref)
         log = self.services.request_log
         if data.request_id is not None:
-            found = log.get(data.request_id)
+            found = await log.find(data.request_id)
             if found is None:
                 raise not_found(f"No request {data.request_id} is known (finished long ago?).")
             return {**OK, "request": found}
-        items, total = log.page(data.state, data.search, data.offset, data.limit)
-        return {**OK, "requests": items, "total": total}
+        items, total, missing = await log.page_all(data.state, data.search, data.offset, data.limit)
+        page: RequestsPage = {**OK, "requests": items, "total": total}
+        if missing:
+            page["unanswered"] = missing
+        return page
 
     @on(Ev.GET_METRICS_SERIES, model=GetSeriesIn)
     async def get_series(self, ref: SocketRef, data: GetSeriesIn) -> Series:
         self._admin(ref)
-        tracker = self.services.tracker
-        extensions = [
-            {
-                "identity": ext,
-                "state": "busy" if tracker.in_flight(ext) else "idle",
-                "queueLength": tracker.in_flight(ext),
-                **self.services.request_log.extension_stats(ext),
-            }
-            for ext in self.services.router.online()
-        ]
-        return {**OK, **self.services.series.view(data.since), "extensions": extensions}
+        s = self.services
+        here = extension_rows(s.tracker, s.router, s.request_log)
+        view, extensions, missing = await s.series.view_all(data.since, here)
+        out = cast(Series, {**OK, **view, "extensions": extensions})
+        if missing:
+            out["unanswered"] = missing
+        return out
 
     @on(Ev.GET_AUDIT_LOG, model=GetAuditIn)
     async def get_audit(self, ref: SocketRef, data: GetAuditIn) -> AuditPage:

@@ -20,7 +20,7 @@ from newage.domain.identity.presence import Presence
 from newage.domain.identity.principal import ConnMode
 from newage.domain.ports.delivery import CLIENT, IDENTITY, ROOM, room_addr, split_addr
 from newage.metrics import Metrics
-from newage.protocol.names import ROOM_MIRROR_NAMESPACES
+from newage.protocol.names import ROOM_MIRROR_NAMESPACES, Namespace
 from newage.realtime import internals
 from newage.realtime.server import NewAgeServer
 
@@ -174,6 +174,10 @@ class SocketOutbox:
             if ref.principal.is_extension and ref.mode is ConnMode.FULL:
                 # an extension here takes requests from the other nodes
                 found.add(f"{ref.namespace} ext:{ref.principal.identity}")
+            if ref.namespace == Namespace.FUNCTION_CALL and ref.mode is ConnMode.FULL:
+                # a target of function calls from the other nodes (cluster/calls.py)
+                found.add(f"{ref.namespace} fn:{ref.principal.identity}")
+                found.add(f"{ref.namespace} fnc:{ref.principal.client_id}")
         return found
 
     def drained(self) -> bool:

@@ -298,6 +298,9 @@ class FunctionService:
         # target sid -> calls waiting on it, cancelled at once when it goes
         self._waiting: dict[str, set[asyncio.Future[Any]]] = {}
         self._calls_of: dict[str, int] = {}  # caller clientId -> its forwarded calls waiting
+        # a cluster: (target, payload, timeout) -> one call per other node
+        # with sockets of the target; each returns that node's first answer
+        self.elsewhere: Callable[[str, ForwardedCall, float], list[Awaitable[Any]]] | None = None
 
     async def call_server(self, ctx: CallContext, name: str, args: Any) -> Any:
         fn = self.registry.get(name)
@@ -355,10 +358,26 @@ class FunctionService:
                 del self._calls_of[caller]
 
     async def _forward(self, payload: ForwardedCall, target: str) -> FunctionAck:
-        sids = self.target_sids(target)
-        if not sids:
-            raise unavailable(f'Target "{target}" is not connected.')
         timeout = self.live.current.function_call_timeout / 1000
+        remote = self.elsewhere(target, payload, timeout) if self.elsewhere is not None else []
+        answer = await self.answer(payload, target, timeout, remote)
+        if answer is None:
+            raise unavailable(f'Target "{target}" did not answer the call.')
+        return relayed(answer, payload.get("requestId"))
+
+    async def answer(
+        self,
+        payload: ForwardedCall,
+        target: str,
+        timeout: float,
+        remote: list[Awaitable[Any]] | None = None,
+    ) -> Any:
+        """The first answer of the target's sockets here and of the calls to
+        other nodes (``remote``), as the client gave it; None when every one
+        acked without a value."""
+        sids = self.target_sids(target)
+        if not sids and not remote:
+            raise unavailable(f'Target "{target}" is not connected.')
         calls: dict[str, asyncio.Future[Any]] = {}
         for sid in sids:
             call = asyncio.ensure_future(
@@ -366,9 +385,12 @@ class FunctionService:
             )
             calls[sid] = call
             self._waiting.setdefault(sid, set()).add(call)
+        others = [asyncio.ensure_future(call) for call in remote or ()]
         try:
-            answer = await self._first_answer(list(calls.values()), target, timeout)
+            return await self._first_answer([*calls.values(), *others], target, timeout)
         finally:
+            for other in others:
+                other.cancel()
             for sid, call in calls.items():
                 call.cancel()
                 waiting = self._waiting.get(sid)
@@ -376,7 +398,6 @@ class FunctionService:
                     waiting.discard(call)
                     if not waiting:
                         del self._waiting[sid]
-        return relayed(answer, payload.get("requestId"))
 
     async def _first_answer(
         self, calls: list[asyncio.Future[Any]], target: str, timeout: float
@@ -409,7 +430,7 @@ class FunctionService:
         if timed_out:
             raise NewAgeError(ErrorCode.TIMEOUT, f'Function call to "{target}" timed out.')
         if empty:
-            raise unavailable(f'Target "{target}" did not answer the call.')
+            return None
         raise unavailable(f'Target "{target}" disconnected during the call.')
 
     def socket_gone(self, sid: str) -> None:

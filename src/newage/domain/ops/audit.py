@@ -99,6 +99,8 @@ class Audit:
         self.add("origin.refused", repr(origin), actor=peer or "unknown peer", level="warn")
 
     def settings_changed(self, previous: Settings, current: Settings) -> None:
+        if self.live.elsewhere:
+            return  # the cluster node that took the change recorded it
         before, after = previous.to_file_dict(), current.to_file_dict()
         changed = sorted(k for k in after if before.get(k) != after.get(k))
         if changed:

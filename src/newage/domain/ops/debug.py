@@ -108,7 +108,8 @@ class DebugService:
         over FUNCTION_CALL), the level follows and every /debug socket hears."""
         if self.level_for(previous) != self.level_for(current):
             logs.set_level(self.level_for(current))
-        if previous.debug_mode != current.debug_mode:
+        # a change another node took: its notice reached every /debug socket
+        if previous.debug_mode != current.debug_mode and not self.live.elsewhere:
             notice: DebugModeChanged = {"debugMode": current.debug_mode}
             self.outbox.emit(Namespace.DEBUG, Ev.DEBUG_MODE_CHANGED, notice)
 

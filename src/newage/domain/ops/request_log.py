@@ -14,11 +14,12 @@ from __future__ import annotations
 import time
 from collections import OrderedDict, deque
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from newage.clock import iso_from_epoch
 from newage.domain.ops.audit import Audit
 from newage.domain.ports.delivery import Outbox, room_addr
+from newage.domain.ports.peers import Peers
 from newage.logs import log
 from newage.protocol.names import MONITOR_ROOM, Ev, Namespace
 from newage.protocol.outbound import RequestEntry
@@ -108,6 +109,7 @@ class RequestLog:
         self.entries: OrderedDict[str, Entry] = OrderedDict()
         self.extensions: dict[str, ExtensionStats] = {}
         self.totals = Totals()
+        self.peers: Peers | None = None  # a cluster: the other nodes' logs
 
     # ------------------------------------------------------------------ recording
     def _event(self, entry: Entry, what: str, **detail: Any) -> None:
@@ -246,6 +248,33 @@ class RequestLog:
                 continue
             found.append(entry)
         return [e.public() for e in found[offset : offset + limit]], len(found)
+
+    async def find(self, request_id: str) -> RequestEntry | None:
+        """:meth:`get`, else (a cluster) the node that knows the request."""
+        found = self.get(request_id)
+        if found is not None or self.peers is None:
+            return found
+        got = await self.peers.gather("requests.get", request_id)
+        for node, entry in sorted(got.answers.items()):
+            return cast(RequestEntry, {**entry, "node": node})
+        return None
+
+    async def page_all(
+        self, state: str | None, search: str | None, offset: int, limit: int
+    ) -> tuple[list[RequestEntry], int, list[str]]:
+        """:meth:`page` over every node (a cluster): each node's newest
+        ``offset + limit``, merged newest first, other nodes' items with their
+        ``node``; and the nodes that did not answer in time."""
+        if self.peers is None:
+            return (*self.page(state, search, offset, limit), [])
+        items, total = self.page(state, search, 0, offset + limit)
+        got = await self.peers.gather("requests.page", [state, search, offset + limit])
+        for node, (theirs, count) in got.answers.items():
+            items += [cast(RequestEntry, {**item, "node": node}) for item in theirs]
+            total += count
+        # ISO timestamps of one format: their order is that of time
+        items.sort(key=lambda item: item["createdAt"], reverse=True)
+        return items[offset : offset + limit], total, got.missing
 
     def extension_stats(self, ext: str) -> dict[str, Any]:
         stats = self.extensions.get(ext, ExtensionStats())

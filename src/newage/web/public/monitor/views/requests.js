@@ -52,7 +52,9 @@ function create(ctx) {
       { state: stateSelect.value || undefined, search: search.value.trim() || undefined, offset, limit: PAGE }));
     if (!ack) return;
     total = ack.total;
-    text(where, total ? `${offset + 1}–${offset + ack.requests.length} of ${total}` : 'none');
+    // a cluster: the nodes that did not answer in time are missing from the page
+    const missing = ack.unanswered?.length ? ` · ${ack.unanswered.length} node(s) did not answer` : '';
+    text(where, (total ? `${offset + 1}–${offset + ack.requests.length} of ${total}` : 'none') + missing);
     prev.disabled = offset === 0;
     next.disabled = offset + PAGE >= total;
     fill(list, table(
@@ -70,7 +72,8 @@ function create(ctx) {
       on: { click: open, keydown: (e) => { if (e.key === 'Enter') open(); } },
     },
     h('td', null, h('code', { title: r.requestId }, r.requestId.length > 12 ? `${r.requestId.slice(0, 12)}…` : r.requestId),
-      r.kind === 'think' ? badge('think') : null),
+      r.kind === 'think' ? badge('think') : null,
+      r.node ? h('div', { class: 'muted small', title: 'cluster node' }, `node ${r.node}`) : null),
     h('td', null, h('a', { href: `#/rooms/${encodeURIComponent(r.roomName)}`, class: 'ident' }, r.roomName),
       h('div', { class: 'muted small' }, r.mode)),
     h('td', null, r.requester ?? '–'),
@@ -105,6 +108,7 @@ function create(ctx) {
       h('table', { class: 'data' }, h('tbody', null,
         h('tr', null, h('th', null, 'State'), stateCell(r)),
         h('tr', null, h('th', null, 'Room'), h('td', null, `${r.roomName} (${r.mode})`)),
+        r.node ? h('tr', null, h('th', null, 'Node'), h('td', null, h('code', null, r.node))) : null,
         h('tr', null, h('th', null, 'Timings'), h('td', null,
           `queue wait ${ms(r.queueWaitMs)} · first token ${ms(r.firstTokenMs)} · ${r.tokens} token(s) · duration ${ms(r.durationMs)}`)))),
       h('h3', null, 'Trace'),
