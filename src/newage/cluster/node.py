@@ -22,7 +22,7 @@ import contextlib
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
 from typing import Any
 
 import orjson
@@ -70,6 +70,9 @@ class ClusterNode:
         # the oldest are left to their expiry)
         self.owned: OrderedDict[str, None] = OrderedDict()
         self.on_node_gone: list[Callable[[str], Awaitable[None]]] = []
+        # run on the one node that removed a dead node's heartbeat (its cleaner)
+        self.on_node_dead: list[Callable[[str], Coroutine[Any, Any, None]]] = []
+        self._cleaning: set[asyncio.Task[None]] = set()
         self.where: dict[str, set[str]] = {}  # entry -> other nodes having it
         self.entries: dict[str, set[str]] = {}  # other live node -> its entries
         self.published: set[str] = set()
@@ -389,12 +392,22 @@ class ClusterNode:
         for raw in expired:
             node = raw.decode()
             # the one node whose ZREM wins cleans up after the dead one
-            if await self.redis.zrem(nodes, node):
+            won = bool(await self.redis.zrem(nodes, node))
+            if won:
                 log.warning("cluster node %s stopped answering: dropped", node)
-                await self.redis.delete(
-                    self.key("dir", node), self.key("dlv", node), self.key("clients", node)
-                )
+                async with self.redis.pipeline(transaction=False) as pipe:
+                    pipe.delete(
+                        self.key("dir", node), self.key("dlv", node), self.key("clients", node)
+                    )
+                    # the others would see it gone only at their next full reload
+                    pipe.publish(self.channel, orjson.dumps({"t": "bye", "n": node}))
+                    await pipe.execute()
             await self._gone(node)
+            for hook in self.on_node_dead if won else ():
+                # a task: closing its answers must not hold up the heartbeat
+                task = asyncio.create_task(hook(node), name="cluster node cleanup")
+                self._cleaning.add(task)
+                task.add_done_callback(self._cleaning.discard)
 
     async def _reload_all(self) -> None:
         raw: Any = await self.redis.zrangebyscore(self.key("nodes"), time.time(), "+inf")

@@ -1,0 +1,160 @@
+"""A cluster that survives a dead node and routes across nodes (docs/cluster.md):
+real ``newage serve`` processes on PostgreSQL and Redis, real clients."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import time
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from newage.protocol.names import ClientKind
+from tests.helpers.client import Peer
+from tests.helpers.cluster import Cluster
+from tests.helpers.pg import PgDatabases, sql
+from tests.helpers.proc import ServerProcess
+from tests.helpers.wait import eventually
+from tests.test_cluster import MakeCluster, ok
+
+MONITOR_ROOM = "monitor-room"
+ROUNDS = 4
+
+
+async def history(peer: Peer, room: str) -> list[dict[str, Any]]:
+    ok(await peer.call("/llm", "GET_FULL_CONTEXT", {"roomName": room}))
+    update = await peer.next("/llm", "UPDATE_CONTEXT", lambda p: p["roomName"] == room)
+    return list(update["context"])
+
+
+def answers_to(context: list[dict[str, Any]], request_id: str) -> list[dict[str, Any]]:
+    return [m for m in context if m.get("isResponse") and m.get("requestId") == request_id]
+
+
+@pytest.fixture
+async def nodes(tmp_path: Path, pg_url: str) -> AsyncIterator[MakeCluster]:
+    """As ``cluster`` of test_cluster.py: nodes on one PostgreSQL database."""
+    made: list[Cluster] = []
+
+    async def make(size: int, **env: str) -> Cluster:
+        made.append(Cluster(tmp_path, size, {"NEWAGE_DATABASE_URL": pg_url, **env}))
+        return await made[-1].start()
+
+    yield make
+    for each in made:
+        for index, output in enumerate(await each.stop()):
+            print(f"--- node {index}\n{output}")  # shown when a test fails
+
+
+def kill(node: ServerProcess) -> None:
+    proc = node.proc
+    assert proc is not None
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+
+
+async def test_a_killed_nodes_open_answer_is_closed_once_by_a_survivor(nodes: MakeCluster):
+    """Two survivors race for the dead node's answers: one closes each, in the
+    history, as a restart would (failed, incomplete, the text saved last)."""
+    c = await nodes(3)
+    ext = await c.extension(0)
+    web = await c.connect(1, "web")
+    await c.settled()
+    ok(await web.call("/llm", "LLM_REQUEST", {"requestId": "k1", "message": "go"}))
+    await ext.next_request()
+    await ext.stream(["half an "], request_id="k1")
+    await web.next("/llm", "SERVER_STREAM_DATA", timeout=10)
+    url = c.env["NEWAGE_DATABASE_URL"]
+
+    async def saved() -> bool:  # the partial text is saved once a second
+        rows = await sql(url, "SELECT text, owner FROM pending_answers WHERE request_id = 'k1'")
+        return len(rows) == 1 and rows[0]["text"] == "half an " and rows[0]["owner"] != ""
+
+    await eventually(saved, timeout=5)
+    await asyncio.to_thread(kill, c.nodes[0])
+    killed = time.monotonic()
+
+    async def closed() -> bool:
+        return bool(answers_to(await history(web, "web"), "k1"))
+
+    await eventually(closed, timeout=15, interval=0.2)
+    assert time.monotonic() - killed < 15
+    await asyncio.sleep(3)  # both survivors have seen the heartbeat expire since
+    context = await history(web, "web")
+    [answer] = answers_to(context, "k1")
+    assert answer["status"] == "failed" and answer["incomplete"] is True, answer
+    assert answer["data"] == "half an " and answer["identity"] == "SillyTavern-1"
+    assert answer["error"] == "The server stopped before the answer was complete."
+    notes = [m["data"] for m in context if "unfinished answer" in str(m.get("data"))]
+    assert notes == [
+        "[System] A server process stopped; 1 unfinished answer(s) (k1) were kept as incomplete."
+    ]
+    assert await sql(url, "SELECT * FROM pending_answers") == []
+
+
+async def test_a_starting_node_closes_only_the_answers_of_nodes_not_alive(
+    nodes: MakeCluster,
+):
+    """A leftover of a node long gone is closed by a node joining a running
+    cluster; a live node's open answer is left alone."""
+    c = await nodes(2)
+    ext = await c.extension(0)
+    web = await c.connect(1, "web")
+    await c.settled()
+    ok(await web.call("/llm", "LLM_REQUEST", {"requestId": "live", "message": "go"}))
+    await ext.next_request()
+    output_id = str(uuid.uuid4())
+    await ext.token(output_id, "before; ", first=True)
+    url = c.env["NEWAGE_DATABASE_URL"]
+    await sql(
+        url,
+        "INSERT INTO pending_answers (request_id, ext, room, requester, mode, kind, text, owner) "
+        "VALUES ('ghost', 'SillyTavern-9', 'web', 'web', 'Immediate', 'user', 'lost', 'gone1')",
+    )
+
+    async def live_saved() -> bool:
+        return bool(await sql(url, "SELECT 1 FROM pending_answers WHERE request_id = 'live'"))
+
+    await eventually(live_saved, timeout=5)
+    newcomer = ServerProcess(c.data, env=c.env)
+    c.nodes.append(newcomer)
+    await asyncio.to_thread(newcomer.start)
+    context = await history(web, "web")
+    [ghost] = answers_to(context, "ghost")
+    assert ghost["status"] == "failed" and ghost["data"] == "lost"
+    assert any("The server restarted; 1 unfinished answer(s) (ghost)" in str(m) for m in context)
+    assert answers_to(context, "live") == []
+    await ext.token(output_id, "after", first=False, final=True)
+    end = await web.next("/llm", "SERVER_STREAM_END", timeout=10)
+    assert end["status"] == "completed" and end["data"] == "before; after", end
+    [live] = answers_to(await history(web, "web"), "live")
+    assert live["status"] == "completed"
+
+
+async def test_three_nodes_starting_at_once_on_an_empty_database(
+    tmp_path: Path, pg_databases: PgDatabases
+):
+    """Each round a new database: every node migrates, seeds monitor-room and
+    imports the trust files at the same moment (a round alone hit the race
+    on main about one time in three)."""
+    for round_ in range(ROUNDS):
+        url = pg_databases.create()
+        c = Cluster(tmp_path / f"round{round_}", 3, {"NEWAGE_DATABASE_URL": url})
+        try:
+            await asyncio.gather(*(asyncio.to_thread(node.start) for node in c.nodes))
+            for index in range(3):
+                c.admins.append(
+                    await c.connect(index, "watch", ClientKind.MONITOR, ("/", "/rooms"))
+                )
+            rooms = await sql(url, "SELECT name FROM rooms WHERE name <> 'watch'")
+            assert [r["name"] for r in rooms] == [MONITOR_ROOM]
+            for admin in c.admins:
+                listed = ok(await admin.call("/rooms", "GET_ROOMS", {}))["rooms"]
+                assert MONITOR_ROOM in listed
+        finally:
+            for index, output in enumerate(await c.stop()):
+                print(f"--- round {round_} node {index}\n{output}")
