@@ -16,6 +16,7 @@ import pytest
 from newage.protocol.names import ClientKind
 from tests.helpers.client import Peer
 from tests.helpers.cluster import Cluster
+from tests.helpers.fake_extension import FakeExtension
 from tests.helpers.pg import PgDatabases, sql
 from tests.helpers.proc import ServerProcess
 from tests.helpers.wait import eventually
@@ -158,3 +159,118 @@ async def test_three_nodes_starting_at_once_on_an_empty_database(
         finally:
             for index, output in enumerate(await c.stop()):
                 print(f"--- round {round_} node {index}\n{output}")
+
+
+async def routes_to(c: Cluster, index: int, extensions: set[str]) -> None:
+    """Node ``index`` counts these other nodes' extensions (their loads
+    are exchanged after each heartbeat)."""
+
+    async def seen() -> bool:
+        return set((await c.status(index))["cluster"]["remoteExtensions"]) == extensions
+
+    await eventually(seen, timeout=10, interval=0.1)
+
+
+async def two_extensions(c: Cluster) -> tuple[FakeExtension, FakeExtension]:
+    await c.key("SillyTavern-2", ClientKind.SILLYTAVERN)
+    return await c.extension(0, "SillyTavern-1"), await c.extension(1, "SillyTavern-2")
+
+
+async def test_a_broadcast_request_reaches_the_extensions_of_every_node(nodes: MakeCluster):
+    c = await nodes(2)
+    one, two = await two_extensions(c)
+    boss = await c.connect(0, "boss", ClientKind.MONITOR, ("/", "/rooms"))
+    web = await c.connect(0, "web")
+    await c.settled()
+    ok(await boss.call("/rooms", "SET_CONNECTION_POLICY", {"policy": "Broadcast"}))
+    await routes_to(c, 0, {"SillyTavern-2"})
+    ack = ok(await web.call("/llm", "LLM_REQUEST", {"requestId": "b1", "message": "all"}))
+    assert sorted(ack["targets"]) == ["SillyTavern-1", "SillyTavern-2"], ack
+    for ext in (one, two):
+        request = await ext.next_request(timeout=10)
+        assert request["requestId"] == "b1" and request["currentRequest"]["message"] == "all"
+    await two.stream(["from ", "two"], request_id="b1", final=True)
+    second = await web.next(
+        "/llm", "LLM_RESPONSE", lambda p: p["identity"] == "SillyTavern-2", timeout=10
+    )
+    assert second["data"] == "from two" and second["requestId"] == "b1"
+    statuses = [p["status"] for p in web.received("/llm", "REQUEST_STATUS_UPDATE")]
+    assert "completed" not in statuses, statuses  # one extension still owes its answer
+    await one.stream(["from ", "one"], request_id="b1", final=True)
+    done = await web.next(
+        "/llm", "REQUEST_STATUS_UPDATE", lambda p: p["status"] == "completed", timeout=10
+    )
+    assert done["requestId"] == "b1"
+    responses = [(p["identity"], p["data"]) for p in web.received("/llm", "LLM_RESPONSE")]
+    assert responses == [("SillyTavern-1", "from one")]  # and the other's above: once each
+    found = ok(await web.call("/llm", "GET_REQUEST", {"requestId": "b1"}))
+    assert found["requestStatus"] == "completed" and len(found["answers"]) == 2, found
+    await asyncio.sleep(1)  # nothing more comes: no second end of the request
+    for ext in (one, two):  # each was asked once (the one above, claimed)
+        assert ext.requests() == []
+    finals = [
+        p
+        for p in web.received("/llm", "REQUEST_STATUS_UPDATE")
+        if p["status"] in ("completed", "failed")
+    ]
+    assert finals == [], finals  # the one above was the only one
+    context = await history(web, "web")
+    assert [
+        m["identity"] for m in context if m.get("requestId") == "b1" and m.get("fromClient")
+    ] == ["web"]
+    assert sorted(m["identity"] for m in answers_to(context, "b1")) == [
+        "SillyTavern-1",
+        "SillyTavern-2",
+    ]
+
+
+async def test_requests_without_a_target_spread_over_both_nodes_extensions(nodes: MakeCluster):
+    c = await nodes(2)
+    one, two = await two_extensions(c)
+    web = await c.connect(0, "web")
+    await c.settled()
+    await routes_to(c, 0, {"SillyTavern-2"})
+    count = 6
+    chosen: dict[str, str] = {}
+    for i in range(count):
+        ack = ok(await web.call("/llm", "LLM_REQUEST", {"requestId": f"s{i}", "message": "x"}))
+        [chosen[f"s{i}"]] = ack["targets"]
+    per_ext = {
+        name: [r for r, e in chosen.items() if e == name]
+        for name in ("SillyTavern-1", "SillyTavern-2")
+    }
+    # the least loaded each time, this node's on a tie: alternating, give or
+    # take a load reading that came in between
+    assert all(len(ids) >= 2 for ids in per_ext.values()), per_ext
+
+    async def answer(ext: FakeExtension, ids: list[str]) -> None:
+        for _ in ids:  # one at a time (extensionConcurrency 1), oldest first
+            request = await ext.next_request(
+                timeout=10,
+                predicate=lambda p: p["requestId"] not in answered,
+            )
+            answered.add(request["requestId"])
+            await ext.stream(
+                [f"{ext.identity}:{request['requestId']}"],
+                request_id=request["requestId"],
+                final=True,
+            )
+
+    answered: set[str] = set()
+    await asyncio.gather(
+        answer(one, per_ext["SillyTavern-1"]), answer(two, per_ext["SillyTavern-2"])
+    )
+
+    async def all_completed() -> bool:
+        done = {
+            p["requestId"]
+            for p in web.received("/llm", "REQUEST_STATUS_UPDATE")
+            if p["status"] == "completed"
+        }
+        return done == set(chosen)
+
+    await eventually(all_completed, timeout=10)
+    responses = web.received("/llm", "LLM_RESPONSE")
+    assert sorted(p["requestId"] for p in responses) == sorted(chosen)  # each once
+    for p in responses:
+        assert p["data"] == f"{chosen[p['requestId']]}:{p['requestId']}"

@@ -73,6 +73,8 @@ class ClusterNode:
         # run on the one node that removed a dead node's heartbeat (its cleaner)
         self.on_node_dead: list[Callable[[str], Coroutine[Any, Any, None]]] = []
         self._cleaning: set[asyncio.Task[None]] = set()
+        self.on_beat: list[Callable[[], Awaitable[None]]] = []  # after each heartbeat
+        self.more_status: dict[str, Callable[[], Any]] = {}  # added to status()
         self.where: dict[str, set[str]] = {}  # entry -> other nodes having it
         self.entries: dict[str, set[str]] = {}  # other live node -> its entries
         self.published: set[str] = set()
@@ -373,6 +375,8 @@ class ClusterNode:
             await asyncio.sleep(HEARTBEAT)
             try:
                 await self._heartbeat()
+                for hook in self.on_beat:
+                    await hook()
                 self._beats += 1
                 if self._beats % RESYNC_EVERY == 0:
                     await self._reload_all()
@@ -457,4 +461,5 @@ class ClusterNode:
             "directoryPending": self._dirty is not None or self._dir_wake.is_set(),
             "nodes": sorted([self.id, *self.entries]),
             "remoteAddresses": {n: len(e) for n, e in sorted(self.entries.items())},
+            **{name: report() for name, report in self.more_status.items()},
         }
