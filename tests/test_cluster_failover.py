@@ -274,3 +274,45 @@ async def test_requests_without_a_target_spread_over_both_nodes_extensions(nodes
     assert sorted(p["requestId"] for p in responses) == sorted(chosen)  # each once
     for p in responses:
         assert p["data"] == f"{chosen[p['requestId']]}:{p['requestId']}"
+
+
+async def test_cancelling_a_broadcast_request_stops_every_nodes_extension(nodes: MakeCluster):
+    c = await nodes(2)
+    one, two = await two_extensions(c)
+    boss = await c.connect(0, "boss", ClientKind.MONITOR, ("/", "/rooms"))
+    web = await c.connect(1, "web")  # the requester on the other extension's node
+    await c.settled()
+    ok(await boss.call("/rooms", "SET_CONNECTION_POLICY", {"policy": "Broadcast"}))
+
+    async def broadcast_on_node_1() -> bool:
+        return (await web.call("/rooms", "GET_CONNECTION_POLICY"))["policy"] == "Broadcast"
+
+    await eventually(broadcast_on_node_1, timeout=5)
+    await routes_to(c, 1, {"SillyTavern-1"})
+    ack = ok(await web.call("/llm", "LLM_REQUEST", {"requestId": "x1", "message": "go"}))
+    assert sorted(ack["targets"]) == ["SillyTavern-1", "SillyTavern-2"], ack
+    for ext in (one, two):
+        await ext.next_request(timeout=10)
+    await one.stream(["partial"], request_id="x1")
+    await web.next("/llm", "SERVER_STREAM_DATA", timeout=10)
+    cancelled = ok(await web.call("/llm", "CANCEL_REQUEST", {"requestId": "x1"}))
+    assert sorted(cancelled["targets"]) == ["SillyTavern-1", "SillyTavern-2"], cancelled
+    for ext in (one, two):
+        told = await ext.peer.next("/llm", "CANCEL_REQUEST", timeout=5)
+        assert told["requestId"] == "x1"
+    ends = [
+        await web.next("/llm", "SERVER_STREAM_END", lambda p: p["requestId"] == "x1", timeout=5)
+        for _ in range(2)
+    ]
+    assert sorted(e["identity"] for e in ends) == ["SillyTavern-1", "SillyTavern-2"]
+    assert {e["status"] for e in ends} == {"cancelled"}
+    await asyncio.sleep(1)
+    finals = [
+        p["status"]
+        for p in web.received("/llm", "REQUEST_STATUS_UPDATE")
+        if p["status"] in ("completed", "failed", "cancelled")
+    ]
+    assert finals == ["cancelled"], finals
+    assert web.received("/llm", "SERVER_STREAM_END") == []  # one end per extension
+    found = ok(await web.call("/llm", "GET_REQUEST", {"requestId": "x1"}))
+    assert found["requestStatus"] == "cancelled", found
