@@ -316,3 +316,40 @@ async def test_cancelling_a_broadcast_request_stops_every_nodes_extension(nodes:
     assert web.received("/llm", "SERVER_STREAM_END") == []  # one end per extension
     found = ok(await web.call("/llm", "GET_REQUEST", {"requestId": "x1"}))
     assert found["requestStatus"] == "cancelled", found
+
+
+async def test_balanced_assigns_client_rooms_over_every_nodes_extensions(nodes: MakeCluster):
+    """Two clients of node 0, one extension on each node: Balanced gives
+    each client its own extension, the second one's on the other node."""
+    c = await nodes(2)
+    one, two = await two_extensions(c)
+    boss = await c.connect(0, "boss", ClientKind.MONITOR, ("/", "/rooms"))
+    ok(await boss.call("/rooms", "SET_CONNECTION_POLICY", {"policy": "Balanced"}))
+    web = await c.connect(0, "web")
+    bob = await c.connect(0, "bob")
+    await c.settled()
+    await routes_to(c, 0, {"SillyTavern-2"})
+
+    async def assigned() -> dict[str, list[str]]:
+        view = ok(await boss.call("/rooms", "GET_ASSIGNMENTS_FOR_ROOM", {"roomName": "web"}))
+        other = ok(await boss.call("/rooms", "GET_ASSIGNMENTS_FOR_ROOM", {"roomName": "bob"}))
+        return {"web": view["assignments"], "bob": other["assignments"]}
+
+    async def balanced() -> bool:
+        return sorted(map(tuple, (await assigned()).values())) == [
+            ("SillyTavern-1",),
+            ("SillyTavern-2",),
+        ]
+
+    await eventually(balanced, timeout=10)
+    rooms = await assigned()
+    for peer, name in ((web, "web"), (bob, "bob")):
+        [ext_name] = rooms[name]
+        ack = ok(await peer.call("/llm", "LLM_REQUEST", {"requestId": f"{name}-1", "message": "x"}))
+        assert ack["targets"] == [ext_name], ack
+        ext = one if ext_name == "SillyTavern-1" else two
+        request = await ext.next_request(timeout=10)
+        assert request["requestId"] == f"{name}-1"
+        await ext.stream([f"{ext_name} for {name}"], request_id=f"{name}-1", final=True)
+        answer = await peer.next("/llm", "LLM_RESPONSE", timeout=10)
+        assert answer["identity"] == ext_name and answer["data"] == f"{ext_name} for {name}"

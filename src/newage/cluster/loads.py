@@ -8,6 +8,10 @@ it (``ext:<identity>``, current within milliseconds of a disconnect); a new
 one counts from the next reading, within about a heartbeat. Loads are at
 most about two heartbeats old, and a request this node sends one of them
 counts at once (until the next reading).
+
+The connection policy's model takes the other nodes' extensions too, after
+each reading, so its assignments of this node's client rooms (``Balanced``,
+``Random``, ``Manual``) range over every node's extensions.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ class RemoteLoads:
         self.node = node
         self.router = router
         self.loads: dict[str, dict[str, int]] = {}  # other node -> extension -> load
+        self._added: set[str] = set()  # other nodes' extensions put in the policy's model
         router.remote = self.extensions
         node.on_beat.append(self.exchange)
         node.more_status["remoteExtensions"] = self._where
@@ -44,6 +49,20 @@ class RemoteLoads:
                 pipe.get(self.node.key("load", other))
             found: list[Any] = await pipe.execute()
         self.loads = {n: orjson.loads(raw) for n, raw in zip(others, found[1:], strict=True) if raw}
+        await self._assignable()
+
+    async def _assignable(self) -> None:
+        """The connection policy assigns this node's client rooms among the
+        extensions of every node: the other nodes' join its model."""
+        relations = self.router.relations
+        remote = set(self._where())
+        for ext in sorted(remote - set(relations.model.extensions)):
+            self._added.add(ext)
+            await relations.extension_online(ext)
+        for ext in sorted(self._added - remote):
+            self._added.discard(ext)
+            if not self.router.here(ext):  # else it is this node's now
+                await relations.extension_offline(ext)
 
     def _where(self) -> dict[str, dict[str, int]]:
         """Extension -> {node: load} for the other nodes' extensions that
