@@ -353,3 +353,46 @@ async def test_balanced_assigns_client_rooms_over_every_nodes_extensions(nodes: 
         await ext.stream([f"{ext_name} for {name}"], request_id=f"{name}-1", final=True)
         answer = await peer.next("/llm", "LLM_RESPONSE", timeout=10)
         assert answer["identity"] == ext_name and answer["data"] == f"{ext_name} for {name}"
+
+
+async def test_a_broadcast_whose_other_node_dies_still_ends_once(nodes: MakeCluster):
+    """The holding node's extension answers; the other node dies mid-answer:
+    its target counts as failed there, its open answer is closed in the
+    history by the survivor, and the request ends once."""
+    c = await nodes(2)
+    one, two = await two_extensions(c)
+    boss = await c.connect(0, "boss", ClientKind.MONITOR, ("/", "/rooms"))
+    web = await c.connect(0, "web")
+    await c.settled()
+    ok(await boss.call("/rooms", "SET_CONNECTION_POLICY", {"policy": "Broadcast"}))
+    await routes_to(c, 0, {"SillyTavern-2"})
+    ok(await web.call("/llm", "LLM_REQUEST", {"requestId": "d1", "message": "go"}))
+    for ext in (one, two):
+        await ext.next_request(timeout=10)
+    await two.stream(["cut "], request_id="d1")
+    url = c.env["NEWAGE_DATABASE_URL"]
+
+    async def saved() -> bool:
+        rows = await sql(url, "SELECT text FROM pending_answers WHERE ext = 'SillyTavern-2'")
+        return [r["text"] for r in rows] == ["cut "]
+
+    await eventually(saved, timeout=5)
+    await asyncio.to_thread(kill, c.nodes[1])
+    await one.stream(["whole"], request_id="d1", final=True)
+
+    async def closed() -> bool:
+        return len(answers_to(await history(web, "web"), "d1")) == 2
+
+    await eventually(closed, timeout=15, interval=0.2)
+    answers = {m["identity"]: m for m in answers_to(await history(web, "web"), "d1")}
+    assert answers["SillyTavern-1"]["status"] == "completed"
+    assert answers["SillyTavern-2"]["status"] == "failed"
+    assert answers["SillyTavern-2"]["data"] == "cut " and answers["SillyTavern-2"]["incomplete"]
+    found = ok(await web.call("/llm", "GET_REQUEST", {"requestId": "d1"}))
+    assert found["requestStatus"] == "completed", found  # the best outcome of its targets
+    await asyncio.sleep(1)
+    assert len(answers_to(await history(web, "web"), "d1")) == 2
+    completed = [
+        p for p in web.received("/llm", "REQUEST_STATUS_UPDATE") if p["status"] == "completed"
+    ]
+    assert len(completed) == 1, completed

@@ -158,7 +158,8 @@ class RemoteRequests:
         return dict(ack)
 
     def closed(self, request: LlmRequest) -> None:
-        self.parts.pop(request.request_id, None)
+        if self.chat.tracker.get(request.request_id) is request:  # not a recovered copy
+            self.parts.pop(request.request_id, None)
         origin = self.origins.pop(request.request_id, None)
         if origin is None:
             return

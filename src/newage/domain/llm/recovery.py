@@ -113,16 +113,25 @@ class OpenAnswers:
             if not self.room_exists(answer.room):
                 await self.store.pending_done(answer.request_id, answer.ext)
                 continue
-            request = LlmRequest(
-                answer.request_id,
-                answer.room,
-                answer.requester,
-                RequestMode(answer.mode),
-                Kind(answer.kind),
-                None,
-                targets={answer.ext: TargetState.PENDING},
-            )
-            self.tracker.add(request)
+            # this node may hold the request itself: a Broadcast whose part
+            # the dead node answered (docs/cluster.md); once that target was
+            # counted failed, the answer is only recorded (part: no second
+            # final status)
+            request = self.tracker.get(answer.request_id)
+            if request is None or request.targets.get(answer.ext) is not TargetState.PENDING:
+                held = request is not None
+                request = LlmRequest(
+                    answer.request_id,
+                    answer.room,
+                    answer.requester,
+                    RequestMode(answer.mode),
+                    Kind(answer.kind),
+                    None,
+                    targets={answer.ext: TargetState.PENDING},
+                    part=held,
+                )
+                if not held:
+                    self.tracker.add(request)
             output_id = answer.output_id or str(uuid.uuid4())
             await self.responder.respond(
                 request, answer.ext, answer.text, output_id, RequestStatus.FAILED, CRASH_REASON
