@@ -253,6 +253,67 @@ async def test_pending_answers_survive_in_order(store):
     ]
 
 
+async def test_ensure_room_inserts_a_built_in_room_once(store):
+    """Nodes starting at once on a new store all try to make monitor-room."""
+    made = await asyncio.gather(
+        *(
+            store.ensure_room(
+                RoomRecord("monitor-room", RequestMode.IMMEDIATE, f"t{i}", None, None)
+            )
+            for i in range(5)
+        )
+    )
+    assert sorted(made) == [False, False, False, False, True]
+    assert [r.name for r in await store.load_rooms()] == ["monitor-room"]
+    await room(store, "kept", "alice")
+    assert not await store.ensure_room(RoomRecord("kept", RequestMode.HOST_SUBMIT, "x", None, None))
+    [kept] = [r for r in await store.load_rooms() if r.name == "kept"]
+    assert kept.mode is RequestMode.IMMEDIATE and list(kept.members) == ["alice"]
+
+
+async def test_pending_answers_keep_their_owner_and_are_claimed_once(store):
+    """A cluster node's open answers carry its id; a surviving node claims a
+    dead node's (or every dead owner's) answers, and of claimers racing for
+    the same answers each answer goes to exactly one."""
+
+    def answer(request_id, owner):
+        return PendingAnswer(request_id, "st", "r", "web", "Immediate", "user", owner=owner)
+
+    await store.pending_put(
+        [answer("a1", "node-a"), answer("b1", "node-b"), answer("a2", "node-a")]
+    )
+    await store.pending_put([answer("old", "")])  # written before owners existed
+    await store.pending_text("a2", "st", "out", "half")
+    assert [(a.request_id, a.owner) for a in await store.pending_all()] == [
+        ("a1", "node-a"),
+        ("b1", "node-b"),
+        ("a2", "node-a"),
+        ("old", ""),
+    ]
+    claimed = await store.pending_claim("node-c", of="node-a")
+    assert [(a.request_id, a.owner, a.text) for a in claimed] == [
+        ("a1", "node-c", ""),
+        ("a2", "node-c", "half"),
+    ]
+    assert await store.pending_claim("node-b", of="node-a") == []  # nothing left to claim
+    # a starting node takes what no live node owes: node-b and node-c live on
+    orphans = await store.pending_claim("node-d", alive=["node-b", "node-c", "node-d"])
+    assert [(a.request_id, a.owner) for a in orphans] == [("old", "node-d")]
+    assert {(a.request_id, a.owner) for a in await store.pending_all()} == {
+        ("a1", "node-c"),
+        ("b1", "node-b"),
+        ("a2", "node-c"),
+        ("old", "node-d"),
+    }
+    # no live node named: everything is claimed (a single process starting)
+    assert len(await store.pending_claim("", alive=[])) == 4
+    # racing claimers: every answer once
+    await store.pending_put([answer(f"x{i}", "dead") for i in range(50)])
+    races = await asyncio.gather(*(store.pending_claim(f"s{n}", of="dead") for n in range(4)))
+    won = [a.request_id for race in races for a in race]
+    assert sorted(won) == sorted(f"x{i}" for i in range(50))
+
+
 async def test_guest_queue_order_and_take(store):
     await room(store)
     await room(store, "other")

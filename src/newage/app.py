@@ -19,6 +19,7 @@ from newage import __version__
 from newage.cluster.admin import RemoteAdmin
 from newage.cluster.node import ClusterNode
 from newage.cluster.outbox import ClusterOutbox
+from newage.cluster.recovery import NodeRecovery
 from newage.cluster.requests import RemoteRequests
 from newage.cluster.views import ClusterWiring
 from newage.datadir import DataDir
@@ -252,6 +253,7 @@ class App:
                 self.cluster, self.chat, self.tracker, self.outbox, self.resumer
             )
             self.remote_admin = RemoteAdmin(self.cluster, self.guard, self.liveness)
+            self.node_recovery = NodeRecovery(self.cluster, self.answers)
         self.responder.on_settled = self.answers.settled
         self.mutes.on_unmuted.append(self.thinker.unmuted)
         self.room_events = RoomEvents(
@@ -390,12 +392,10 @@ class App:
         for fn in decorated_functions():
             if fn.name not in self.registry.functions:
                 self.registry.register(fn)
-        if self.cluster is None or not await self.cluster.others_alive():
+        if self.cluster is None:
             await self.answers.recover()
-        else:
-            # the open answers in the shared store may be other nodes' live
-            # ones: only a node that starts alone closes what a crash left
-            log.info("other cluster nodes are running: their open answers are theirs")
+        else:  # only the answers of nodes not alive: the others' are live
+            await self.node_recovery.startup()
         if self.cluster is not None:
             await self.cluster.start()
         if self.wiring is not None:

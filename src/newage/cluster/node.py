@@ -22,7 +22,7 @@ import contextlib
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
 from typing import Any
 
 import orjson
@@ -71,6 +71,11 @@ class ClusterNode:
         self.owned: OrderedDict[str, None] = OrderedDict()
         self.on_node_gone: list[Callable[[str], Awaitable[None]]] = []
         self.on_stop: list[Callable[[], Awaitable[None]]] = []  # before its keys go
+        # run on the one node that removed a dead node's heartbeat (its cleaner)
+        self.on_node_dead: list[Callable[[str], Coroutine[Any, Any, None]]] = []
+        self._cleaning: set[asyncio.Task[None]] = set()
+        self.on_beat: list[Callable[[], Awaitable[None]]] = []  # after each heartbeat
+        self.more_status: dict[str, Callable[[], Any]] = {}  # added to status()
         self.where: dict[str, set[str]] = {}  # entry -> other nodes having it
         self.entries: dict[str, set[str]] = {}  # other live node -> its entries
         self.published: set[str] = set()
@@ -374,6 +379,8 @@ class ClusterNode:
             await asyncio.sleep(HEARTBEAT)
             try:
                 await self._heartbeat()
+                for hook in self.on_beat:
+                    await hook()
                 self._beats += 1
                 if self._beats % RESYNC_EVERY == 0:
                     await self._reload_all()
@@ -393,12 +400,22 @@ class ClusterNode:
         for raw in expired:
             node = raw.decode()
             # the one node whose ZREM wins cleans up after the dead one
-            if await self.redis.zrem(nodes, node):
+            won = bool(await self.redis.zrem(nodes, node))
+            if won:
                 log.warning("cluster node %s stopped answering: dropped", node)
-                await self.redis.delete(
-                    self.key("dir", node), self.key("dlv", node), self.key("clients", node)
-                )
+                async with self.redis.pipeline(transaction=False) as pipe:
+                    pipe.delete(
+                        self.key("dir", node), self.key("dlv", node), self.key("clients", node)
+                    )
+                    # the others would see it gone only at their next full reload
+                    pipe.publish(self.channel, orjson.dumps({"t": "bye", "n": node}))
+                    await pipe.execute()
             await self._gone(node)
+            for hook in self.on_node_dead if won else ():
+                # a task: closing its answers must not hold up the heartbeat
+                task = asyncio.create_task(hook(node), name="cluster node cleanup")
+                self._cleaning.add(task)
+                task.add_done_callback(self._cleaning.discard)
 
     async def _reload_all(self) -> None:
         raw: Any = await self.redis.zrangebyscore(self.key("nodes"), time.time(), "+inf")
@@ -448,4 +465,5 @@ class ClusterNode:
             "directoryPending": self._dirty is not None or self._dir_wake.is_set(),
             "nodes": sorted([self.id, *self.entries]),
             "remoteAddresses": {n: len(e) for n, e in sorted(self.entries.items())},
+            **{name: report() for name, report in self.more_status.items()},
         }

@@ -6,26 +6,35 @@ room are the same everywhere: the store is shared), so its queue, streams
 and stream log are unchanged; what it sends the requester and the room
 reaches them through the cluster's outbox. The ack comes back the same way.
 Cancels of a request forwarded from here go to the node that holds it.
+
+The node a request arrives at routes it over every node's extensions
+(``cluster/loads.py``): one target on another node sends the whole request
+there, with the choice; targets on several nodes (Broadcast) keep the
+request here and hand each other node its part (``domain/llm/parts.py``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 from collections import OrderedDict
 from typing import Any
 
+from newage.cluster.loads import RemoteLoads
 from newage.cluster.node import ClusterNode
 from newage.domain.identity.principal import Principal
 from newage.domain.llm.chat import ChatService
-from newage.domain.llm.requests import LlmRequest, RequestTracker
+from newage.domain.llm.requests import Kind, LlmRequest, RequestTracker, TargetState
 from newage.domain.llm.resume import Resumer
 from newage.domain.llm.routing import parse_targets
 from newage.domain.ports.delivery import Outbox, identity_addr
+from newage.domain.rooms.model import Room
 from newage.errors import ErrorCode, NewAgeError
 from newage.logs import log
 from newage.protocol.llm import LlmRequestIn
-from newage.protocol.names import ClientKind, Ev, Namespace, RequestStatus
+from newage.protocol.names import ClientKind, Ev, Namespace, RequestMode, RequestStatus
+from newage.protocol.outbound import LlmRequestBody
 
 ASK_TIMEOUT = 10.0  # seconds for the other node's intake to answer
 HOLDER_TTL = 86_400  # seconds a request's holder is known to every node (resume)
@@ -59,12 +68,20 @@ class RemoteRequests:
         self.owners: dict[str, tuple[str, str, str]] = {}
         # taken here for another node: requestId -> that node (told when it closes)
         self.origins: dict[str, str] = {}
+        # held here, some targets answered by other nodes: requestId -> {target: node}
+        self.parts: dict[str, dict[str, str]] = {}
+        self.loads = RemoteLoads(node, chat.router)
         node.handlers["llm"] = self._run
         node.handlers["cancel"] = self._cancel
         node.handlers["closed"] = self._closed
         node.handlers["lookup"] = self._lookup
         node.handlers["resume"] = self._resume
         node.handlers["priority"] = self._priority
+        node.handlers["part"] = self._part
+        node.handlers["part-ended"] = self._part_ended
+        node.handlers["part-cancel"] = self._part_cancel
+        chat.parts.spread = self.spread
+        chat.parts.cancel_parts = self.cancel_parts
         chat.queues.elsewhere = self.priority
         tracker.on_opened.append(self.opened)
         resumer.elsewhere = self.resume
@@ -83,9 +100,14 @@ class RemoteRequests:
         return min(found) if found else None
 
     async def forward(
-        self, principal: Principal, sid: str | None, data: LlmRequestIn
+        self, principal: Principal, sid: str | None, data: LlmRequestIn, chosen: str | None
     ) -> dict[str, Any] | None:
-        target = self.node_for(parse_targets(data.target))
+        """To the node of ``chosen`` (the target picked here), else of the
+        first explicit target, else of any extension."""
+        if chosen is not None:
+            target = self.loads.node_of(chosen)
+        else:
+            target = self.node_for(parse_targets(data.target))
         if target is None:
             return None
         payload = {
@@ -93,6 +115,7 @@ class RemoteRequests:
             "principal": dataclasses.asdict(principal),
             "sid": sid,
             "data": data.fields(),
+            "chosen": [chosen] if chosen is not None else None,
         }
         try:
             ack = await self.node.ask(target, "llm", payload, ASK_TIMEOUT)
@@ -100,6 +123,8 @@ class RemoteRequests:
             log.warning("cluster: node %s did not take request %s", target, data.request_id)
             return None
         if isinstance(ack, dict) and ack.get("status") == "ok" and not ack.get("duplicate"):
+            for ext in ack.get("targets") or ():
+                self.loads.sent(target, ext)
             room = str(ack.get("roomName", data.target_room or principal.identity))
             self.owners[data.request_id] = (target, principal.identity, room)
             self.held[data.request_id] = target
@@ -110,16 +135,21 @@ class RemoteRequests:
     async def _run(self, payload: dict[str, Any]) -> dict[str, Any]:
         principal = principal_of(payload["principal"])
         data = LlmRequestIn.model_validate(payload["data"])
+        chosen = payload.get("chosen")
         try:
             try:
-                ack = await self.chat.request(principal, payload["sid"], data, here=True)
+                ack = await self.chat.request(
+                    principal, payload["sid"], data, here=True, chosen=chosen
+                )
             except NewAgeError as exc:
                 if exc.code not in (ErrorCode.FORBIDDEN, ErrorCode.NOT_FOUND):
                     raise
                 # the requester's node may have made its room (or member) a
                 # moment ago and this node not reloaded it yet: once more, fresh
                 await self.chat.rooms.resync()
-                ack = await self.chat.request(principal, payload["sid"], data, here=True)
+                ack = await self.chat.request(
+                    principal, payload["sid"], data, here=True, chosen=chosen
+                )
         except NewAgeError as exc:
             return dict(exc.to_ack())
         request = self.chat.tracker.get(data.request_id)
@@ -128,8 +158,16 @@ class RemoteRequests:
         return dict(ack)
 
     def closed(self, request: LlmRequest) -> None:
+        if self.chat.tracker.get(request.request_id) is request:  # not a recovered copy
+            self.parts.pop(request.request_id, None)
         origin = self.origins.pop(request.request_id, None)
-        if origin is not None:
+        if origin is None:
+            return
+        if request.part:  # the holder says the request's final status
+            states = {ext: state.value for ext, state in request.targets.items()}
+            ended = {"requestId": request.request_id, "states": states, "answers": request.answers}
+            self.node.tell(origin, "part-ended", ended)
+        else:
             self.node.tell(origin, "closed", request.request_id)
 
     async def _closed(self, request_id: str) -> None:
@@ -151,6 +189,91 @@ class RemoteRequests:
             )
         for request_id in [r for r, origin in self.origins.items() if origin == node]:
             del self.origins[request_id]
+        for request_id, where in list(self.parts.items()):
+            gone = {ext: "failed" for ext, n in where.items() if n == node}
+            if gone:
+                self.chat.parts.ended(request_id, gone, {}, NODE_GONE)
+
+    # ------------------------------------------------------------------ parts
+    async def spread(
+        self, request: LlmRequest, room: Room, targets: list[str], body: LlmRequestBody
+    ) -> dict[str, str]:
+        """Each other node answers its targets of ``request``; those no node
+        took, with why."""
+        by_node: dict[str, list[str]] = {}
+        failed: dict[str, str] = {}
+        for ext in targets:
+            node = self.loads.node_of(ext)
+            if node is None:
+                failed[ext] = f"Extension {ext} is not connected."
+            else:
+                by_node.setdefault(node, []).append(ext)
+        shell = {
+            "requestId": request.request_id,
+            "room": room.name,
+            "requester": request.requester,
+            "mode": request.mode.value,
+            "kind": request.kind.value,
+            "messageId": request.message_id,
+        }
+        asks = [
+            self.node.ask(
+                node,
+                "part",
+                {"from": self.node.id, "request": shell, "targets": exts, "body": body},
+                ASK_TIMEOUT,
+            )
+            for node, exts in by_node.items()
+        ]
+        where = self.parts.setdefault(request.request_id, {})
+        answers = await asyncio.gather(*asks, return_exceptions=True)
+        for (node, exts), answer in zip(by_node.items(), answers, strict=True):
+            refused = answer.get("failed", {}) if isinstance(answer, dict) else None
+            for ext in exts:
+                if refused is None:
+                    failed[ext] = NODE_GONE
+                elif ext in refused:
+                    failed[ext] = str(refused[ext])
+                else:
+                    where[ext] = node
+                    self.loads.sent(node, ext)
+        return failed
+
+    async def _part(self, payload: dict[str, Any]) -> dict[str, Any]:
+        shell = payload["request"]
+        request = LlmRequest(
+            shell["requestId"],
+            shell["room"],
+            shell["requester"],
+            RequestMode(shell["mode"]),
+            Kind(shell["kind"]),
+            shell["messageId"],
+            part=True,
+        )
+        if self.chat.tracker.get(request.request_id) is not None:
+            return {"failed": dict.fromkeys(payload["targets"], "Duplicate requestId.")}
+        self.origins[request.request_id] = payload["from"]
+        failed = await self.chat.parts.take(
+            request, payload["targets"], payload["body"], self.chat.on_forward
+        )
+        if len(failed) == len(payload["targets"]):
+            self.origins.pop(request.request_id, None)
+        return {"failed": failed}
+
+    async def _part_ended(self, payload: dict[str, Any]) -> None:
+        self.chat.parts.ended(payload["requestId"], payload["states"], payload["answers"])
+
+    async def cancel_parts(self, request: LlmRequest) -> list[str]:
+        """Each node answering targets of ``request`` cancels them; those targets."""
+        where = self.parts.get(request.request_id, {})
+        open_ = [e for e, n in where.items() if request.targets.get(e) is TargetState.PENDING]
+        for node in {where[e] for e in open_}:
+            self.node.tell(node, "part-cancel", request.request_id)
+        return open_
+
+    async def _part_cancel(self, request_id: str) -> None:
+        with contextlib.suppress(NewAgeError):
+            await self.chat.cancel(request_id, None)
 
     async def cancel(self, request_id: str, by: Principal | None) -> dict[str, Any] | None:
         target = await self.holder(request_id)
@@ -194,6 +317,8 @@ class RemoteRequests:
     def opened(self, request: LlmRequest) -> None:
         """Every node may have to find this request (a requester that
         reconnects to another node resumes its stream from there)."""
+        if request.part:  # the node holding it answers for it
+            return
         key = self.node.key("req", request.request_id)
         write = self.node.redis.set(key, self.node.id, ex=HOLDER_TTL)
         self.node.owned[key] = None

@@ -146,4 +146,10 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX audit_by_time ON audit(at);
     """,
+    # 7: who owes each answer (a cluster node's id; '' for a single process),
+    # so a dead node's open answers can be closed while the others run
+    """
+    ALTER TABLE pending_answers ADD COLUMN owner TEXT NOT NULL DEFAULT '';
+    CREATE INDEX pending_answers_by_owner ON pending_answers(owner);
+    """,
 ]

@@ -124,6 +124,11 @@ PG_MIGRATIONS: list[str] = [
     );
     CREATE INDEX audit_by_time ON audit(at);
     """,
+    # 2: SQLite's 7: who owes each answer (a cluster node's id)
+    """
+    ALTER TABLE pending_answers ADD COLUMN owner TEXT NOT NULL DEFAULT '';
+    CREATE INDEX pending_answers_by_owner ON pending_answers(owner);
+    """,
 ]
 
 

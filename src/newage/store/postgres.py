@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Collection, Iterable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -36,6 +36,7 @@ from newage.store.pg_listen import CHANNEL, ChangeListener, consume
 from newage.store.pg_migrations import migrate
 
 PING_TIMEOUT = 2.0  # /readyz must answer 503 for a dead database, not hang
+PENDING_COLUMNS = "request_id, ext, room, requester, mode, kind, output_id, text, owner"
 
 
 def _count(status: str) -> int:
@@ -226,6 +227,18 @@ class PostgresStore(PgKeyTables, PgAuditTable, PgHistory, Store):
                 [(room.name, m.identity, m.role.value, m.joined_at) for m in room.members.values()],
             )
 
+    async def ensure_room(self, room: RoomRecord) -> bool:
+        made = await self._exec(
+            "INSERT INTO rooms (name, mode, created_at, created_by, personal_of) "
+            "VALUES ($1, $2, $3, $4, $5) ON CONFLICT (name) DO NOTHING",
+            room.name,
+            room.mode.value,
+            room.created_at,
+            room.created_by,
+            room.personal_of,
+        )
+        return made > 0
+
     async def delete_room(self, name: str) -> None:
         async with self._tx() as conn:
             # members, messages and the guest queue go by the foreign keys' cascade
@@ -354,9 +367,19 @@ class PostgresStore(PgKeyTables, PgAuditTable, PgHistory, Store):
             )
             await conn.executemany(
                 "INSERT INTO pending_answers (request_id, ext, room, requester, "
-                "mode, kind, output_id, text) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                "mode, kind, output_id, text, owner) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
                 [
-                    (a.request_id, a.ext, a.room, a.requester, a.mode, a.kind, a.output_id, a.text)
+                    (
+                        a.request_id,
+                        a.ext,
+                        a.room,
+                        a.requester,
+                        a.mode,
+                        a.kind,
+                        a.output_id,
+                        a.text,
+                        a.owner,
+                    )
                     for a in answers
                 ],
             )
@@ -377,8 +400,24 @@ class PostgresStore(PgKeyTables, PgAuditTable, PgHistory, Store):
         )
 
     async def pending_all(self) -> list[PendingAnswer]:
+        rows = await self._all(f"SELECT {PENDING_COLUMNS} FROM pending_answers ORDER BY ord")
+        return [PendingAnswer(*row) for row in rows]
+
+    async def pending_claim(
+        self, owner: str, *, of: str | None = None, alive: Collection[str] = ()
+    ) -> list[PendingAnswer]:
+        # one UPDATE: a second claimer waits on the row locks, then finds the
+        # rows' owner changed and takes none of them
+        param: str | list[str]
+        if of is not None:
+            where, param = "owner = $2", of
+        else:
+            where, param = "owner <> ALL($2::text[])", list(alive)
         rows = await self._all(
-            "SELECT request_id, ext, room, requester, mode, kind, output_id, text "
-            "FROM pending_answers ORDER BY ord"
+            f"WITH taken AS (UPDATE pending_answers SET owner = $1 WHERE {where} "
+            f"RETURNING {PENDING_COLUMNS}, ord) "
+            f"SELECT {PENDING_COLUMNS} FROM taken ORDER BY ord",
+            owner,
+            param,
         )
         return [PendingAnswer(*row) for row in rows]

@@ -9,7 +9,7 @@ The CLI opens the same file from another process; WAL lets both work.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Collection, Iterable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -226,6 +226,14 @@ class SQLiteStore(KeyTables, AuditTable, SQLiteHistory, Store):
                 [(room.name, m.identity, m.role.value, m.joined_at) for m in room.members.values()],
             )
 
+    async def ensure_room(self, room: RoomRecord) -> bool:
+        made = await self._exec(
+            "INSERT OR IGNORE INTO rooms (name, mode, created_at, created_by, personal_of) "
+            "VALUES (?, ?, ?, ?, ?)",
+            (room.name, room.mode.value, room.created_at, room.created_by, room.personal_of),
+        )
+        return made > 0
+
     async def delete_room(self, name: str) -> None:
         async with self._tx() as w:
             await w.execute("DELETE FROM messages WHERE room = ?", (name,))
@@ -330,9 +338,19 @@ class SQLiteStore(KeyTables, AuditTable, SQLiteHistory, Store):
         async with self._tx() as w:
             await w.executemany(
                 "INSERT OR REPLACE INTO pending_answers (request_id, ext, room, requester, "
-                "mode, kind, output_id, text) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                "mode, kind, output_id, text, owner) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [
-                    (a.request_id, a.ext, a.room, a.requester, a.mode, a.kind, a.output_id, a.text)
+                    (
+                        a.request_id,
+                        a.ext,
+                        a.room,
+                        a.requester,
+                        a.mode,
+                        a.kind,
+                        a.output_id,
+                        a.text,
+                        a.owner,
+                    )
                     for a in answers
                 ],
             )
@@ -349,11 +367,31 @@ class SQLiteStore(KeyTables, AuditTable, SQLiteHistory, Store):
         )
 
     async def pending_all(self) -> list[PendingAnswer]:
-        rows = await self._all(
-            "SELECT request_id, ext, room, requester, mode, kind, output_id, text "
-            "FROM pending_answers ORDER BY rowid"
-        )
+        rows = await self._all(f"SELECT {PENDING_COLUMNS} FROM pending_answers ORDER BY rowid")
         return [PendingAnswer(*row) for row in rows]
+
+    async def pending_claim(
+        self, owner: str, *, of: str | None = None, alive: Collection[str] = ()
+    ) -> list[PendingAnswer]:
+        if of is not None:
+            where, params = "owner = ?", [of]
+        else:
+            where, params = f"owner NOT IN ({', '.join('?' * len(alive))})", list(alive)
+        # BEGIN IMMEDIATE: processes sharing the file claim one after the other
+        async with self._tx() as w:
+            async with w.execute(
+                f"SELECT {PENDING_COLUMNS} FROM pending_answers WHERE {where} ORDER BY rowid",
+                params,
+            ) as cur:
+                rows = await cur.fetchall()
+            await w.execute(f"UPDATE pending_answers SET owner = ? WHERE {where}", [owner, *params])
+        claimed = [PendingAnswer(*row) for row in rows]
+        for answer in claimed:
+            answer.owner = owner
+        return claimed
+
+
+PENDING_COLUMNS = "request_id, ext, room, requester, mode, kind, output_id, text, owner"
 
 
 def _split_sql(script: str) -> list[str]:

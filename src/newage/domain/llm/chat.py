@@ -14,6 +14,7 @@ from typing import Any, cast
 import orjson
 
 from newage.domain.identity.principal import Principal
+from newage.domain.llm.parts import Away, Parts
 from newage.domain.llm.queue import ExtensionQueues
 from newage.domain.llm.requests import Kind, LlmRequest, RequestTracker, TargetState
 from newage.domain.llm.routing import Router, parse_targets
@@ -26,7 +27,15 @@ from newage.domain.rooms.model import Room
 from newage.domain.rooms.mutes import MuteService
 from newage.domain.rooms.service import RoomService
 from newage.domain.rooms.status import StatusBoard
-from newage.errors import ErrorCode, NewAgeError, conflict, forbidden, not_found, queue_full
+from newage.errors import (
+    ErrorCode,
+    NewAgeError,
+    conflict,
+    forbidden,
+    not_found,
+    queue_full,
+    unavailable,
+)
 from newage.protocol.acks import OK, Cancelled, RequestAccepted, RequestState
 from newage.protocol.llm import LlmRequestIn
 from newage.protocol.names import (
@@ -65,7 +74,10 @@ SERVER_FIELDS = frozenset(
         "incomplete",
     }
 )
-Elsewhere = Callable[[Principal, str | None, LlmRequestIn], Awaitable[dict[str, Any] | None]]
+# (requester, socket, request, the extension chosen for it or None) -> ack
+Elsewhere = Callable[
+    [Principal, str | None, LlmRequestIn, str | None], Awaitable[dict[str, Any] | None]
+]
 CancelElsewhere = Callable[[str, Principal | None], Awaitable[dict[str, Any] | None]]
 MODERATORS = frozenset({"master", "moderator"})
 MUTED_TEXT = "You are currently muted and cannot send messages."
@@ -148,12 +160,21 @@ class ChatService:
         self.lookup_elsewhere: (
             Callable[[str, Principal], Awaitable[dict[str, Any] | None]] | None
         ) = None
+        # a cluster: targets on other nodes (hooks set by cluster/requests.py)
+        self.parts = Parts(tracker, router, queues)
 
     async def request(
-        self, principal: Principal, sid: str | None, data: LlmRequestIn, *, here: bool = False
+        self,
+        principal: Principal,
+        sid: str | None,
+        data: LlmRequestIn,
+        *,
+        here: bool = False,
+        chosen: list[str] | None = None,
     ) -> RequestAccepted | RequestState:
         """``sid`` is the requesting socket (None for an HTTP caller);
-        ``here``: never forwarded to another node."""
+        ``here``: never forwarded to another node; ``chosen``: the targets
+        another node chose for it under the policy."""
         request_id = data.request_id
         if principal.is_extension:
             raise forbidden("Extensions cannot send LLM requests.", requestId=request_id)
@@ -178,17 +199,31 @@ class ChatService:
                 f"Too many requests in flight ({cap}); wait for an answer.", requestId=request_id
             )
         try:
-            return await self._dispatch(principal, room, data)
+            return await self._dispatch(principal, room, data, here, chosen)
+        except Away as away:
+            ack = None
+            if self.elsewhere is not None:
+                ack = await self.elsewhere(principal, sid, data, away.ext)
+            if ack is None:
+                raise unavailable(
+                    f"Extension {away.ext} did not take the request.", requestId=request_id
+                ) from None
+            return cast(RequestAccepted | RequestState, ack)  # that node's own intake
         except NewAgeError as exc:
             if exc.code is ErrorCode.UNAVAILABLE and self.elsewhere is not None and not here:
-                ack = await self.elsewhere(principal, sid, data)
+                ack = await self.elsewhere(principal, sid, data, None)
                 if ack is not None:  # the holding node's own intake answered
                     return cast(RequestAccepted | RequestState, ack)
             exc.extra.setdefault("requestId", request_id)
             raise
 
     async def _dispatch(
-        self, principal: Principal, room: Room, incoming: LlmRequestIn
+        self,
+        principal: Principal,
+        room: Room,
+        incoming: LlmRequestIn,
+        here: bool = False,
+        chosen: list[str] | None = None,
     ) -> RequestAccepted:
         request_id = incoming.request_id
         data = incoming.fields()
@@ -200,20 +235,20 @@ class ChatService:
         kind_of_request: str | None = None
         note = "Request received."
         if mode is RequestMode.IMMEDIATE:
-            targets = self.router.choose(room, principal, explicit)
+            targets = self.parts.choose(room, principal, explicit, here, chosen)
         elif mode is RequestMode.HOST_SUBMIT:
             if role in MODERATORS:
-                targets = self.router.choose(room, principal, explicit)
+                targets = self.parts.choose(room, principal, explicit, here, chosen)
             else:
                 queued = True
                 note = "Request queued for the room's master (HostSubmit)."
         elif mode is RequestMode.MASTER_ONLY:
             if role in MODERATORS:
-                targets = self.router.choose(room, principal, explicit)
+                targets = self.parts.choose(room, principal, explicit, here, chosen)
             else:
                 note = "Request recorded but not forwarded (MasterOnly)."
         elif explicit is not None:  # Conversational "@LLM"
-            targets = self.router.choose(room, principal, explicit)
+            targets = self.parts.choose(room, principal, explicit, here, chosen)
             kind_of_request = "DIRECT_REQUEST"
         else:
             note = "Message recorded (Conversational)."
@@ -346,11 +381,15 @@ class ChatService:
         request.status = RequestStatus.PROCESSING
         for target in targets:
             request.targets[target] = TargetState.PENDING
+        local = [t for t in targets if self.router.here(t)]
+        away = [t for t in targets if t not in local]
         if self.on_forward is not None:
-            await self.on_forward(request, targets)
-        for target in targets:
+            await self.on_forward(request, local)
+        for target in local:
             # each target its own copy: a queued one gets a fresh context later
             await self.queues.admit(request, target, payload.copy())
+        if away:
+            await self.parts.send(request, room, away, payload)
 
     async def context(self, room: str) -> list[dict[str, Any]]:
         """The room's newest messages as an extension gets them, bounded."""
@@ -391,6 +430,9 @@ class ChatService:
                 requestStatus=request.status.value,
             )
         waited = self.queues.withdraw(request)  # never sent: nothing to tell its extension
+        # the nodes answering some targets end their streams and tell their
+        # extensions themselves
+        away = await self.parts.cancel(request)
         targets = await self.streams.cancel(request)
         audit.record(
             "request.cancel", request_id, room=request.room, actor=by.identity if by else None
@@ -398,7 +440,7 @@ class ChatService:
         cancel: CancelOut = {"requestId": request_id, "targetRoom": request.room}
         for ext in (t for t in targets if t not in waited):
             self.outbox.emit(Namespace.LLM, Ev.CANCEL_REQUEST, cancel, [identity_addr(ext)])
-        return {**OK, "requestId": request_id, "targets": targets}
+        return {**OK, "requestId": request_id, "targets": [*targets, *away]}
 
     def _may_cancel(self, room_name: str, requester: str | None, by: Principal) -> bool:
         if by.is_admin or (requester is not None and by.identity == requester):

@@ -12,7 +12,11 @@ either. So:
   marked incomplete), and the outbound queues get a moment to drain;
 * after a crash, the next start closes what was left open: each pending
   answer is recorded as a failed, incomplete response with the text saved
-  last (at most a second behind), and the room gets a system message.
+  last (at most a second behind), and the room gets a system message;
+* in a cluster every pending answer carries the id of the node that owes it
+  (``owner``): a starting node closes only those of nodes not alive, and a
+  node that dies has its answers closed by one survivor (``close``), the
+  same way. Claiming them in the store is atomic, so they close once.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 
 from newage.domain.llm.requests import Kind, LlmRequest, RequestTracker, TargetState
 from newage.domain.llm.responses import Responder
@@ -35,6 +39,8 @@ PARTIAL_SAVE_INTERVAL = 1.0
 DRAIN_TIMEOUT = 2.0  # at shutdown, how long the last events may take to go out
 SHUTDOWN_REASON = "The server is shutting down."
 CRASH_REASON = "The server stopped before the answer was complete."
+RESTARTED = "The server restarted"
+NODE_STOPPED = "A server process stopped"
 
 
 class OpenAnswers:
@@ -55,6 +61,7 @@ class OpenAnswers:
         self.room_exists = room_exists
         self._saved: dict[tuple[str, str], str] = {}  # (request, ext) -> text saved
         self._unsaved: dict[tuple[str, str], PendingAnswer] = {}  # not written yet
+        self.owner = ""  # this process's node id in a cluster
 
     async def opened(self, request: LlmRequest, targets: list[str]) -> None:
         for ext in targets:
@@ -65,6 +72,7 @@ class OpenAnswers:
                 request.requester,
                 request.mode.value,
                 request.kind.value,
+                owner=self.owner,
             )
 
     async def settled(self, request_id: str, ext: str) -> None:
@@ -88,24 +96,42 @@ class OpenAnswers:
                 await self.store.pending_text(key[0], key[1], output.output_id, text)
                 self._saved[key] = text
 
-    async def recover(self) -> int:
-        """Close the answers a crash left open; how many there were."""
-        left = await self.store.pending_all()
+    async def recover(self, alive: Collection[str] = ()) -> int:
+        """At start: close the answers a crash left open (in a cluster, those
+        of nodes not in ``alive``); how many there were."""
+        left = await self.store.pending_claim(self.owner, alive=alive)
+        closed = await self.close(left, RESTARTED)
+        if closed:
+            log.warning("closed %d answer(s) left open by the last run", closed)
+        return closed
+
+    async def close(self, left: list[PendingAnswer], why: str) -> int:
+        """Record each of ``left`` (claimed by this process) as a failed,
+        incomplete answer, and tell each room once; how many there were."""
         rooms: dict[str, list[str]] = {}
         for answer in left:
             if not self.room_exists(answer.room):
                 await self.store.pending_done(answer.request_id, answer.ext)
                 continue
-            request = LlmRequest(
-                answer.request_id,
-                answer.room,
-                answer.requester,
-                RequestMode(answer.mode),
-                Kind(answer.kind),
-                None,
-                targets={answer.ext: TargetState.PENDING},
-            )
-            self.tracker.add(request)
+            # this node may hold the request itself: a Broadcast whose part
+            # the dead node answered (docs/cluster.md); once that target was
+            # counted failed, the answer is only recorded (part: no second
+            # final status)
+            request = self.tracker.get(answer.request_id)
+            if request is None or request.targets.get(answer.ext) is not TargetState.PENDING:
+                held = request is not None
+                request = LlmRequest(
+                    answer.request_id,
+                    answer.room,
+                    answer.requester,
+                    RequestMode(answer.mode),
+                    Kind(answer.kind),
+                    None,
+                    targets={answer.ext: TargetState.PENDING},
+                    part=held,
+                )
+                if not held:
+                    self.tracker.add(request)
             output_id = answer.output_id or str(uuid.uuid4())
             await self.responder.respond(
                 request, answer.ext, answer.text, output_id, RequestStatus.FAILED, CRASH_REASON
@@ -114,11 +140,9 @@ class OpenAnswers:
         for room, ids in rooms.items():
             await self.history.system(
                 room,
-                f"[System] The server restarted; {len(ids)} unfinished answer(s) "
+                f"[System] {why}; {len(ids)} unfinished answer(s) "
                 f"({', '.join(ids)}) were kept as incomplete.",
             )
-        if left:
-            log.warning("closed %d answer(s) left open by the last run", len(left))
         return len(left)
 
     async def shut_down(self, drained: Callable[[], bool]) -> None:

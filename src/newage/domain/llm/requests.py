@@ -71,6 +71,9 @@ class LlmRequest:
     stalled: bool = False  # told 'stalled'; the next chunk says 'processing' again
     answers: dict[str, str] = field(default_factory=dict)  # extension -> final text
     owner: str | None = None  # the requester's clientId, for its pending cap
+    # a cluster: this node answers some targets of a request another node
+    # holds; that node says the request's final status (docs/cluster.md)
+    part: bool = False
 
     @property
     def open(self) -> bool:

@@ -33,6 +33,15 @@ from newage.protocol.outbound import (
 )
 
 Observer = Callable[[str, float], None]  # (final status, seconds) -> metrics
+FINAL = frozenset(
+    s.value
+    for s in (
+        RequestStatus.COMPLETED,
+        RequestStatus.FAILED,
+        RequestStatus.STOPPED,
+        RequestStatus.CANCELLED,
+    )
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -266,6 +275,8 @@ class Responder:
             self.tracker.log.status(request, label, extra.get("message"), **extra)
         if request.kind is Kind.THINK or request.requester is None:
             return
+        if request.part and label in FINAL:
+            return  # the node holding the request says how it ended, once
         payload: RequestStatusUpdate = {
             "mode": request.mode.value,
             "roomName": request.room,

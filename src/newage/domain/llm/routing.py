@@ -6,6 +6,11 @@ admins, else those assigned to the room or to the requester's client room,
 or members of the room). Without a target the server picks among those:
 all of them under Broadcast, otherwise the one with the fewest requests in
 flight (ties: the first in connection order).
+
+In a cluster (``remote`` set) the intake of the node a requester uses also
+counts the extensions of the other nodes, with the load their nodes last
+published (docs/cluster.md): Broadcast reaches all of them, and the least
+loaded may be another node's (ties go to this node's own).
 """
 
 from __future__ import annotations
@@ -53,6 +58,9 @@ class Router:
         self.outbox = outbox
         self.backlog: Callable[[str], int] = lambda ext: 0  # requests waiting for ext
         self.unavailable: set[str] = set()  # connected, but missed the heartbeat
+        # a cluster: the extensions that take requests on other nodes only,
+        # with their load as last known
+        self.remote: Callable[[], dict[str, int]] = dict
 
     def connected(self) -> list[str]:
         return [e for e in self.relations.model.extensions if self.presence.extension_online(e)]
@@ -62,19 +70,36 @@ class Router:
         return [e for e in self.connected() if e not in self.unavailable]
 
     def load(self, ext: str) -> int:
+        if not self.presence.extension_online(ext):
+            remote = self.remote().get(ext)
+            if remote is not None:
+                return remote
         return self.tracker.in_flight(ext) + self.backlog(ext)
 
-    def allowed(self, room: Room, requester: Principal, unavailable_too: bool = False) -> list[str]:
+    def here(self, ext: str) -> bool:
+        """``ext`` takes requests on this node."""
+        return self.presence.extension_online(ext)
+
+    def allowed(
+        self,
+        room: Room,
+        requester: Principal,
+        unavailable_too: bool = False,
+        everywhere: bool = False,
+    ) -> list[str]:
         """Connected extensions ``requester`` may use in ``room`` (and that
-        answer the heartbeat, unless ``unavailable_too``)."""
+        answer the heartbeat, unless ``unavailable_too``), this node's first;
+        ``everywhere``: those of the other nodes too."""
         online = self.connected() if unavailable_too else self.online()
+        if everywhere:
+            online += [e for e in self.remote() if not self.presence.extension_online(e)]
         if requester.is_admin or self.relations.model.policy in (
             ConnectionPolicy.FREE,
             ConnectionPolicy.BROADCAST,
         ):
             return online
         allowed = set(self.relations.for_requester(room.name, requester))
-        allowed.update(i for i in room.members if self.presence.extension_online(i))
+        allowed.update(i for i in room.members if i in online)
         return [e for e in online if e in allowed]
 
     def room_extensions(self, room: Room) -> list[str]:
@@ -83,15 +108,26 @@ class Router:
         assigned.update(room.members)
         return [e for e in self.online() if e in assigned]
 
-    def choose(self, room: Room, requester: Principal, explicit: list[str] | None) -> list[str]:
-        allowed = self.allowed(room, requester)
+    def choose(
+        self,
+        room: Room,
+        requester: Principal,
+        explicit: list[str] | None,
+        everywhere: bool = False,
+        vouched: bool = False,
+    ) -> list[str]:
+        """The targets of a request; ``everywhere``: other nodes' extensions
+        may be among them (not for ``explicit`` ones: such a request goes
+        whole to their node); ``vouched``: another node chose ``explicit``
+        under the policy, this one only checks they can take it."""
+        allowed = self.allowed(room, requester, everywhere=everywhere)
         if explicit is not None:
             for target in explicit:
                 if not self.presence.extension_online(target):
                     raise unavailable(f"Target extension {target} is not connected.")
                 if target in self.unavailable:
                     raise unavailable(f"Target extension {target} is not answering (heartbeat).")
-                if target not in allowed:
+                if target not in allowed and not vouched:
                     raise bad_request(f"Target extension {target} is not available to this room.")
             return explicit
         if not allowed:

@@ -117,6 +117,7 @@ class PendingAnswer:
     kind: str
     output_id: str | None = None
     text: str = ""
+    owner: str = ""  # the cluster node that owes it ("" for a single process)
 
 
 AuditLevel = Literal["info", "warn", "error"]

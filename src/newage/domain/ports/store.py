@@ -11,7 +11,7 @@ server processes can be added beside the SQLite one.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -124,6 +124,11 @@ class Store(ABC):
         """Insert the room with its initial members."""
 
     @abstractmethod
+    async def ensure_room(self, room: RoomRecord) -> bool:
+        """Insert the room (without members) unless one of that name exists;
+        whether it was inserted. Processes starting at once may all call it."""
+
+    @abstractmethod
     async def delete_room(self, name: str) -> None:
         """Delete the room, its memberships and its history."""
 
@@ -191,6 +196,15 @@ class Store(ABC):
 
     @abstractmethod
     async def pending_all(self) -> list[PendingAnswer]: ...
+
+    @abstractmethod
+    async def pending_claim(
+        self, owner: str, *, of: str | None = None, alive: Collection[str] = ()
+    ) -> list[PendingAnswer]:
+        """Make ``owner`` the owner of the answers owed by ``of`` (or, when
+        ``of`` is None, by every owner not in ``alive``) and return them,
+        oldest first, with their new owner. Atomic: of several processes
+        claiming the same answers at once, each answer goes to one of them."""
 
     # --- chat history ---
     @abstractmethod

@@ -101,7 +101,10 @@ class RoomService(PersonalRooms):
             for identity in room.members:
                 self._of.setdefault(identity, set()).add(room.name)
         if MONITOR_ROOM not in self.rooms:
-            await self._insert(Room(MONITOR_ROOM, self.default_mode(), iso_now()))
+            # nodes of a cluster starting at once on a new store all get here
+            if await self.store.ensure_room(Room(MONITOR_ROOM, self.default_mode(), iso_now())):
+                self.on_changed()
+            await self.resync()
 
     async def resync(self) -> None:
         """Take the rooms and memberships from the store, which another
