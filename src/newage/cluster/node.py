@@ -38,6 +38,7 @@ ALL = "*"
 EMPTY: frozenset[str] = frozenset()
 
 Deliver = Callable[[list[Any]], Awaitable[None]]
+DeliverNow = Callable[[list[Any]], bool]
 Handler = Callable[[Any], Awaitable[Any]]
 ASK, ANSWER = "q", "r"  # a call to another node and its answer
 
@@ -49,6 +50,7 @@ class ClusterNode:
         prefix: str,
         addresses: Callable[[], set[str]],
         sessions: Callable[[], list[dict[str, Any]]],
+        max_pending_bytes: Callable[[], int] = lambda: 16_000_000,
     ) -> None:
         self.id = uuid.uuid4().hex[:12]
         self.url = url
@@ -60,6 +62,7 @@ class ClusterNode:
         self._clients_sent = b"[]"
         self.redis: Redis = Redis.from_url(url, health_check_interval=10)
         self.deliver: Deliver | None = None  # applies an item sent by another node
+        self.deliver_now: DeliverNow | None = None  # the same when it needs no waiting
         # topic ("rooms", "mutes", "policy") -> reloads of what another node changed
         self.on_changed: dict[str, Callable[[], Awaitable[None]]] = {}
         # other keys this node wrote that mean nothing once it stops (bounded:
@@ -69,7 +72,9 @@ class ClusterNode:
         self.where: dict[str, set[str]] = {}  # entry -> other nodes having it
         self.entries: dict[str, set[str]] = {}  # other live node -> its entries
         self.published: set[str] = set()
-        self.delivery = DeliveryStreams(self.redis, self.key, self.id, self._apply)
+        self.delivery = DeliveryStreams(
+            url, self.key, self.id, self._apply, self._apply_now, max_pending_bytes
+        )
         self._dir_wake = asyncio.Event()
         self._dirty: asyncio.TimerHandle | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -234,18 +239,22 @@ class ClusterNode:
         if corr:
             self.send([node], orjson.dumps([ANSWER, corr, result]))
 
-    async def _apply(self, item: list[Any]) -> None:
+    def _apply_now(self, item: list[Any]) -> bool:
+        """Apply ``item`` if that needs no waiting; False (nothing done) if it does."""
         if item[0] == ASK:
             # a task: what the delivery stream carries after it is not held up
             task = asyncio.create_task(self._answer(*item[1:]))
             self._answering.add(task)
             task.add_done_callback(self._answering.discard)
-            return
+            return True
         if item[0] == ANSWER:
             call = self._calls.get(item[1])
             if call is not None and not call[1].done():
                 call[1].set_result(item[2])
-            return
+            return True
+        return self.deliver_now is not None and self.deliver_now(item)
+
+    async def _apply(self, item: list[Any]) -> None:
         if self.deliver is None:
             return
         try:

@@ -41,6 +41,7 @@ class ClusterOutbox:
         self.local = local
         self.node = node
         node.deliver = self.apply
+        node.deliver_now = self.apply_now
 
     def emit(
         self,
@@ -104,6 +105,15 @@ class ClusterOutbox:
 
     def pending_callbacks(self) -> int:
         return self.local.pending_callbacks()
+
+    def apply_now(self, item: list[Any]) -> bool:
+        """An event another node sent here, to the local sockets at once;
+        False (nothing done) for what has to wait (rooms, disconnects)."""
+        if item[0] != EMIT:
+            return False
+        _, namespace, event, data, to, skip = item
+        self.local.emit(namespace, event, data, to, skip_extensions=skip)
+        return True
 
     async def apply(self, item: list[Any]) -> None:
         """An item another node sent here: to the local sockets only."""
