@@ -123,9 +123,10 @@ class Link(asyncio.Protocol):
             self.transport.close()
 
 
-async def open_link(url: str) -> Link:
+async def open_link(url: str, name: str) -> Link:
     """A ``Link`` to the Redis of ``url`` (``redis://``, ``rediss://``,
-    ``unix://``; user, password and database as redis-py reads them)."""
+    ``unix://``; user, password and database as redis-py reads them), named
+    ``name`` in Redis's client list."""
     options = parse_url(url)
     loop = asyncio.get_running_loop()
     link: Link
@@ -150,6 +151,10 @@ async def open_link(url: str) -> Link:
             await asyncio.wait_for(link.call(b"AUTH", *auth), CONNECT_TIMEOUT)
         if options.get("db"):
             await asyncio.wait_for(link.call(b"SELECT", b"%d" % options["db"]), CONNECT_TIMEOUT)
+        # Redis refuses names with spaces
+        await asyncio.wait_for(
+            link.call(b"CLIENT", b"SETNAME", name.replace(" ", "_").encode()), CONNECT_TIMEOUT
+        )
     except BaseException:
         link.close()
         raise
@@ -183,6 +188,7 @@ class DeliveryStreams:
         self._in_flight = 0  # replies the writer's last round still waits for
         self._lost = 0  # commands of a round whose connection was lost
         self._flush_due = False
+        self._loop: asyncio.AbstractEventLoop | None = None
         # the reader
         self._backlog: deque[list[Any]] = deque()  # items behind one that waits
         self._applier: asyncio.Task[None] | None = None
@@ -222,7 +228,10 @@ class DeliveryStreams:
     def _schedule(self) -> None:
         if not self._flush_due:
             self._flush_due = True
-            asyncio.get_running_loop().call_soon(self._flush)
+            if self._loop is None:
+                # kept: asking for the running loop costs a system call (getpid)
+                self._loop = asyncio.get_running_loop()
+            self._loop.call_soon(self._flush)
 
     def _flush(self) -> None:
         self._flush_due = False
@@ -273,7 +282,7 @@ class DeliveryStreams:
         try:
             while True:
                 try:
-                    self._writer = await open_link(self.url)
+                    self._writer = await open_link(self.url, self.key("dlv", self.id, "send"))
                 except (OSError, TimeoutError, hiredis.ReplyError) as exc:
                     log.error("cluster: cannot connect to Redis to send: %s", exc)
                     await asyncio.sleep(RECONNECT_DELAY)
@@ -303,7 +312,7 @@ class DeliveryStreams:
         try:
             while True:
                 try:
-                    self._reader = await open_link(self.url)
+                    self._reader = await open_link(self.url, self.key("dlv", self.id, "read"))
                 except (OSError, TimeoutError, hiredis.ReplyError) as exc:
                     log.error("cluster: cannot connect to Redis to read: %s", exc)
                     await asyncio.sleep(RECONNECT_DELAY)
