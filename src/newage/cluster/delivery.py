@@ -78,6 +78,10 @@ class Link(asyncio.Protocol):
                 return
             if reply is False:
                 return
+            if not self._waiting:
+                log.error("cluster: Redis sent a reply nobody asked for")
+                self.close()
+                return
             on_reply = self._waiting.popleft()
             try:
                 on_reply(reply)
@@ -221,6 +225,7 @@ class DeliveryStreams:
 
     def forget(self, node: str) -> None:
         """``node`` is gone: what was queued for it goes nowhere."""
+        self._heads.pop(node, None)
         items = self._outgoing.pop(node, None)
         if items:
             self._pending_bytes -= sum(len(i) for i in items)
@@ -270,26 +275,38 @@ class DeliveryStreams:
 
     def _written(self, reply: Any) -> None:
         if isinstance(reply, ConnectionError):
-            self._lost += 1  # reported once the connection is back
+            self._lost += 1  # reported once connected again
         elif isinstance(reply, Exception):
             log.error("cluster: sending to other nodes failed: %s", reply)
         self._in_flight -= 1
         if not self._in_flight and (self._outgoing or self._changed):
             self._flush()
 
+    async def _connect(self, role: str) -> Link:
+        """A new connection for ``role`` ("send", "read"), retried until made;
+        a failing Redis is logged once, not twice a second."""
+        failures = 0
+        while True:
+            try:
+                link = await open_link(self.url, self.key("dlv", self.id, role))
+            except Exception as exc:
+                failures += 1
+                if failures == 1:
+                    log.error("cluster: cannot connect to Redis (%s): %s; retrying", role, exc)
+                await asyncio.sleep(RECONNECT_DELAY)
+                continue
+            if failures:
+                log.info("cluster: connected to Redis (%s) again", role)
+            return link
+
     async def write(self) -> None:
         """Keep the writer's connection up (until cancelled)."""
         try:
             while True:
-                try:
-                    self._writer = await open_link(self.url, self.key("dlv", self.id, "send"))
-                except (OSError, TimeoutError, hiredis.ReplyError) as exc:
-                    log.error("cluster: cannot connect to Redis to send: %s", exc)
-                    await asyncio.sleep(RECONNECT_DELAY)
-                    continue
+                self._writer = await self._connect("send")
                 if self._lost:
                     log.error(
-                        "cluster: %d batches for other nodes were in flight when the "
+                        "cluster: %d commands for other nodes were in flight when the "
                         "connection was lost: they may not have reached them",
                         self._lost,
                     )
@@ -311,12 +328,7 @@ class DeliveryStreams:
         after a lost connection."""
         try:
             while True:
-                try:
-                    self._reader = await open_link(self.url, self.key("dlv", self.id, "read"))
-                except (OSError, TimeoutError, hiredis.ReplyError) as exc:
-                    log.error("cluster: cannot connect to Redis to read: %s", exc)
-                    await asyncio.sleep(RECONNECT_DELAY)
-                    continue
+                self._reader = await self._connect("read")
                 self._reading = False
                 self._read_more()
                 await self._reader.closed
