@@ -37,6 +37,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import orjson
 from redis.asyncio import Redis
 from tests.helpers.client import Peer, auth
 from tests.helpers.fake_extension import FakeExtension
@@ -58,6 +59,21 @@ def prepare(coalesce_ms: int) -> tuple[Path, dict[str, str]]:
         cli(data, "trust", "add", client_id, "--type", kind)
         keys[client_id] = cli(data, "keys", "create", client_id)
     return data, keys
+
+
+async def delivered_entries(prefix: str) -> tuple[int, int]:
+    """Entries in the delivery streams under ``prefix``, and the items in them."""
+    redis = Redis.from_url(REDIS_URL)
+    entries = items = 0
+    try:
+        async for key in redis.scan_iter(match=f"{prefix}:dlv:*", _type="stream"):
+            found: Any = await redis.xrange(key)
+            for _id, fields in found:
+                entries += 1
+                items += len(orjson.loads(fields[b"m"]))
+    finally:
+        await redis.aclose()
+    return entries, items
 
 
 def machine_busy() -> float:
@@ -133,7 +149,11 @@ async def one_run(
             window = time.monotonic() - t0
             other = (machine_busy() - busy0 - cpu - own) / window
         latencies = sorted((r - s) / 1e6 for s, r in zip(sent, received, strict=False))
+        entries, items = await delivered_entries(prefix) if layout != "single" else (0, 0)
         return {
+            # what crossed nodes: stream entries (XADDs) and the events in them
+            "streamEntries": entries,
+            "streamItems": items,
             "tokens": tokens,
             "lost": tokens - len(received),
             "cpuMsPerToken": round(cpu * 1000 / tokens, 4),
