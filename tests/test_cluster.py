@@ -501,6 +501,7 @@ async def streams() -> AsyncIterator[Callable[..., DeliveryStreams]]:
         tasks.extend([asyncio.create_task(end.write()), asyncio.create_task(end.read())])
 
     make.run = run  # type: ignore[attr-defined]
+    make.prefix = prefix  # type: ignore[attr-defined]
     yield make
     for task in tasks:
         task.cancel()
@@ -538,3 +539,23 @@ async def test_an_item_that_waits_holds_back_the_ones_behind_it(streams: Any):
         await asyncio.sleep(0.01)
     await eventually(lambda: len(into_b.items) == 9, timeout=5)
     assert [item[1] for item in into_b.items] == [f"{i}.{j}" for i in range(3) for j in (1, 2, 3)]
+
+
+async def test_an_unreadable_entry_does_not_stop_the_reader(streams: Any):
+    into_a, into_b = Inbox(), Inbox()
+    a, b = streams("a", into_a), streams("b", into_b)
+    streams.run(a)
+    streams.run(b)
+    a.send(["b"], orjson.dumps(["e", "first"]))
+    await eventually(lambda: len(into_b.items) == 1, timeout=5)
+    redis = Redis.from_url(REDIS_URL)
+    try:
+        stream = f"{streams.prefix}:dlv:b"
+        await redis.xadd(stream, {"m": b"not json"})
+        await redis.xadd(stream, {"m": b"[1]"})  # an item that is not a list
+        await redis.xadd(stream, {"m": b"5"})  # not even a list of items
+    finally:
+        await redis.aclose()
+    a.send(["b"], orjson.dumps(["e", "after"]))
+    await eventually(lambda: len(into_b.items) == 2, timeout=5)
+    assert into_b.items == [["e", "first"], ["e", "after"]]

@@ -362,12 +362,12 @@ class DeliveryStreams:
                 self._last = entry_id
                 try:
                     items = orjson.loads(fields[1])
-                except (orjson.JSONDecodeError, IndexError):
-                    log.error("cluster: an unreadable delivery entry %s skipped", entry_id)
-                    continue
-                for item in items:
-                    if self._backlog or not self._now(item):
-                        self._backlog.append(item)
+                    for item in items:
+                        if self._backlog or not self._now(item):
+                            self._backlog.append(item)
+                except Exception:
+                    # what this entry held after the fault is lost, not the stream
+                    log.exception("cluster: an unreadable delivery entry %s", entry_id)
         if self._backlog and self._applier is None:
             self._applier = asyncio.create_task(self._apply_backlog(), name="cluster apply")
         self._read_more()
