@@ -19,7 +19,7 @@ drifts, and a ratio of two runs seconds apart drifts much less than the runs.
 ``other_cpu_util`` is the CPU (in cores) the rest of the machine used meanwhile
 (neither the servers nor this process; Redis is in it).
 
-    .venv/bin/python -m bench.cluster --tokens 2000 --runs 3
+    .venv/bin/python -m bench.cluster --tokens 2000 --runs 5
 """
 
 from __future__ import annotations
@@ -183,7 +183,7 @@ async def one_run(
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--tokens", type=int, default=2000)
-    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--runs", type=int, default=5, help="rounds")
     parser.add_argument("--interval-ms", type=float, default=2.0)
     parser.add_argument("--coalesce-ms", type=int, default=10, help="streamCoalesceMs")
     parser.add_argument("--layouts", default="single,local,cross", help="comma-separated")
