@@ -13,7 +13,13 @@ so the latency is the path's, not a queue's; both clients run in this
 process (one clock). Python clients (python-socketio) are slower than the
 Node load generator of ``bench.run``: compare the layouts with each other.
 
-    .venv/bin/python -m bench.cluster --tokens 2000 --runs 3
+The layouts take turns (one run of each per round), and each round's
+cross/local ratio is kept: on a shared machine the load of other processes
+drifts, and a ratio of two runs seconds apart drifts much less than the runs.
+``other_cpu_util`` is the CPU (in cores) the rest of the machine used meanwhile
+(neither the servers nor this process; Redis is in it).
+
+    .venv/bin/python -m bench.cluster --tokens 2000 --runs 5
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
 import shutil
 import statistics
 import subprocess
@@ -30,13 +37,14 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import orjson
 from redis.asyncio import Redis
 from tests.helpers.client import Peer, auth
 from tests.helpers.fake_extension import FakeExtension
 from tests.helpers.proc import ServerProcess
 from tests.helpers.server import write_settings
 
-from bench.common import cli, cpu_seconds, medians, save
+from bench.common import CLK_TCK, cli, cpu_seconds, medians, save
 from bench.run import profiled
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -51,6 +59,28 @@ def prepare(coalesce_ms: int) -> tuple[Path, dict[str, str]]:
         cli(data, "trust", "add", client_id, "--type", kind)
         keys[client_id] = cli(data, "keys", "create", client_id)
     return data, keys
+
+
+async def delivered_entries(prefix: str) -> tuple[int, int]:
+    """Entries in the delivery streams under ``prefix``, and the items in them."""
+    redis = Redis.from_url(REDIS_URL)
+    entries = items = 0
+    try:
+        async for key in redis.scan_iter(match=f"{prefix}:dlv:*", _type="stream"):
+            found: Any = await redis.xrange(key)
+            for _id, fields in found:
+                entries += 1
+                items += len(orjson.loads(fields[b"m"]))
+    finally:
+        await redis.aclose()
+    return entries, items
+
+
+def machine_busy() -> float:
+    """Seconds of CPU the whole machine has spent busy (all cores), /proc/stat."""
+    fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+    ticks = [int(f) for f in fields]
+    return (sum(ticks[:8]) - ticks[3] - ticks[4]) / CLK_TCK  # idle and iowait left out
 
 
 async def one_run(
@@ -99,7 +129,8 @@ async def one_run(
 
         web.sio.on("SERVER_STREAM_DATA", chunk, namespace="/llm")
         pids = [n.proc.pid for n in nodes if n.proc is not None]
-        cpu0 = sum(cpu_seconds(p) for p in pids)
+        each0 = [cpu_seconds(p) for p in pids]
+        self0, busy0, t0 = cpu_seconds(os.getpid()), machine_busy(), time.monotonic()
         sent: list[int] = []
         output_id = str(uuid.uuid4())
         with contextlib.ExitStack() as spies:
@@ -112,12 +143,26 @@ async def one_run(
                 await asyncio.sleep(interval)
             with contextlib.suppress(TimeoutError):  # what is missing then counts as lost
                 await asyncio.wait_for(done.wait(), 30)
-            cpu = sum(cpu_seconds(p) for p in pids) - cpu0
+            each = [cpu_seconds(p) - c for p, c in zip(pids, each0, strict=True)]
+            cpu = sum(each)
+            own = cpu_seconds(os.getpid()) - self0
+            window = time.monotonic() - t0
+            other = (machine_busy() - busy0 - cpu - own) / window
         latencies = sorted((r - s) / 1e6 for s, r in zip(sent, received, strict=False))
+        entries, items = await delivered_entries(prefix) if layout != "single" else (0, 0)
         return {
+            # what crossed nodes: stream entries (XADDs) and the events in them
+            "streamEntries": entries,
+            "streamItems": items,
             "tokens": tokens,
             "lost": tokens - len(received),
             "cpuMsPerToken": round(cpu * 1000 / tokens, 4),
+            # node 0 has the extension; in ``cross`` node 1 has the requester
+            "cpuMsPerTokenByNode": {
+                f"node{n}": round(c * 1000 / tokens, 4) for n, c in enumerate(each)
+            },
+            "serverCpuUtil": round(cpu / window, 3),
+            "other_cpu_util": round(other, 2),
             "latencyMsP50": round(statistics.median(latencies), 3) if latencies else None,
             "latencyMsP99": round(latencies[int(len(latencies) * 0.99) - 1], 3)
             if latencies
@@ -138,12 +183,14 @@ async def one_run(
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--tokens", type=int, default=2000)
-    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--runs", type=int, default=5, help="rounds")
     parser.add_argument("--interval-ms", type=float, default=2.0)
     parser.add_argument("--coalesce-ms", type=int, default=10, help="streamCoalesceMs")
+    parser.add_argument("--layouts", default="single,local,cross", help="comma-separated")
     parser.add_argument("--results", type=Path, default=None)
     parser.add_argument("--profile", type=Path, default=None, help="py-spy raw stacks here")
     args = parser.parse_args()
+    layouts = [name for name in ("single", "local", "cross") if name in args.layouts.split(",")]
     data, keys = prepare(args.coalesce_ms)
     try:
         result: dict[str, Any] = {
@@ -151,19 +198,34 @@ async def main() -> None:
             "intervalMs": args.interval_ms,
             "coalesceMs": args.coalesce_ms,
         }
-        for layout in ("single", "local", "cross"):
-            runs = [
-                await one_run(
+        runs: dict[str, list[dict[str, Any]]] = {name: [] for name in layouts}
+        ratios: list[float] = []
+        for _ in range(args.runs):
+            for layout in layouts:
+                run = await one_run(
                     data, keys, layout, args.tokens, args.interval_ms / 1000, args.profile
                 )
-                for _ in range(args.runs)
-            ]
-            result[layout] = medians(runs)
+                runs[layout].append(run)
+                print(layout, run, flush=True)
+            if "local" in runs and "cross" in runs:
+                cross, local = runs["cross"][-1], runs["local"][-1]
+                ratios.append(round(cross["cpuMsPerToken"] / local["cpuMsPerToken"], 3))
+        for layout in layouts:
+            result[layout] = medians(runs[layout])
+            result[layout]["cpuMsPerTokenRuns"] = [r["cpuMsPerToken"] for r in runs[layout]]
             print(layout, result[layout], flush=True)
-        local, cross = result["local"]["cpuMsPerToken"], result["cross"]["cpuMsPerToken"]
-        result["crossOverLocalCpu"] = round(cross / local, 3) if local else None
-        result["crossOverSingleCpu"] = round(cross / result["single"]["cpuMsPerToken"], 3)
-        print("cross/local CPU per token:", result["crossOverLocalCpu"], flush=True)
+        if ratios:
+            # the median of each round's own ratio, and the ratio of the medians
+            result["crossOverLocalCpuRounds"] = ratios
+            result["crossOverLocalCpu"] = statistics.median(ratios)
+            of_medians = result["cross"]["cpuMsPerToken"] / result["local"]["cpuMsPerToken"]
+            result["crossOverLocalCpuOfMedians"] = round(of_medians, 3)
+            print("cross/local CPU per token, per round:", ratios, flush=True)
+            print("median:", result["crossOverLocalCpu"], flush=True)
+        if "single" in result and "cross" in result:
+            result["crossOverSingleCpu"] = round(
+                result["cross"]["cpuMsPerToken"] / result["single"]["cpuMsPerToken"], 3
+            )
         kwargs = {"directory": args.results} if args.results else {}
         print("saved", save("cluster", result, **kwargs))
     finally:

@@ -10,13 +10,17 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
+import orjson
 import pytest
+from redis.asyncio import Redis
 
+from newage.cluster.delivery import DeliveryStreams
 from newage.protocol.names import ClientKind
 from tests.helpers.client import Peer, Refused, auth
-from tests.helpers.cluster import Cluster
+from tests.helpers.cluster import REDIS_URL, Cluster
 from tests.helpers.fake_extension import FakeExtension
 from tests.helpers.proc import ServerProcess, arun_cli
 from tests.helpers.wait import eventually
@@ -407,3 +411,151 @@ async def test_a_node_starting_leaves_the_answers_of_the_others_open(cluster: Ma
     ok(await web.call("/llm", "GET_FULL_CONTEXT", {"roomName": "web"}))
     context = str(await web.next("/llm", "UPDATE_CONTEXT"))
     assert "before; after" in context and "restarted" not in context, context
+
+
+async def delivery_links(c: Cluster, index: int) -> dict[str, str]:
+    """Redis's client ids of node ``index``'s delivery connections, by role."""
+    node = (await c.status(index))["cluster"]["node"]
+    names = {f"{c.prefix}:dlv:{node}:{role}": role for role in ("send", "read")}
+    return {
+        names[client["name"]]: client["id"]
+        for client in await c.redis.client_list()
+        if client.get("name") in names
+    }
+
+
+async def test_lost_delivery_connections_come_back_and_lose_nothing(cluster: MakeCluster):
+    c = await cluster(2)
+    ext = await c.extension(0)
+    web = await c.connect(1, "web")
+    await c.settled()
+    ok(await web.call("/llm", "LLM_REQUEST", {"requestId": "r1", "message": "go"}))
+    await ext.next_request()
+    output_id = str(uuid.uuid4())
+    tokens = [f"token {i}; " for i in range(150)]
+
+    async def speak(part: range) -> None:
+        for i in part:
+            await ext.token(output_id, tokens[i], first=i == 0, final=i == len(tokens) - 1)
+
+    async def relayed(count: int) -> None:
+        expected = "".join(tokens[:count])
+        await eventually(lambda: stream_text(web, "r1")[0] == expected, timeout=10)
+
+    await speak(range(50))
+    await relayed(50)
+    sender, receiver = await delivery_links(c, 0), await delivery_links(c, 1)
+    assert set(sender) == set(receiver) == {"send", "read"}
+    # the receiver's reader goes: what is sent meanwhile waits in its stream
+    assert await c.redis.client_kill_filter(_id=receiver["read"]) == 1
+    await speak(range(50, 100))
+    await relayed(100)
+    # the sender's writer goes: a new one sends what comes next
+    assert await c.redis.client_kill_filter(_id=sender["send"]) == 1
+
+    async def back() -> bool:
+        links = await delivery_links(c, 0)
+        return links.get("send") not in (None, sender["send"])
+
+    await eventually(back, timeout=5)
+    await speak(range(100, 150))
+    end = await web.next("/llm", "SERVER_STREAM_END", timeout=10)
+    text, chunks = stream_text(web, "r1")
+    assert text == "".join(tokens) == end["data"]
+    assert [ch["seq"] for ch in chunks] == list(range(1, len(chunks) + 1))
+    assert (await delivery_links(c, 1))["read"] != receiver["read"]
+
+
+class Inbox:
+    """The receiving end of a ``DeliveryStreams``: what it applied, in order;
+    ``"wait"`` items take the slow (awaited) way."""
+
+    def __init__(self) -> None:
+        self.items: list[list[Any]] = []
+
+    def now(self, item: list[Any]) -> bool:
+        if item[0] == "wait":
+            return False
+        self.items.append(item)
+        return True
+
+    async def later(self, item: list[Any]) -> None:
+        await asyncio.sleep(0.05)
+        self.items.append(item)
+
+
+@pytest.fixture
+async def streams() -> AsyncIterator[Callable[..., DeliveryStreams]]:
+    """Two ``DeliveryStreams`` ends ("a" and "b") on the test Redis, under a
+    prefix of their own (deleted at the end)."""
+    prefix = f"newage-test-{uuid.uuid4().hex[:12]}"
+    tasks: list[asyncio.Task[None]] = []
+
+    def make(node: str, inbox: Inbox, max_bytes: int = 1_000_000) -> DeliveryStreams:
+        def key(*parts: str) -> str:
+            return ":".join((prefix, *parts))
+
+        return DeliveryStreams(REDIS_URL, key, node, inbox.later, inbox.now, lambda: max_bytes)
+
+    def run(end: DeliveryStreams) -> None:
+        tasks.extend([asyncio.create_task(end.write()), asyncio.create_task(end.read())])
+
+    make.run = run  # type: ignore[attr-defined]
+    make.prefix = prefix  # type: ignore[attr-defined]
+    yield make
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    redis = Redis.from_url(REDIS_URL)
+    keys = [k async for k in redis.scan_iter(match=f"{prefix}:*")]
+    if keys:
+        await redis.delete(*keys)
+    await redis.aclose()
+
+
+async def test_what_waits_for_redis_is_bounded_by_outbound_max_bytes(streams: Any):
+    into_a, into_b = Inbox(), Inbox()
+    a, b = streams("a", into_a, max_bytes=10_000), streams("b", into_b)
+    # a is not connected yet: what it queues waits, up to 10,000 bytes
+    for i in range(100):
+        a.send(["b"], orjson.dumps(["e", i, "x" * 990]))
+    streams.run(a)
+    streams.run(b)
+    await eventually(lambda: len(into_b.items) >= 10, timeout=5)
+    a.send(["b"], orjson.dumps(["e", "after"]))
+    await eventually(lambda: into_b.items[-1] == ["e", "after"], timeout=5)
+    assert [item[1] for item in into_b.items] == [*range(10), "after"]
+
+
+async def test_an_item_that_waits_holds_back_the_ones_behind_it(streams: Any):
+    into_a, into_b = Inbox(), Inbox()
+    a, b = streams("a", into_a), streams("b", into_b)
+    streams.run(a)
+    streams.run(b)
+    for i in range(3):  # three stream entries, one per event-loop turn
+        a.send(["b"], orjson.dumps(["e", f"{i}.1"]))
+        a.send(["b"], orjson.dumps(["wait", f"{i}.2"]))
+        a.send(["b"], orjson.dumps(["e", f"{i}.3"]))
+        await asyncio.sleep(0.01)
+    await eventually(lambda: len(into_b.items) == 9, timeout=5)
+    assert [item[1] for item in into_b.items] == [f"{i}.{j}" for i in range(3) for j in (1, 2, 3)]
+
+
+async def test_an_unreadable_entry_does_not_stop_the_reader(streams: Any):
+    into_a, into_b = Inbox(), Inbox()
+    a, b = streams("a", into_a), streams("b", into_b)
+    streams.run(a)
+    streams.run(b)
+    a.send(["b"], orjson.dumps(["e", "first"]))
+    await eventually(lambda: len(into_b.items) == 1, timeout=5)
+    redis = Redis.from_url(REDIS_URL)
+    try:
+        stream = f"{streams.prefix}:dlv:b"
+        await redis.xadd(stream, {"m": b"not json"})
+        await redis.xadd(stream, {"m": b"[1]"})  # an item that is not a list
+        await redis.xadd(stream, {"m": b"5"})  # not even a list of items
+    finally:
+        await redis.aclose()
+    a.send(["b"], orjson.dumps(["e", "after"]))
+    await eventually(lambda: len(into_b.items) == 2, timeout=5)
+    assert into_b.items == [["e", "first"], ["e", "after"]]

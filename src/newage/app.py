@@ -136,6 +136,7 @@ class App:
                 settings.redis_prefix,
                 local.addresses,
                 self.presence.client_items,
+                lambda: self.live.current.outbound_max_bytes,
             )
             self.outbox = ClusterOutbox(local, self.cluster)
             self.presence.on_change = self.cluster.mark_dirty

@@ -5,8 +5,7 @@ Keys (``P`` is the ``redisPrefix``):
 - ``P:nodes`` sorted set, node id -> the time its heartbeat expires;
 - ``P:dir:<node>`` set of the addresses a node has sockets for, each
   ``"<namespace> <address>"`` (``*`` for "any socket of the namespace");
-- ``P:dlv:<node>`` the node's delivery stream: what other nodes send it, in
-  the order they send it (one entry per sender batch);
+- ``P:dlv:<node>`` the node's delivery stream (``delivery.py``);
 - ``P:ctl`` pub/sub channel for the rare events: directory changes, room
   changes, a node leaving.
 
@@ -28,19 +27,18 @@ from typing import Any
 import orjson
 from redis.asyncio import Redis
 
+from newage.cluster.delivery import DeliveryStreams
 from newage.logs import log
 
 HEARTBEAT = 1.0  # seconds between heartbeats
 NODE_TTL = 5.0  # a node whose heartbeat is this old is dead
 RESYNC_EVERY = 5  # heartbeats between full directory reloads (self-healing)
 DIRECTORY_DELAY = 0.005  # seconds: a burst of connects costs one publish
-STREAM_MAXLEN = 100_000  # batches kept in a delivery stream at most
-READ_BLOCK_MS = 1000
-READ_COUNT = 200
 ALL = "*"
 EMPTY: frozenset[str] = frozenset()
 
 Deliver = Callable[[list[Any]], Awaitable[None]]
+DeliverNow = Callable[[list[Any]], bool]
 Handler = Callable[[Any], Awaitable[Any]]
 ASK, ANSWER = "q", "r"  # a call to another node and its answer
 
@@ -52,6 +50,7 @@ class ClusterNode:
         prefix: str,
         addresses: Callable[[], set[str]],
         sessions: Callable[[], list[dict[str, Any]]],
+        max_pending_bytes: Callable[[], int] = lambda: 16_000_000,
     ) -> None:
         self.id = uuid.uuid4().hex[:12]
         self.url = url
@@ -63,9 +62,9 @@ class ClusterNode:
         self._clients_sent = b"[]"
         self.redis: Redis = Redis.from_url(url, health_check_interval=10)
         self.deliver: Deliver | None = None  # applies an item sent by another node
+        self.deliver_now: DeliverNow | None = None  # the same when it needs no waiting
         # topic ("rooms", "mutes", "policy") -> reloads of what another node changed
         self.on_changed: dict[str, Callable[[], Awaitable[None]]] = {}
-        self._changed: set[str] = set()  # topics to announce in the next writer round
         # other keys this node wrote that mean nothing once it stops (bounded:
         # the oldest are left to their expiry)
         self.owned: OrderedDict[str, None] = OrderedDict()
@@ -79,9 +78,9 @@ class ClusterNode:
         self.where: dict[str, set[str]] = {}  # entry -> other nodes having it
         self.entries: dict[str, set[str]] = {}  # other live node -> its entries
         self.published: set[str] = set()
-        self._outgoing: dict[str, list[bytes]] = {}  # node -> encoded items
-        self._publishes: list[bytes] = []
-        self._wake = asyncio.Event()
+        self.delivery = DeliveryStreams(
+            url, self.key, self.id, self._apply, self._apply_now, max_pending_bytes
+        )
         self._dir_wake = asyncio.Event()
         self._dirty: asyncio.TimerHandle | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -112,8 +111,8 @@ class ClusterNode:
         await self._reload_all()
         for work, name in (
             (self._listen(pubsub), "cluster control"),
-            (self._read(), "cluster delivery"),
-            (self._write(), "cluster writer"),
+            (self.delivery.read(), "cluster delivery"),
+            (self.delivery.write(), "cluster writer"),
             (self._publish_directory(), "cluster directory"),
             (self._beat(), "cluster heartbeat"),
         ):
@@ -174,9 +173,7 @@ class ClusterNode:
     def send(self, nodes: Iterable[str], item: bytes) -> None:
         """Queue one encoded item for each node; the writer sends what one
         event-loop turn queued as one stream entry per node, in order."""
-        for node in nodes:
-            self._outgoing.setdefault(node, []).append(item)
-        self._wake.set()
+        self.delivery.send(nodes, item)
 
     def changed(self, topic: str) -> Callable[[], None]:
         """A hook for a service whose ``topic`` state this node changed in the
@@ -184,8 +181,7 @@ class ClusterNode:
         however many changes it holds."""
 
         def announce() -> None:
-            self._changed.add(topic)
-            self._wake.set()
+            self.delivery.announce(topic)
 
         return announce
 
@@ -198,32 +194,6 @@ class ClusterNode:
     def _directory_due(self) -> None:
         self._dirty = None
         self._dir_wake.set()
-
-    async def _write(self) -> None:
-        while True:
-            await self._wake.wait()
-            self._wake.clear()
-            outgoing, self._outgoing = self._outgoing, {}
-            publishes, self._publishes = self._publishes, []
-            publishes += [
-                orjson.dumps({"t": "changed", "n": self.id, "s": s}) for s in self._changed
-            ]
-            self._changed.clear()
-            try:
-                async with self.redis.pipeline(transaction=False) as pipe:
-                    for node, items in outgoing.items():
-                        batch = b"[" + b",".join(items) + b"]"
-                        pipe.xadd(
-                            self.key("dlv", node),
-                            {"m": batch},
-                            maxlen=STREAM_MAXLEN,
-                            approximate=True,
-                        )
-                    for message in publishes:
-                        pipe.publish(self.channel, message)
-                    await pipe.execute()
-            except Exception:
-                log.exception("cluster: sending to other nodes failed")
 
     async def _publish_directory(self) -> None:
         while True:
@@ -252,26 +222,6 @@ class ClusterNode:
                 log.exception("cluster: publishing the directory failed")
 
     # ------------------------------------------------------------------ receiving
-    async def _read(self) -> None:
-        stream = self.key("dlv", self.id)
-        last = "0-0"
-        while True:
-            try:
-                answer: Any = await self.redis.xread(
-                    {stream: last}, count=READ_COUNT, block=READ_BLOCK_MS
-                )
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("cluster: reading the delivery stream failed")
-                await asyncio.sleep(0.5)
-                continue
-            for _name, entries in answer or ():
-                for entry_id, fields in entries:
-                    last = entry_id
-                    for item in orjson.loads(fields[b"m"]):
-                        await self._apply(item)
-
     async def ask(self, node: str, kind: str, payload: Any, timeout: float) -> Any:
         """Run handler ``kind`` on ``node`` and return its answer; raise
         TimeoutError, or ConnectionError when that node dies meanwhile."""
@@ -298,18 +248,22 @@ class ClusterNode:
         if corr:
             self.send([node], orjson.dumps([ANSWER, corr, result]))
 
-    async def _apply(self, item: list[Any]) -> None:
+    def _apply_now(self, item: list[Any]) -> bool:
+        """Apply ``item`` if that needs no waiting; False (nothing done) if it does."""
         if item[0] == ASK:
             # a task: what the delivery stream carries after it is not held up
             task = asyncio.create_task(self._answer(*item[1:]))
             self._answering.add(task)
             task.add_done_callback(self._answering.discard)
-            return
+            return True
         if item[0] == ANSWER:
             call = self._calls.get(item[1])
             if call is not None and not call[1].done():
                 call[1].set_result(item[2])
-            return
+            return True
+        return self.deliver_now is not None and self.deliver_now(item)
+
+    async def _apply(self, item: list[Any]) -> None:
         if self.deliver is None:
             return
         try:
@@ -448,7 +402,7 @@ class ClusterNode:
                 nodes.discard(node)
                 if not nodes:
                     del self.where[entry]
-        self._outgoing.pop(node, None)
+        self.delivery.forget(node)
         for target, future in list(self._calls.values()):
             if target == node and not future.done():
                 future.set_exception(ConnectionError(f"node {node} is gone"))

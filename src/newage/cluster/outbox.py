@@ -42,6 +42,7 @@ class ClusterOutbox:
         self.node = node
         node.deliver = self.apply
         self.remote_call: Callable[..., Awaitable[Any]] | None = None
+        node.deliver_now = self.apply_now
 
     def emit(
         self,
@@ -108,6 +109,15 @@ class ClusterOutbox:
 
     def pending_callbacks(self) -> int:
         return self.local.pending_callbacks()
+
+    def apply_now(self, item: list[Any]) -> bool:
+        """An event another node sent here, to the local sockets at once;
+        False (nothing done) for what has to wait (rooms, disconnects)."""
+        if item[0] != EMIT:
+            return False
+        _, namespace, event, data, to, skip = item
+        self.local.emit(namespace, event, data, to, skip_extensions=skip)
+        return True
 
     async def apply(self, item: list[Any]) -> None:
         """An item another node sent here: to the local sockets only."""
