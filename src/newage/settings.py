@@ -104,7 +104,9 @@ class Settings(BaseSettings):
     # the transport under the same ASGI app; granian is an optional extra
     # (docs/performance.md, "Transport candidates")
     asgi_server: Literal["uvicorn", "granian"] = setting("uvicorn", "asgiServer")
-    uvicorn_ws: Literal["websockets-sansio", "websockets", "wsproto"] = setting(
+    # newage: websockets-sansio with the Engine.IO frames outside ASGI
+    # (realtime/direct_ws.py)
+    uvicorn_ws: Literal["websockets-sansio", "websockets", "wsproto", "newage"] = setting(
         "websockets-sansio", "uvicornWs"
     )
     connection_policy: ConnectionPolicy = setting(ConnectionPolicy.FREE, "connectionPolicy")

@@ -42,6 +42,8 @@ from typing import Any
 
 from engineio import async_socket, exceptions, packet
 
+from newage.realtime import direct_ws
+
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 # an Engine.IO MESSAGE ("4") carrying a Socket.IO EVENT ("2") on /llm
 # without ack id; the event's JSON array follows
@@ -378,6 +380,12 @@ class LeanSocket(async_socket.AsyncSocket):  # type: ignore[misc]
             self.connected = True
             self.upgraded = True
 
+        self.newage_abort = transport_aborter(ws)
+        lane = direct_ws.lane_of(ws)
+        if lane is not None:  # uvicornWs newage: no ASGI hop from here on
+            await direct_ws.serve(self, ws, lane, FAST_FRAME)
+            return
+
         async def writer() -> None:
             while True:
                 try:
@@ -393,7 +401,6 @@ class LeanSocket(async_socket.AsyncSocket):  # type: ignore[misc]
                     break
             await ws.close()
 
-        self.newage_abort = transport_aborter(ws)
         writer_task = asyncio.ensure_future(writer())
         self.server.logger.info("%s: Upgrade to websocket successful", self.sid)
 
