@@ -2,10 +2,11 @@
 ``newage``).
 
 Under uvicorn every inbound websocket frame becomes an ASGI message dict,
-goes through an ``asyncio.Queue`` and python-engineio's ``WebSocket.wait``,
-and uvicorn pauses and resumes reading around each one; every outbound
-packet goes back the same way, one ``transport.write`` each. A streamed
-token is seven small inbound frames, so that hop was a large share of the
+goes through an ``asyncio.Queue`` and python-engineio's ``WebSocket.wait``
+into the socket's reader task, and uvicorn pauses and resumes reading
+around each one; every outbound packet goes back the same way, one
+``transport.write`` each, from a writer task per socket. A streamed token is
+seven small inbound frames, so that machinery was a large share of the
 server's CPU per token (docs/performance.md, "Transport candidates").
 
 :class:`DirectProtocol` is uvicorn's sans-I/O websockets protocol (frames
@@ -13,50 +14,134 @@ parsed by websockets' maintained ``ServerProtocol``) with one addition: once
 the Engine.IO socket has the connection (after the HTTP handshake, which
 still runs through the whole ASGI app: proxy headers, origin checks,
 admission, the Engine.IO connect handler, the polling upgrade's probe), it
-attaches a :class:`Lane`. From then on the text of every complete frame of
-one ``data_received`` is appended to the lane and the socket's reader wakes
-once for all of them; outbound packets of one writer round are framed by
-websockets and written with one ``transport.write``. Pings, pongs, close
-frames, ``ws_max_size`` and the keepalive stay uvicorn's code.
+attaches a :class:`Lane`, and from then on:
+
+* inbound: the text of every complete frame of one ``data_received`` goes to
+  the lane, which handles stream frames (and pongs) right there, inside
+  ``data_received``: a coroutine that finishes without waiting never sees a
+  task. The first frame that has to wait, or any other packet, moves the
+  rest of the batch, in order, to one task, until the lane is empty again.
+* outbound: the socket's queue calls the lane on every put; one callback per
+  loop turn frames everything queued with websockets and writes it with one
+  ``transport.write`` (no writer task). While the transport is paused
+  (``pause_writing``) packets stay in the queue, where the outbound budget
+  counts them.
+
+Pings, pongs, close frames, ``ws_max_size`` and the keepalive stay uvicorn's
+code; control frames, binary and fragmented messages take uvicorn's handlers.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
+from collections import deque
+from collections.abc import Coroutine, Generator
 from typing import TYPE_CHECKING, Any
 
+from engineio import exceptions, packet
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from websockets.exceptions import InvalidState
 from websockets.frames import Frame, Opcode
 
-from engineio import exceptions, packet
-
 if TYPE_CHECKING:
     from newage.realtime.engine import LeanSocket
 
-# Reading stops while this much inbound text waits for the socket's reader
-# (plus at most one read and one frame of ws_max_size); uvicorn's own lane
-# stops after every message, which costs two system calls per read.
+# Reading stops while this much inbound text waits for the lane's task (plus
+# at most one read and one frame of ws_max_size); uvicorn's own lane stops
+# after every message, which costs two system calls per read.
 PAUSE_AT = 64 * 1024
 TEXT = Opcode.TEXT
+PONG = str(packet.PONG)
+
+
+class _Resume:
+    """Awaiting this finishes a coroutine that was started by hand (in
+    ``data_received``) and suspended on ``first``: the task that awaits it
+    waits for what the coroutine waits for and forwards results and
+    cancellation to it."""
+
+    __slots__ = ("coro", "first")
+
+    def __init__(self, coro: Coroutine[Any, Any, bool], first: Any) -> None:
+        self.coro = coro
+        self.first = first
+
+    def __await__(self) -> Generator[Any, Any, bool]:
+        coro, step = self.coro, self.first
+        while True:
+            try:
+                sent = yield step
+            except BaseException as exc:
+                try:
+                    step = coro.throw(exc)
+                except StopIteration as stop:
+                    return bool(stop.value)
+            else:
+                try:
+                    step = coro.send(sent)
+                except StopIteration as stop:
+                    return bool(stop.value)
 
 
 class Lane:
     """Frames from the protocol to one Engine.IO socket, and packets back."""
 
-    __slots__ = ("ended", "items", "paused", "pending", "protocol", "waiter")
+    __slots__ = (
+        "busy",
+        "closer",
+        "context",
+        "ended",
+        "fast",
+        "finished",
+        "flushing",
+        "head",
+        "items",
+        "limit",
+        "paused",
+        "pending",
+        "protocol",
+        "sock",
+        "task",
+        "ws",
+    )
 
     def __init__(self, protocol: DirectProtocol) -> None:
         self.protocol = protocol
-        self.items: list[str | bytes] = []
+        self.items: deque[str | bytes] = deque()
         self.pending = 0
-        self.ended = False
+        self.ended = False  # the websocket is gone or closing
         self.paused = False
-        self.waiter: asyncio.Future[None] | None = None
+        self.busy = False  # a task is handling frames; new ones queue behind it
+        self.flushing = False
+        self.sock: LeanSocket | None = None
+        self.ws: Any = None
+        self.fast: Any = None
+        self.head = ""
+        self.limit = 0
+        self.task: asyncio.Task[None] | None = None
+        self.closer: asyncio.Task[None] | None = None
+        self.finished: asyncio.Future[None] = protocol.loop.create_future()
+        # every step of this connection's handlers runs in one context, by
+        # hand or in a task, so a context variable set before a wait is
+        # reset in the context that set it
+        self.context = contextvars.copy_context()
+
+    def start(self, sock: LeanSocket, ws: Any, head: str) -> None:
+        server = sock.server
+        self.sock = sock
+        self.ws = ws
+        self.head = head
+        self.fast = getattr(server, "newage_fast_frame", None)
+        self.limit = server.max_http_buffer_size
+        sock.queue.notify = self.schedule_flush
+        if not sock.queue.empty():
+            self.schedule_flush()
+        self.wake()
 
     # -- inbound, called by the protocol
     def put_nowait(self, message: dict[str, Any]) -> None:
-        """uvicorn's own events (it calls its queue's ``put_nowait``)."""
+        """uvicorn's own events (the protocol calls its queue's ``put_nowait``)."""
         if message["type"] == "websocket.receive":
             data = message.get("text")
             self.push(data if data is not None else message.get("bytes") or b"")
@@ -69,52 +154,158 @@ class Lane:
         self.pending += len(data)
 
     def wake(self) -> None:
-        waiter = self.waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
+        if self.sock is None or self.finished.done():
+            return
+        if not self.busy:
+            self.drain()
         if self.pending > PAUSE_AT and not self.paused and not self.ended:
             self.paused = True
             self.protocol.transport.pause_reading()
+        if self.ended and not self.busy:
+            self.finish()
 
-    # -- inbound, the socket's reader
-    async def take(self) -> list[str | bytes] | None:
-        """Every frame that arrived since the last call; None once closed."""
-        while not self.items:
-            if self.ended:
-                return None
-            self.waiter = asyncio.get_running_loop().create_future()
-            try:
-                await self.waiter
-            finally:
-                self.waiter = None
+    def drain(self) -> None:
+        """Handle the waiting frames here, until one of them has to wait."""
+        self.busy = True  # (nothing below may re-enter)
         items = self.items
-        self.items = []
-        self.pending = 0
-        if self.paused:
+        while items:
+            data = items.popleft()
+            self.pending -= len(data)
+            if len(data) > self.limit:
+                self.stop()  # too large: the connection goes
+                break
+            if type(data) is str and (data.startswith(self.head) or data == PONG):
+                coro = self.quick(data)
+                try:
+                    step = self.context.run(coro.send, None)
+                except StopIteration as done:
+                    if done.value:
+                        continue
+                    self.run_task(None, data)  # the full path, in order
+                    return
+                self.run_task(_Resume(coro, step), data)
+                return
+            self.run_task(None, data)
+            return
+        self.busy = False
+
+    def run_task(self, first: _Resume | None, data: str | bytes) -> None:
+        self.task = self.protocol.loop.create_task(self.work(first, data), context=self.context)
+
+    async def work(self, first: _Resume | None, data: str | bytes) -> None:
+        """A frame that has to wait, and everything behind it."""
+        try:
+            # the first frame: its cheap path still running, or refused
+            if first is None or not await first:
+                if not await self.handle(data, False):
+                    self.stop()
+                    return
+            items = self.items
+            while items and not self.finished.done():
+                data = items.popleft()
+                self.pending -= len(data)
+                if len(data) > self.limit or not await self.handle(data, True):
+                    self.stop()
+                    return
+                if self.paused and self.pending < PAUSE_AT // 2:
+                    self.paused = False
+                    if not self.protocol.transport.is_closing():
+                        self.protocol.transport.resume_reading()
+        finally:
+            self.busy = False
+            self.task = None
+        if self.ended:
+            self.finish()
+        elif self.paused:
             self.paused = False
-            if not self.protocol.transport.is_closing():
-                self.protocol.transport.resume_reading()
-        return items
+            self.protocol.transport.resume_reading()
+
+    async def quick(self, p: str) -> bool:
+        """A stream frame's cheap path, or a pong; False: the full path."""
+        sock = self.sock
+        assert sock is not None
+        if p == PONG:
+            sock.schedule_ping()
+            return True
+        if self.fast is None:
+            return False
+        try:
+            return bool(await self.fast(sock.sid, p))
+        except Exception:
+            sock.server.logger.exception("fast path failed")
+            return False
+
+    async def handle(self, p: str | bytes, fast: bool) -> bool:
+        """One packet, as LeanSocket's reader does; False to stop reading."""
+        sock = self.sock
+        assert sock is not None
+        if fast and type(p) is str and (p.startswith(self.head) or p == PONG):
+            if await self.quick(p):
+                return True
+        try:
+            await sock.receive(packet.Packet(encoded_packet=p))
+        except exceptions.UnknownPacketError:
+            pass
+        except exceptions.SocketIsClosedError:
+            sock.server.logger.info("Receive error -- socket is closed")
+            return False
+        except Exception:
+            sock.server.logger.exception("Unknown receive error")
+        return True
+
+    def stop(self) -> None:
+        self.items.clear()
+        self.pending = 0
+        self.finish()
+
+    def finish(self) -> None:
+        if not self.finished.done():
+            self.finished.set_result(None)
 
     # -- outbound
-    async def send(self, encoded: list[str | bytes]) -> bool:
-        """Frame and write one round of packets; False once it cannot."""
+    def schedule_flush(self) -> None:
+        if not self.flushing:
+            self.flushing = True
+            self.protocol.loop.call_soon(self.flush)
+
+    def flush(self) -> None:
+        """Write everything the socket has queued, in one write."""
+        self.flushing = False
+        sock = self.sock
         protocol = self.protocol
-        if not protocol.writable.is_set():
-            await protocol.writable.wait()
-        if protocol.disconnected or protocol.close_sent:
-            return False
+        if sock is None or not protocol.writable.is_set():
+            return  # resume_writing calls again
+        queue = sock.queue
         conn = protocol.conn
-        try:
-            for data in encoded:
+        closing = protocol.disconnected or protocol.close_sent
+        end = False
+        while not queue.empty():
+            pkt = queue.get_nowait()
+            queue.task_done()
+            if pkt is None:
+                end = True
+                break
+            if closing:
+                continue
+            data = pkt.encode()
+            try:
                 if type(data) is str:
                     conn.send_text(data.encode())
                 else:
                     conn.send_binary(data)
-        except InvalidState:
-            return False
-        protocol.transport.write(b"".join(conn.data_to_send()))
-        return True
+            except InvalidState:
+                closing = True
+        if not closing:
+            out = conn.data_to_send()
+            if out:
+                protocol.transport.write(b"".join(out))
+        if end or sock.closed:
+            self.close()
+
+    def close(self) -> None:
+        """End the websocket (a close frame, through uvicorn's code)."""
+        if self.closer is None:
+            self.closer = self.protocol.loop.create_task(self.ws.close())
 
 
 class DirectProtocol(WebSocketsSansIOProtocol):
@@ -126,8 +317,8 @@ class DirectProtocol(WebSocketsSansIOProtocol):
             return None
         lane = Lane(self)
         queued = self.queue
-        # what already waits in uvicorn's queue (often the first CONNECT)
-        # goes first, in order
+        # what already waits in uvicorn's queue (the frames that came with
+        # an upgrade's last packet) goes first, in order
         while not queued.empty():
             lane.put_nowait(queued.get_nowait())  # type: ignore[arg-type]
         self.lane = lane
@@ -135,7 +326,6 @@ class DirectProtocol(WebSocketsSansIOProtocol):
         if self.read_paused:
             self.read_paused = False
             self.transport.resume_reading()
-        lane.wake()
         return lane
 
     def handle_events(self) -> None:
@@ -148,14 +338,12 @@ class DirectProtocol(WebSocketsSansIOProtocol):
                 try:
                     lane.push(event.data.decode())
                 except UnicodeDecodeError:
-                    self.logger.info("Invalid UTF-8 sequence received from client.")
-                    self.conn.send_close(1007)
-                    self.handle_parser_exception()
+                    self.invalid_utf8()
                     return
             elif isinstance(event, Frame):
                 # control frames, binary and fragmented messages: uvicorn's
-                # handlers, which end in send_receive_event_to_app or the lane's
-                # put_nowait
+                # handlers, which end in send_receive_event_to_app or the
+                # lane's put_nowait
                 self.dispatch(event)
         lane.wake()
 
@@ -187,11 +375,19 @@ class DirectProtocol(WebSocketsSansIOProtocol):
             try:
                 lane.push(data.decode())
             except UnicodeDecodeError:
-                self.logger.info("Invalid UTF-8 sequence received from client.")
-                self.conn.send_close(1007)
-                self.handle_parser_exception()
+                self.invalid_utf8()
         else:
             lane.push(data)
+
+    def invalid_utf8(self) -> None:
+        self.logger.info("Invalid UTF-8 sequence received from client.")
+        self.conn.send_close(1007)
+        self.handle_parser_exception()
+
+    def resume_writing(self) -> None:
+        super().resume_writing()
+        if self.lane is not None:
+            self.lane.schedule_flush()
 
 
 def lane_of(ws: Any) -> Lane | None:
@@ -205,53 +401,17 @@ def lane_of(ws: Any) -> Lane | None:
 
 async def serve(sock: LeanSocket, ws: Any, lane: Lane, head: str) -> None:
     """``LeanSocket._websocket_handler`` after the upgrade, over a lane."""
-    server = sock.server
-    limit = server.max_http_buffer_size
-
-    async def writer() -> None:
-        while True:
-            try:
-                packets = await sock.poll()
-            except exceptions.QueueEmpty:
-                break
-            if not packets:
-                break  # the socket is closing
-            try:
-                if not await lane.send([pkt.encode() for pkt in packets]):
-                    break
-            except Exception:
-                break
-        await ws.close()
-
-    writer_task = asyncio.ensure_future(writer())
-    server.logger.info("%s: Upgrade to websocket successful", sock.sid)
-    fast = getattr(server, "newage_fast_frame", None)
-    receive = sock.receive
-    running = True
-    while running:
-        frames = await lane.take()
-        if frames is None:
-            break
-        for p in frames:
-            if len(p) > limit:
-                running = False  # packet too large: drop the connection
-                break
-            if fast is not None and type(p) is str and p.startswith(head):
-                try:
-                    if await fast(sock.sid, p):
-                        continue
-                except Exception:
-                    server.logger.exception("fast path failed")
-            try:
-                await receive(packet.Packet(encoded_packet=p))
-            except exceptions.UnknownPacketError:
-                pass
-            except exceptions.SocketIsClosedError:
-                server.logger.info("Receive error -- socket is closed")
-                running = False
-                break
-            except Exception:
-                server.logger.exception("Unknown receive error")
-    await sock.queue.put(None)  # unlock the writer task so it can exit
-    await writer_task
-    await sock.close(wait=False, abort=True, reason=server.reason.TRANSPORT_CLOSE)
+    sock.server.logger.info("%s: Upgrade to websocket successful", sock.sid)
+    lane.start(sock, ws, head)
+    try:
+        await lane.finished
+    finally:
+        task = lane.task
+        if task is not None:
+            task.cancel()
+        lane.flush()  # what the socket queued before the end
+        sock.queue.notify = None
+        lane.close()
+        assert lane.closer is not None
+        await asyncio.shield(lane.closer)
+        await sock.close(wait=False, abort=True, reason=sock.server.reason.TRANSPORT_CLOSE)

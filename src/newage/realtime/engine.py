@@ -186,6 +186,7 @@ class LeanQueue:
         "_unfinished",
         "_waiter",
         "budget",
+        "notify",
     )
 
     def __init__(self) -> None:
@@ -196,6 +197,8 @@ class LeanQueue:
         self._joined: asyncio.Future[None] | None = None
         self._unfinished = 0
         self.budget: OutboundBudget | None = None
+        # instead of a consumer task: called on every put (direct_ws.Lane)
+        self.notify: Callable[[], None] | None = None
 
     def put_nowait(self, item: Any) -> None:
         self._items.append(item)
@@ -212,6 +215,8 @@ class LeanQueue:
         waiter = self._waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
+        elif self.notify is not None:
+            self.notify()
 
     async def put(self, item: Any) -> None:
         self.put_nowait(item)
