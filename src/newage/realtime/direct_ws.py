@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-from collections import deque
 from collections.abc import Coroutine, Generator
 from typing import TYPE_CHECKING, Any
 
@@ -108,7 +107,7 @@ class Lane:
 
     def __init__(self, protocol: DirectProtocol) -> None:
         self.protocol = protocol
-        self.items: deque[str | bytes] = deque()
+        self.items: list[str | bytes] = []
         self.pending = 0
         self.ended = False  # the websocket is gone or closing
         self.paused = False
@@ -168,8 +167,7 @@ class Lane:
         """Handle the waiting frames here, until one of them has to wait."""
         self.busy = True  # (nothing below may re-enter)
         items = self.items
-        while items:
-            data = items.popleft()
+        for i, data in enumerate(items):
             self.pending -= len(data)
             if len(data) > self.limit:
                 self.stop()  # too large: the connection goes
@@ -181,16 +179,18 @@ class Lane:
                 except StopIteration as done:
                     if done.value:
                         continue
-                    self.run_task(None, data)  # the full path, in order
-                    return
-                self.run_task(_Resume(coro, step), data)
-                return
-            self.run_task(None, data)
+                    first = None  # refused: the full path, in order
+                else:
+                    first = _Resume(coro, step)
+            else:
+                first = None
+            del items[: i + 1]
+            self.task = self.protocol.loop.create_task(
+                self.work(first, data), context=self.context
+            )
             return
+        items.clear()
         self.busy = False
-
-    def run_task(self, first: _Resume | None, data: str | bytes) -> None:
-        self.task = self.protocol.loop.create_task(self.work(first, data), context=self.context)
 
     async def work(self, first: _Resume | None, data: str | bytes) -> None:
         """A frame that has to wait, and everything behind it."""
@@ -200,13 +200,15 @@ class Lane:
                 if not await self.handle(data, False):
                     self.stop()
                     return
-            items = self.items
-            while items and not self.finished.done():
-                data = items.popleft()
-                self.pending -= len(data)
-                if len(data) > self.limit or not await self.handle(data, True):
-                    self.stop()
-                    return
+            while self.items and not self.finished.done():
+                batch, self.items = self.items, []
+                for data in batch:
+                    self.pending -= len(data)
+                    if len(data) > self.limit or not await self.handle(data, True):
+                        self.stop()
+                        return
+                    if self.finished.done():
+                        return
                 if self.paused and self.pending < PAUSE_AT // 2:
                     self.paused = False
                     if not self.protocol.transport.is_closing():
@@ -323,6 +325,14 @@ class DirectProtocol(WebSocketsSansIOProtocol):
             lane.put_nowait(queued.get_nowait())  # type: ignore[arg-type]
         self.lane = lane
         self.queue = lane  # type: ignore[assignment]
+        # The handshake is over, and what it parsed would stay for the
+        # connection's life (about 3 KB): the request's headers (websockets'
+        # parser keeps the request in its generator frame), the response,
+        # and the scope's copy of the headers (the environ has them, as
+        # strings; after the connect only its client address is read).
+        self.request.headers.clear()
+        self.request = self.response = None  # type: ignore[assignment]
+        self.scope["headers"] = []
         if self.read_paused:
             self.read_paused = False
             self.transport.resume_reading()
