@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import logging
 from collections.abc import Coroutine, Generator
 from typing import TYPE_CHECKING, Any
 
@@ -52,6 +53,12 @@ if TYPE_CHECKING:
 PAUSE_AT = 64 * 1024
 TEXT = Opcode.TEXT
 PONG = str(packet.PONG)
+# uvicorn's and websockets' info lines of every handshake ("[accepted]",
+# "connection open") are an access log, which newage keeps off for HTTP too
+# (uvicorn.access is disabled); a third of a connect's logging. Warnings
+# and errors still go to uvicorn.error.
+QUIET = logging.getLogger("uvicorn.error.websocket")
+QUIET.setLevel(logging.WARNING)
 
 
 class _Resume:
@@ -313,6 +320,11 @@ class Lane:
 class DirectProtocol(WebSocketsSansIOProtocol):
     lane: Lane | None = None
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.logger = self.conn.logger = QUIET
+        self.conn.debug = False
+
     def attach(self) -> Lane | None:
         """Hand the connection's inbound frames to a lane from now on."""
         if self.lane is not None or self.disconnected or self.close_sent:
@@ -390,7 +402,7 @@ class DirectProtocol(WebSocketsSansIOProtocol):
             lane.push(data)
 
     def invalid_utf8(self) -> None:
-        self.logger.info("Invalid UTF-8 sequence received from client.")
+        self.logger.warning("Invalid UTF-8 sequence received from client.")
         self.conn.send_close(1007)
         self.handle_parser_exception()
 
