@@ -27,10 +27,8 @@ from tests.helpers.rawhttp import PollingSession
 from tests.helpers.server import RunningServer
 from tests.helpers.wait import eventually
 
-import os
-UVWS = os.environ.get("UVWS", "newage")
 pytestmark = pytest.mark.parametrize(
-    "server_settings", [{"uvicornWs": UVWS, "maxPayloadBytes": 1024}]
+    "server_settings", [{"uvicornWs": "newage", "maxPayloadBytes": 1024}]
 )
 
 

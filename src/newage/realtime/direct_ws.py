@@ -192,9 +192,7 @@ class Lane:
             else:
                 first = None
             del items[: i + 1]
-            self.task = self.protocol.loop.create_task(
-                self.work(first, data), context=self.context
-            )
+            self.task = self.protocol.loop.create_task(self.work(first, data), context=self.context)
             return
         items.clear()
         self.busy = False
@@ -203,10 +201,10 @@ class Lane:
         """A frame that has to wait, and everything behind it."""
         try:
             # the first frame: its cheap path still running, or refused
-            if first is None or not await first:
-                if not await self.handle(data, False):
-                    self.stop()
-                    return
+            handled = first is not None and await first
+            if not handled and not await self.handle(data, False):
+                self.stop()
+                return
             while self.items and not self.finished.done():
                 batch, self.items = self.items, []
                 for data in batch:
@@ -248,9 +246,9 @@ class Lane:
         """One packet, as LeanSocket's reader does; False to stop reading."""
         sock = self.sock
         assert sock is not None
-        if fast and type(p) is str and (p.startswith(self.head) or p == PONG):
-            if await self.quick(p):
-                return True
+        eligible = fast and type(p) is str and (p.startswith(self.head) or p == PONG)
+        if eligible and await self.quick(p):  # type: ignore[arg-type]
+            return True
         try:
             await sock.receive(packet.Packet(encoded_packet=p))
         except exceptions.UnknownPacketError:
@@ -358,7 +356,7 @@ class DirectProtocol(WebSocketsSansIOProtocol):
         for event in self.conn.events_received():
             if type(event) is Frame and event.opcode is TEXT and event.fin and not self.close_sent:
                 try:
-                    lane.push(event.data.decode())
+                    lane.push(event.data.decode())  # type: ignore[union-attr]
                 except UnicodeDecodeError:
                     self.invalid_utf8()
                     return
