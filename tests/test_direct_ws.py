@@ -26,10 +26,10 @@ from tests.helpers.fake_extension import split5
 from tests.helpers.rawhttp import PollingSession
 from tests.helpers.server import RunningServer
 from tests.helpers.wait import eventually
+from tests.test_slow_consumers import busy_room, say, until_dropped
 
-pytestmark = pytest.mark.parametrize(
-    "server_settings", [{"uvicornWs": "newage", "maxPayloadBytes": 1024}]
-)
+NEWAGE = {"uvicornWs": "newage", "maxPayloadBytes": 1024}
+on_newage = pytest.mark.parametrize("server_settings", [NEWAGE])
 
 
 class RawWebSocket:
@@ -131,6 +131,7 @@ def token_frames(output_id: str, token: str, first: bool) -> list[str]:
     return ["42/llm," + json.dumps(f, separators=(",", ":")) for f in frames]
 
 
+@on_newage
 async def test_a_stream_written_in_one_go_is_relayed_whole_and_in_order(server, peers):
     assert server.app is not None
     raw = await raw_extension(server, "SillyTavern-raw")
@@ -159,6 +160,7 @@ async def test_a_stream_written_in_one_go_is_relayed_whole_and_in_order(server, 
         await raw.close()
 
 
+@on_newage
 async def test_frames_queued_before_the_lane_keep_their_place(server, peers):
     """An upgrade from polling: the probe goes through the ASGI app, and the
     frames written together with the UPGRADE packet wait in uvicorn's queue
@@ -184,6 +186,7 @@ async def test_frames_queued_before_the_lane_keep_their_place(server, peers):
         await session.close()
 
 
+@on_newage
 async def test_a_frame_past_the_limit_closes_the_connection(server, peers):
     assert server.app is not None
     raw = await raw_extension(server, "SillyTavern-big")
@@ -199,6 +202,7 @@ async def test_a_frame_past_the_limit_closes_the_connection(server, peers):
         await raw.close()
 
 
+@on_newage
 async def test_text_that_is_not_utf8_closes_with_1007(server, peers):
     raw = await raw_extension(server, "SillyTavern-utf8")
     try:
@@ -208,3 +212,43 @@ async def test_text_that_is_not_utf8_closes_with_1007(server, peers):
         assert raw.closed is not None and raw.closed.code == 1007
     finally:
         await raw.close()
+
+
+@on_newage
+async def test_fragmented_and_binary_messages_take_uvicorns_handlers(server, peers):
+    """A text message in two fragments is one packet; a binary one gets the
+    clear refusal of the full path."""
+    key = await server.client("web")
+    raw = RawWebSocket(server.port)
+    try:
+        await raw.open()
+        connect_packet = "40" + json.dumps(auth("web", key))  # the namespace "/"
+        raw.proto.send_text(connect_packet[:7].encode(), fin=False)
+        raw.proto.send_continuation(connect_packet[7:].encode(), fin=True)
+        raw.flush()
+        await raw.read_until(lambda: any(t.startswith('40{"sid"') for t in raw.texts))
+        raw.proto.send_binary(b"\x01\x02")
+        raw.flush()
+        await raw.read_until(lambda: any("ERROR" in t for t in raw.texts))
+        error = next(t for t in raw.texts if "ERROR" in t)
+        assert "Binary attachments are not supported" in error, error
+        assert direct_lanes(server) == 1
+    finally:
+        await raw.close()
+
+
+@pytest.mark.parametrize(
+    "server_settings", [{**NEWAGE, "maxPayloadBytes": 1_000_000, "outboundMaxBytes": 500_000}]
+)
+async def test_a_reader_that_stops_is_dropped_on_the_lane_too(server, peers):
+    """Packets for a client whose TCP window is shut wait in its queue (the
+    lane writes nothing while the transport is paused), so the outbound
+    budget trips and the connection is dropped; the others go on."""
+    stalled, writer, watcher = await busy_room(server, peers)
+    assert direct_lanes(server) >= 3
+    sent = await until_dropped(stalled, writer, 300)
+    assert server.app is not None
+    await eventually(lambda: "stall" not in server.app.presence.sessions)
+    await say(writer, sent)
+    assert writer.connected("/llm") and watcher.connected("/llm")
+    stalled.close()
