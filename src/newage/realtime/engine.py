@@ -15,6 +15,10 @@ how it waits:
 * pings: a timer handle instead of a task asleep for the ping interval.
 * the outbound queue: :class:`LeanQueue` instead of ``asyncio.Queue``.
 
+On uvicornWs ``newage`` (the default) the handler below hands the
+connection to ``realtime/direct_ws.py`` once the handshake and the upgrade
+are done: no reader loop over ASGI messages and no writer task.
+
 ``lean_translate_request`` replaces the driver's environ builder, which
 defined a class per request (kept alive per connection).
 
