@@ -173,24 +173,32 @@ class Lane:
     def drain(self) -> None:
         """Handle the waiting frames here, until one of them has to wait."""
         self.busy = True  # (nothing below may re-enter)
+        sock = self.sock
+        assert sock is not None
+        fast, head, run = self.fast, self.head, self.context.run
         items = self.items
         for i, data in enumerate(items):
             self.pending -= len(data)
             if len(data) > self.limit:
                 self.stop()  # too large: the connection goes
                 break
-            if type(data) is str and (data.startswith(self.head) or data == PONG):
-                coro = self.quick(data)
-                try:
-                    step = self.context.run(coro.send, None)
-                except StopIteration as done:
-                    if done.value:
-                        continue
-                    first = None  # refused: the full path, in order
-                else:
-                    first = _Resume(coro, step)
-            else:
-                first = None
+            first: _Resume | None = None
+            if type(data) is str:
+                if data == PONG:
+                    sock.schedule_ping()  # all that receive() does with it
+                    continue
+                if fast is not None and data.startswith(head):
+                    coro = fast(sock.sid, data)
+                    try:
+                        step = run(coro.send, None)
+                    except StopIteration as done:
+                        if done.value:
+                            continue
+                        # refused: the full path, in order
+                    except Exception:
+                        sock.server.logger.exception("fast path failed")
+                    else:
+                        first = _Resume(coro, step)
             del items[: i + 1]
             self.task = self.protocol.loop.create_task(self.work(first, data), context=self.context)
             return
@@ -201,7 +209,12 @@ class Lane:
         """A frame that has to wait, and everything behind it."""
         try:
             # the first frame: its cheap path still running, or refused
-            handled = first is not None and await first
+            handled = False
+            if first is not None:
+                try:
+                    handled = await first
+                except Exception:
+                    self.log_fast_failure()
             if not handled and not await self.handle(data, False):
                 self.stop()
                 return
@@ -227,28 +240,20 @@ class Lane:
             self.paused = False
             self.protocol.transport.resume_reading()
 
-    async def quick(self, p: str) -> bool:
-        """A stream frame's cheap path, or a pong; False: the full path."""
-        sock = self.sock
-        assert sock is not None
-        if p == PONG:
-            sock.schedule_ping()
-            return True
-        if self.fast is None:
-            return False
-        try:
-            return bool(await self.fast(sock.sid, p))
-        except Exception:
-            sock.server.logger.exception("fast path failed")
-            return False
+    def log_fast_failure(self) -> None:
+        assert self.sock is not None
+        self.sock.server.logger.exception("fast path failed")
 
     async def handle(self, p: str | bytes, fast: bool) -> bool:
         """One packet, as LeanSocket's reader does; False to stop reading."""
         sock = self.sock
         assert sock is not None
-        eligible = fast and type(p) is str and (p.startswith(self.head) or p == PONG)
-        if eligible and await self.quick(p):  # type: ignore[arg-type]
-            return True
+        if fast and self.fast is not None and type(p) is str and p.startswith(self.head):
+            try:
+                if await self.fast(sock.sid, p):
+                    return True
+            except Exception:
+                self.log_fast_failure()
         try:
             await sock.receive(packet.Packet(encoded_packet=p))
         except exceptions.UnknownPacketError:
