@@ -43,6 +43,8 @@ class RawWebSocket:
         self.writer: asyncio.StreamWriter | None = None
         self.texts: list[str] = []
         self.closed: Close | None = None
+        self.pongs = True  # answer Engine.IO pings
+        self.pings = 0
 
     async def open(self, engineio_open: bool = True) -> str:
         self.reader, self.writer = await asyncio.open_connection("127.0.0.1", self.port)
@@ -81,7 +83,9 @@ class RawWebSocket:
                     elif event.opcode.name == "TEXT":
                         text = event.data.decode()
                         if text == "2":  # Engine.IO ping
-                            self.send_all(["3"])
+                            self.pings += 1
+                            if self.pongs:
+                                self.send_all(["3"])
                         else:
                             self.texts.append(text)
                     elif event.opcode.name == "CLOSE":
@@ -252,3 +256,29 @@ async def test_a_reader_that_stops_is_dropped_on_the_lane_too(server, peers):
     await say(writer, sent)
     assert writer.connected("/llm") and watcher.connected("/llm")
     stalled.close()
+
+
+@pytest.mark.parametrize("server_settings", [{**NEWAGE, "pingInterval": 1000, "pingTimeout": 1000}])
+async def test_engineio_pings_keep_an_answering_client_and_close_a_silent_one(server, peers):
+    """Pongs are handled inside data_received (they re-arm the ping timer);
+    a client that stops answering is closed by Engine.IO's ping timeout,
+    through the lane."""
+    key = await server.client("web")
+    answering, silent = RawWebSocket(server.port), RawWebSocket(server.port)
+    silent.pongs = False
+    try:
+        for raw in (answering, silent):
+            await raw.open()
+            raw.send_all(["40/rooms," + json.dumps(auth("web", key))])
+        # both read at once (a client answers only while it reads)
+        await asyncio.gather(
+            silent.read_until(lambda: silent.closed is not None, timeout=8),
+            answering.read_until(lambda: answering.pings >= 4, timeout=8),
+        )
+        assert silent.pings >= 1
+        answering.send_all(['42/rooms,7["GET_ROOM_INFO",{"roomName":"nope"}]'])
+        await answering.read_until(lambda: any(t.startswith("43/rooms,7") for t in answering.texts))
+        assert answering.closed is None
+    finally:
+        await answering.close()
+        await silent.close()

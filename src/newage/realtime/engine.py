@@ -325,6 +325,16 @@ def transport_aborter(ws: Any) -> Callable[[], None] | None:
 class LeanSocket(async_socket.AsyncSocket):  # type: ignore[misc]
     newage_abort: Callable[[], None] | None = None
 
+    async def close(self, wait: bool = True, abort: bool = False, reason: Any = None) -> None:
+        await super().close(wait=wait, abort=abort, reason=reason)
+        # A close may queue nothing (python-engineio's ping timeout drops its
+        # own CLOSE packet: send() checks the timeout again), and on the
+        # direct lane no writer would notice: wake the lane, which ends the
+        # websocket of a closed socket.
+        notify = getattr(self.queue, "notify", None)
+        if self.closed and notify is not None:
+            notify()
+
     def schedule_ping(self) -> None:
         # The library keeps a task asleep for the whole ping interval, per
         # socket; a timer handle costs a fraction of that memory.

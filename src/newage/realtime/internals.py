@@ -96,7 +96,7 @@ RELIED: tuple[Relied, ...] = (
         ENGINE_SOCKET,
         "close",
         "coroutine",
-        "the copied handler and slow-consumer drops close with abort/reason keywords",
+        "overridden (wakes the direct lane); the copied handler and drops pass abort/reason",
         ("wait", "abort", "reason"),
     ),
     Relied(
