@@ -268,6 +268,10 @@ class Lane:
     def stop(self) -> None:
         self.items.clear()
         self.pending = 0
+        if self.paused:  # the close handshake's answer must still be read
+            self.paused = False
+            if not self.protocol.transport.is_closing():
+                self.protocol.transport.resume_reading()
         self.finish()
 
     def finish(self) -> None:
