@@ -71,6 +71,8 @@ TRANSPORTS: dict[str, dict[str, Any]] = {
     "uvicorn": {"asgiServer": "uvicorn"},
     "uvicorn-websockets": {"asgiServer": "uvicorn", "uvicornWs": "websockets"},
     "uvicorn-wsproto": {"asgiServer": "uvicorn", "uvicornWs": "wsproto"},
+    "newage": {"asgiServer": "uvicorn", "uvicornWs": "newage"},
+    "uvicorn-websockets-sansio": {"asgiServer": "uvicorn", "uvicornWs": "websockets-sansio"},
     "granian": {"asgiServer": "granian"},
 }
 REF_KEY = "bench-reference-key"

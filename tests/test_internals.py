@@ -4,6 +4,7 @@ them off silently: everything would still work, only slower)."""
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 import inspect
 import re
@@ -13,9 +14,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import uvicorn
 from engineio import async_socket
+from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+from uvicorn.server import ServerState
 
 from newage.realtime import internals
+from newage.realtime.direct_ws import DirectProtocol
 from newage.realtime.engine import LeanQueue, LeanSocket
 from newage.realtime.server import NewAgeServer
 from newage.settings import Settings
@@ -24,14 +29,14 @@ from tests.helpers.client import auth
 from tests.helpers.wait import settle
 
 ROOT = Path(__file__).resolve().parents[1]
-PINNED = ("python-socketio", "python-engineio")
+PINNED = ("python-socketio", "python-engineio", "uvicorn")
 
 
 def pins() -> dict[str, str]:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     found = {}
     for spec in project["dependencies"]:
-        match = re.fullmatch(r"([A-Za-z0-9_.-]+)==([0-9][^,;\s]*)", spec)
+        match = re.fullmatch(r"([A-Za-z0-9_.-]+)(?:\[[^\]]*\])?==([0-9][^,;\s]*)", spec)
         if match:
             found[match[1]] = match[2]
     return found
@@ -88,7 +93,12 @@ def resolve(path: str) -> Any:
 def instances() -> dict[str, Any]:
     """One live object per owner, for the names that exist on instances only."""
     sio = NewAgeServer(Settings, lambda origin, environ: True)
+    config = uvicorn.Config(app=lambda scope, receive, send: None, ws="websockets-sansio")
+    loop = asyncio.new_event_loop()
+    protocol = WebSocketsSansIOProtocol(config, ServerState(), {}, _loop=loop)
+    loop.close()
     return {
+        internals.UVICORN_WS: protocol,
         internals.SIO_SERVER: sio,
         internals.SIO_MANAGER: sio.manager,
         internals.ENGINE_SERVER: sio.eio,
@@ -132,6 +142,12 @@ def test_the_lean_socket_is_the_one_overriding_what_is_listed():
     replaced = {r.name for r in internals.RELIED if r.owner == internals.ENGINE_SOCKET}
     ours = {name for name in vars(LeanSocket) if callable(vars(LeanSocket)[name])}
     assert {"_websocket_handler", "poll", "schedule_ping"} <= ours & replaced
+
+
+def test_the_direct_protocol_overrides_what_is_listed():
+    replaced = {r.name for r in internals.RELIED if r.owner == internals.UVICORN_WS}
+    ours = {name for name in vars(DirectProtocol) if callable(vars(DirectProtocol)[name])}
+    assert {"handle_events", "send_receive_event_to_app", "resume_writing"} <= ours & replaced
 
 
 @pytest.mark.parametrize("transports", [["websocket"], ["polling", "websocket"], ["polling"]])

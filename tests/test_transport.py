@@ -18,6 +18,7 @@ CHOICES: list[Any] = [
     {"asgiServer": "uvicorn", "uvicornWs": "websockets-sansio"},
     {"asgiServer": "uvicorn", "uvicornWs": "websockets"},
     {"asgiServer": "uvicorn", "uvicornWs": "wsproto"},
+    {"asgiServer": "uvicorn", "uvicornWs": "newage"},
     pytest.param(
         {"asgiServer": "granian"},
         marks=pytest.mark.skipif(

@@ -13,6 +13,7 @@ from typing import Any
 
 from newage.errors import ErrorCode, NewAgeError
 from newage.logs import log
+from newage.realtime.direct_ws import DirectProtocol
 from newage.realtime.server import hard_payload_limit
 from newage.settings import Settings
 
@@ -23,7 +24,7 @@ def uvicorn_options(settings: Settings) -> dict[str, Any]:
     trusted = list(settings.forwarded_allow_ips)
     return {
         "http": "httptools",
-        "ws": settings.uvicorn_ws,
+        "ws": DirectProtocol if settings.uvicorn_ws == "newage" else settings.uvicorn_ws,
         "ws_per_message_deflate": False,
         "ws_max_size": hard_payload_limit(settings) + 1024,
         # X-Forwarded-For is believed only from the listed proxies; with none

@@ -105,8 +105,10 @@ class Settings(BaseSettings):
     # the transport under the same ASGI app; granian is an optional extra
     # (docs/performance.md, "Transport candidates")
     asgi_server: Literal["uvicorn", "granian"] = setting("uvicorn", "asgiServer")
-    uvicorn_ws: Literal["websockets-sansio", "websockets", "wsproto"] = setting(
-        "websockets-sansio", "uvicornWs"
+    # newage: uvicorn's websockets-sansio with the Engine.IO frames kept out
+    # of ASGI after the handshake (realtime/direct_ws.py)
+    uvicorn_ws: Literal["newage", "websockets-sansio", "websockets", "wsproto"] = setting(
+        "newage", "uvicornWs"
     )
     connection_policy: ConnectionPolicy = setting(ConnectionPolicy.FREE, "connectionPolicy")
     cors_origins: list[str] = setting([], "corsOrigins")

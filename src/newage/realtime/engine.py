@@ -15,6 +15,10 @@ how it waits:
 * pings: a timer handle instead of a task asleep for the ping interval.
 * the outbound queue: :class:`LeanQueue` instead of ``asyncio.Queue``.
 
+On uvicornWs ``newage`` (the default) the handler below hands the
+connection to ``realtime/direct_ws.py`` once the handshake and the upgrade
+are done: no reader loop over ASGI messages and no writer task.
+
 ``lean_translate_request`` replaces the driver's environ builder, which
 defined a class per request (kept alive per connection).
 
@@ -36,11 +40,12 @@ import socket
 import struct
 import sys
 import time
-from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from engineio import async_socket, exceptions, packet
+
+from newage.realtime import direct_ws
 
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 # an Engine.IO MESSAGE ("4") carrying a Socket.IO EVENT ("2") on /llm
@@ -178,22 +183,29 @@ class LeanQueue:
 
     __slots__ = (
         "_bytes",
+        "_head",
         "_items",
         "_joined",
         "_times",
         "_unfinished",
         "_waiter",
         "budget",
+        "notify",
     )
 
     def __init__(self) -> None:
-        self._items: deque[Any] = deque()
-        self._times: deque[float] = deque()
+        # lists read from ``_head`` on, not deques: an idle socket's empty
+        # list costs 56 bytes, a deque over 600 (thousands of idle sockets)
+        self._items: list[Any] = []
+        self._times: list[float] = []
+        self._head = 0
         self._bytes = 0
         self._waiter: asyncio.Future[None] | None = None
         self._joined: asyncio.Future[None] | None = None
         self._unfinished = 0
         self.budget: OutboundBudget | None = None
+        # instead of a consumer task: called on every put (direct_ws.Lane)
+        self.notify: Callable[[], None] | None = None
 
     def put_nowait(self, item: Any) -> None:
         self._items.append(item)
@@ -205,39 +217,56 @@ class LeanQueue:
             self._bytes += _size(item)
             if self._bytes > budget.max_bytes:
                 budget.trip(f"{self._bytes} bytes waiting")
-            elif now - self._times[0] > budget.max_age:
-                budget.trip(f"a packet waiting for {now - self._times[0]:.1f} s")
+            else:
+                age = now - self._times[self._head]
+                if age > budget.max_age:
+                    budget.trip(f"a packet waiting for {age:.1f} s")
         waiter = self._waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
+        elif self.notify is not None:
+            self.notify()
 
     async def put(self, item: Any) -> None:
         self.put_nowait(item)
 
-    def _taken(self, item: Any) -> Any:
+    def _pop(self) -> Any:
+        items = self._items
+        head = self._head
+        item = items[head]
+        head += 1
+        if head == len(items):
+            items.clear()
+            self._times.clear()
+            head = 0
+        elif head >= 64 and head * 2 >= len(items):
+            del items[:head]  # what was taken, once it is half the list
+            del self._times[:head]
+            head = 0
+        self._head = head
         if self.budget is not None:
-            self._times.popleft()
             self._bytes -= _size(item)
         return item
 
     def get_nowait(self) -> Any:
-        if not self._items:
+        if self._head >= len(self._items):
             raise asyncio.QueueEmpty
-        return self._taken(self._items.popleft())
+        return self._pop()
 
     async def get(self) -> Any:
-        while not self._items:
+        while self._head >= len(self._items):
             self._waiter = asyncio.get_running_loop().create_future()
             try:
                 await self._waiter
             finally:
                 self._waiter = None
-        return self._taken(self._items.popleft())
+        return self._pop()
 
     def discard(self) -> None:
         """Drop everything waiting (the connection is being closed)."""
         self._items.clear()
         self._times.clear()
+        self._head = 0
         self._bytes = 0
 
     def task_done(self) -> None:
@@ -252,10 +281,10 @@ class LeanQueue:
             await self._joined
 
     def empty(self) -> bool:
-        return not self._items
+        return self._head >= len(self._items)
 
     def qsize(self) -> int:
-        return len(self._items)
+        return len(self._items) - self._head
 
     @classmethod
     def taking_over(cls, queue: Any, budget: OutboundBudget | None = None) -> LeanQueue:
@@ -295,6 +324,16 @@ def transport_aborter(ws: Any) -> Callable[[], None] | None:
 
 class LeanSocket(async_socket.AsyncSocket):  # type: ignore[misc]
     newage_abort: Callable[[], None] | None = None
+
+    async def close(self, wait: bool = True, abort: bool = False, reason: Any = None) -> None:
+        await super().close(wait=wait, abort=abort, reason=reason)
+        # A close may queue nothing (python-engineio's ping timeout drops its
+        # own CLOSE packet: send() checks the timeout again), and on the
+        # direct lane no writer would notice: wake the lane, which ends the
+        # websocket of a closed socket.
+        notify = getattr(self.queue, "notify", None)
+        if self.closed and notify is not None:
+            notify()
 
     def schedule_ping(self) -> None:
         # The library keeps a task asleep for the whole ping interval, per
@@ -378,6 +417,12 @@ class LeanSocket(async_socket.AsyncSocket):  # type: ignore[misc]
             self.connected = True
             self.upgraded = True
 
+        self.newage_abort = transport_aborter(ws)
+        lane = direct_ws.lane_of(ws)
+        if lane is not None:  # uvicornWs newage: no ASGI hop from here on
+            await direct_ws.serve(self, ws, lane, FAST_FRAME)
+            return
+
         async def writer() -> None:
             while True:
                 try:
@@ -393,7 +438,6 @@ class LeanSocket(async_socket.AsyncSocket):  # type: ignore[misc]
                     break
             await ws.close()
 
-        self.newage_abort = transport_aborter(ws)
         writer_task = asyncio.ensure_future(writer())
         self.server.logger.info("%s: Upgrade to websocket successful", self.sid)
 

@@ -37,6 +37,11 @@ DATA_TYPES = {
     Ev.CLIENT_STREAM_DATA_LAST.value: StreamType.STREAM_DATA_LAST.value,
     Ev.CLIENT_STREAM_DATA_RETRY.value: StreamType.STREAM_DATA_RETRY.value,
 }
+# plain values: an enum member's lookup costs more than the comparison, and
+# this runs seven times per token
+START, END = Ev.CLIENT_STREAM_START.value, Ev.CLIENT_STREAM_END.value
+TYPE_START, TYPE_END = StreamType.STREAM_START.value, StreamType.STREAM_END.value
+FULL = ConnMode.FULL
 
 
 def loads(text: str) -> Any:
@@ -96,7 +101,7 @@ class FastStreamPath:
             return False
         sid = self.manager.sid_from_eio_sid(eio_sid, "/llm")
         ref = self.presence.sockets.get(sid) if sid is not None else None
-        if ref is None or ref.mode is not ConnMode.FULL or not ref.principal.is_extension:
+        if ref is None or ref.mode is not FULL or not ref.principal.is_extension:
             return False
         ext = ref.principal.identity
         stream_id = payload.get("streamId")
@@ -116,19 +121,19 @@ class FastStreamPath:
             self.chunk_count += 1
             await self.streams.data(ext, stream_id, index, text, expected)
             return True
-        if event == Ev.CLIENT_STREAM_START:
+        if event == START:
             output_id = payload.get("outputId")
             num = payload.get("numStreams", 5)
-            if payload.get("type") != StreamType.STREAM_START or not _id(output_id):
+            if payload.get("type") != TYPE_START or not _id(output_id):
                 return False
             if not _int(num, 0, INDEX_MAX):
                 return False
             self.events += 1
             await self.streams.start(ext, stream_id, str(output_id), num, payload.get("requestId"))
             return True
-        if event == Ev.CLIENT_STREAM_END:
+        if event == END:
             final = payload.get("final", False)
-            if payload.get("type") != StreamType.STREAM_END or type(final) is not bool:
+            if payload.get("type") != TYPE_END or type(final) is not bool:
                 return False
             if "status" in payload:
                 return False  # an explicit end (stopped...): the full path reads it

@@ -1,11 +1,12 @@
-"""Every private name of python-engineio and python-socketio this server relies on.
+"""Every private name of python-engineio, python-socketio and uvicorn this server relies on.
 
-Both libraries are pinned to exact versions (pyproject.toml, requirements.lock)
+The libraries are pinned to exact versions (pyproject.toml, requirements.lock)
 because the realtime layer reaches past their public API in a few places:
 the lean websocket socket (``realtime/engine.py``), the dispatch and
 admission hooks (``realtime/server.py``), the stream fast path
-(``realtime/fast_stream.py``) and the fan-out (``realtime/outbox.py``).
-Neither library offers a public extension point for these (no socket class
+(``realtime/fast_stream.py``), the fan-out (``realtime/outbox.py``) and,
+for uvicorn, the websocket protocol the direct lane extends
+(``realtime/direct_ws.py``). None of them offers a public extension point for these (no socket class
 or environ builder option, no per-server queue factory that knows its
 socket, no way to drop an unanswered callback), so each use is listed in
 :data:`RELIED` with why it is needed and what breaks if it changes.
@@ -35,6 +36,7 @@ ENGINE_SOCKET = "engineio.async_socket.AsyncSocket"
 ASGI_DRIVER = "engineio.async_drivers.asgi"
 SIO_SERVER = "socketio.async_server.AsyncServer"
 SIO_MANAGER = "socketio.async_manager.AsyncManager"
+UVICORN_WS = "uvicorn.protocols.websockets.websockets_sansio_impl.WebSocketsSansIOProtocol"
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,7 +96,7 @@ RELIED: tuple[Relied, ...] = (
         ENGINE_SOCKET,
         "close",
         "coroutine",
-        "the copied handler and slow-consumer drops close with abort/reason keywords",
+        "overridden (wakes the direct lane); the copied handler and drops pass abort/reason",
         ("wait", "abort", "reason"),
     ),
     Relied(
@@ -243,6 +245,64 @@ RELIED: tuple[Relied, ...] = (
         "attribute",
         "sid -> ack callbacks: a call given up on is removed, else memory stays until disconnect",
     ),
+    # ---- uvicorn: the sans-I/O websocket protocol DirectProtocol extends
+    # (realtime/direct_ws.py, uvicornWs newage)
+    Relied(
+        UVICORN_WS,
+        "handle_events",
+        "method",
+        "overridden once the lane is attached (text frames to the lane); mirrors upstream",
+        (),
+        "b2c9351a5d13493f",
+    ),
+    Relied(
+        UVICORN_WS,
+        "send_receive_event_to_app",
+        "method",
+        "overridden: fragmented and binary messages go to the lane; mirrors upstream",
+        (),
+        "a2b10de91477dc1d",
+    ),
+    Relied(
+        UVICORN_WS,
+        "handle_connect",
+        "method",
+        "sets request, response and scope, which attach() releases after the handshake",
+        ("event",),
+        "fe2a087aa2223cf8",
+    ),
+    Relied(UVICORN_WS, "resume_writing", "method", "extended: the lane flushes what waited", ()),
+    Relied(UVICORN_WS, "handle_cont", "method", "the lane's dispatch of fragments", ("event",)),
+    Relied(
+        UVICORN_WS, "handle_text", "method", "the lane's dispatch of a first fragment", ("event",)
+    ),
+    Relied(UVICORN_WS, "handle_bytes", "method", "the lane's dispatch of binary", ("event",)),
+    Relied(UVICORN_WS, "handle_ping", "method", "the lane's dispatch of pings", ()),
+    Relied(UVICORN_WS, "handle_pong", "method", "the lane's dispatch of pongs", ("event",)),
+    Relied(UVICORN_WS, "handle_close", "method", "the lane's dispatch of close frames", ("event",)),
+    Relied(
+        UVICORN_WS,
+        "handle_parser_exception",
+        "method",
+        "closes on invalid UTF-8 in a frame for the lane",
+        (),
+    ),
+    Relied(
+        UVICORN_WS,
+        "queue",
+        "attribute",
+        "uvicorn's inbound events; attach() moves what waits there to the lane and replaces it",
+    ),
+    Relied(UVICORN_WS, "read_paused", "attribute", "attach() resumes reading uvicorn paused"),
+    Relied(UVICORN_WS, "conn", "attribute", "websockets' ServerProtocol: frames in and out"),
+    Relied(
+        UVICORN_WS, "writable", "attribute", "the lane writes only while the transport takes it"
+    ),
+    Relied(UVICORN_WS, "close_sent", "attribute", "no frames to the lane after a close"),
+    Relied(UVICORN_WS, "disconnected", "attribute", "the lane stops writing"),
+    Relied(UVICORN_WS, "frames", "attribute", "fragments of the message being received"),
+    Relied(UVICORN_WS, "curr_msg_data_type", "attribute", "text or binary, for fragments"),
+    Relied(UVICORN_WS, "logger", "attribute", "replaced by a quieter one (no handshake lines)"),
 )
 
 

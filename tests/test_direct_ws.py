@@ -1,0 +1,284 @@
+"""uvicornWs ``newage`` (realtime/direct_ws.py): after the handshake the
+Engine.IO websocket frames go from websockets' parser straight to the
+socket, without ASGI. A raw websocket client (websockets' sans-I/O client
+over a plain TCP connection) writes many frames in one write, so the server
+reads them together: they must all be handled, in order, and the ones that
+must not pass (too large, not UTF-8) close the connection."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from typing import Any
+
+import pytest
+from websockets.client import ClientProtocol
+from websockets.frames import Close
+from websockets.http11 import Response
+from websockets.uri import parse_uri
+
+from newage.protocol.names import ClientKind
+from newage.realtime.direct_ws import PAUSE_AT, DirectProtocol
+from tests.helpers.actors import DECLARED, connect
+from tests.helpers.client import auth
+from tests.helpers.fake_extension import split5
+from tests.helpers.rawhttp import PollingSession
+from tests.helpers.server import RunningServer
+from tests.helpers.wait import eventually
+from tests.test_slow_consumers import busy_room, say, until_dropped
+
+NEWAGE = {"uvicornWs": "newage", "maxPayloadBytes": 1024}
+on_newage = pytest.mark.parametrize("server_settings", [NEWAGE])
+
+
+class RawWebSocket:
+    """An Engine.IO websocket client that decides how frames are written."""
+
+    def __init__(self, port: int, url: str | None = None) -> None:
+        self.port = port
+        url = url or f"ws://127.0.0.1:{port}/socket.io/?EIO=4&transport=websocket"
+        self.proto = ClientProtocol(parse_uri(url))
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+        self.texts: list[str] = []
+        self.closed: Close | None = None
+        self.pongs = True  # answer Engine.IO pings
+        self.pings = 0
+
+    async def open(self, engineio_open: bool = True) -> str:
+        self.reader, self.writer = await asyncio.open_connection("127.0.0.1", self.port)
+        self.proto.send_request(self.proto.connect())
+        self.flush()
+        if not engineio_open:  # an upgrade: the session is already open
+            await self.read_until(lambda: self.proto.state.name == "OPEN")
+            return ""
+        await self.read_until(lambda: bool(self.texts))
+        opened = self.texts.pop(0)
+        assert opened.startswith("0{"), opened
+        return opened
+
+    def flush(self) -> None:
+        assert self.writer is not None
+        self.writer.write(b"".join(self.proto.data_to_send()))
+
+    def send_all(self, texts: list[str]) -> None:
+        """Every text as its own frame, all in one write."""
+        for text in texts:
+            self.proto.send_text(text.encode())
+        self.flush()
+
+    async def read_until(self, done: Any, timeout: float = 10) -> None:
+        assert self.reader is not None
+        async with asyncio.timeout(timeout):
+            while not done():
+                data = await self.reader.read(65536)
+                if not data:
+                    self.proto.receive_eof()
+                else:
+                    self.proto.receive_data(data)
+                for event in self.proto.events_received():
+                    if isinstance(event, Response):
+                        assert event.status_code == 101, event
+                    elif event.opcode.name == "TEXT":
+                        text = event.data.decode()
+                        if text == "2":  # Engine.IO ping
+                            self.pings += 1
+                            if self.pongs:
+                                self.send_all(["3"])
+                        else:
+                            self.texts.append(text)
+                    elif event.opcode.name == "CLOSE":
+                        self.closed = self.proto.close_rcvd
+                self.flush()
+                if not data:
+                    return
+
+    async def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+
+
+def direct_lanes(server: RunningServer) -> int:
+    """Connections on which the lane has taken over."""
+    assert server._server is not None
+    return sum(
+        1
+        for conn in server._server.server_state.connections
+        if isinstance(conn, DirectProtocol) and conn.lane is not None
+    )
+
+
+async def raw_extension(server: RunningServer, name: str) -> RawWebSocket:
+    key = await server.client(name, ClientKind.SILLYTAVERN)
+    raw = RawWebSocket(server.port)
+    await raw.open()
+    data = auth(name, key, clientType=DECLARED[ClientKind.SILLYTAVERN])
+    raw.send_all(["40/llm," + json.dumps(data)])
+    await raw.read_until(lambda: any(t.startswith("40/llm,") for t in raw.texts))
+    return raw
+
+
+def token_frames(output_id: str, token: str, first: bool) -> list[str]:
+    """A token as the extension sends it: START, five data sub-chunks, END."""
+    base = {"streamId": str(uuid.uuid4()), "outputId": output_id, "target": "server"}
+    frames = [["CLIENT_STREAM_START", {"type": 1, "numStreams": 5, **base}]]
+    for index, part in enumerate(split5(token)):
+        if index == 4:
+            event, type_ = "CLIENT_STREAM_DATA_LAST", 6
+        elif index == 0 and first:
+            event, type_ = "CLIENT_STREAM_DATA_FIRST", 4
+        else:
+            event, type_ = "CLIENT_STREAM_DATA_MIDDLE", 5
+        frames.append([event, {"type": type_, "chunkIndex": index, "data": part, **base}])
+    frames.append(["CLIENT_STREAM_END", {"type": 3, **base}])
+    return ["42/llm," + json.dumps(f, separators=(",", ":")) for f in frames]
+
+
+@on_newage
+async def test_a_stream_written_in_one_go_is_relayed_whole_and_in_order(server, peers):
+    assert server.app is not None
+    raw = await raw_extension(server, "SillyTavern-raw")
+    try:
+        web = await connect(server, peers, "web")
+        assert direct_lanes(server) == 2  # the raw extension and the client
+        ack = await web.call("/llm", "LLM_REQUEST", {"requestId": "r1", "message": "Hi"})
+        assert ack["status"] == "ok", ack
+        await raw.read_until(lambda: any("LLM_REQUEST" in t for t in raw.texts))
+        before = server.app.fast.handled
+        # 400 tokens: 2,800 frames, about 600 KB, in one write, so reading
+        # pauses and resumes on the way (PAUSE_AT)
+        tokens = [f"{i:07d}.token-text|" for i in range(400)]
+        output_id = str(uuid.uuid4())
+        frames = [f for i, t in enumerate(tokens) for f in token_frames(output_id, t, i == 0)]
+        assert sum(map(len, frames)) > 4 * PAUSE_AT
+        raw.send_all(frames)
+        raw.send_all(['42/llm,["STOP_PROCESSING",{}]'])
+        end = await web.next("/llm", "SERVER_STREAM_END", timeout=20)
+        chunks = web.received("/llm", "SERVER_STREAM_DATA")
+        assert "".join(c["data"] for c in chunks) == "".join(tokens) == end["data"]
+        assert [c["seq"] for c in chunks] == list(range(1, len(chunks) + 1))
+        # the stream frames took the fast path, from the lane
+        assert server.app.fast.handled - before == len(frames)
+    finally:
+        await raw.close()
+
+
+@on_newage
+async def test_frames_queued_before_the_lane_keep_their_place(server, peers):
+    """An upgrade from polling: the probe goes through the ASGI app, and the
+    frames written together with the UPGRADE packet wait in uvicorn's queue
+    when the lane takes over; they keep their place ahead of later ones."""
+    key = await server.client("web")
+    session = PollingSession(server.port)
+    await session.open()
+    raw = RawWebSocket(server.port, session.upgrade_url)
+    try:
+        await raw.open(engineio_open=False)
+        raw.send_all(["2probe"])
+        await raw.read_until(lambda: "3probe" in raw.texts)
+        calls = [f'42/rooms,{i}["GET_ROOM_INFO",{{"roomName":"nope{i}"}}]' for i in range(60)]
+        raw.send_all(["5", "40/rooms," + json.dumps(auth("web", key)), *calls[:50]])
+        await raw.read_until(lambda: sum(t.startswith("43/rooms,") for t in raw.texts) == 50)
+        raw.send_all(calls[50:])
+        await raw.read_until(lambda: sum(t.startswith("43/rooms,") for t in raw.texts) == 60)
+        acks = [t for t in raw.texts if t.startswith("43/rooms,")]
+        assert [int(a[len("43/rooms,") :].split("[", 1)[0]) for a in acks] == list(range(60))
+        assert direct_lanes(server) == 1
+    finally:
+        await raw.close()
+        await session.close()
+
+
+@on_newage
+async def test_a_frame_past_the_limit_closes_the_connection(server, peers):
+    assert server.app is not None
+    raw = await raw_extension(server, "SillyTavern-big")
+    try:
+        # above the hard limit (4 x maxPayloadBytes) but within ws_max_size:
+        # the lane's check, not websockets', refuses it
+        big = '42/llm,["message",{"data":"' + "x" * 4200 + '"}]'
+        raw.send_all(["3", big])
+        await raw.read_until(lambda: raw.closed is not None)
+        assert raw.closed is not None and raw.closed.code == 1000
+        await eventually(lambda: direct_lanes(server) == 0)
+    finally:
+        await raw.close()
+
+
+@on_newage
+async def test_text_that_is_not_utf8_closes_with_1007(server, peers):
+    raw = await raw_extension(server, "SillyTavern-utf8")
+    try:
+        raw.proto.send_text(b"42/llm,\xff\xfe")
+        raw.flush()
+        await raw.read_until(lambda: raw.closed is not None)
+        assert raw.closed is not None and raw.closed.code == 1007
+    finally:
+        await raw.close()
+
+
+@on_newage
+async def test_fragmented_and_binary_messages_take_uvicorns_handlers(server, peers):
+    """A text message in two fragments is one packet; a binary one gets the
+    clear refusal of the full path."""
+    key = await server.client("web")
+    raw = RawWebSocket(server.port)
+    try:
+        await raw.open()
+        connect_packet = "40" + json.dumps(auth("web", key))  # the namespace "/"
+        raw.proto.send_text(connect_packet[:7].encode(), fin=False)
+        raw.proto.send_continuation(connect_packet[7:].encode(), fin=True)
+        raw.flush()
+        await raw.read_until(lambda: any(t.startswith('40{"sid"') for t in raw.texts))
+        raw.proto.send_binary(b"\x01\x02")
+        raw.flush()
+        await raw.read_until(lambda: any("ERROR" in t for t in raw.texts))
+        error = next(t for t in raw.texts if "ERROR" in t)
+        assert "Binary attachments are not supported" in error, error
+        assert direct_lanes(server) == 1
+    finally:
+        await raw.close()
+
+
+@pytest.mark.parametrize(
+    "server_settings", [{**NEWAGE, "maxPayloadBytes": 1_000_000, "outboundMaxBytes": 500_000}]
+)
+async def test_a_reader_that_stops_is_dropped_on_the_lane_too(server, peers):
+    """Packets for a client whose TCP window is shut wait in its queue (the
+    lane writes nothing while the transport is paused), so the outbound
+    budget trips and the connection is dropped; the others go on."""
+    stalled, writer, watcher = await busy_room(server, peers)
+    assert direct_lanes(server) >= 3
+    sent = await until_dropped(stalled, writer, 300)
+    assert server.app is not None
+    await eventually(lambda: "stall" not in server.app.presence.sessions)
+    await say(writer, sent)
+    assert writer.connected("/llm") and watcher.connected("/llm")
+    stalled.close()
+
+
+@pytest.mark.parametrize("server_settings", [{**NEWAGE, "pingInterval": 1000, "pingTimeout": 1000}])
+async def test_engineio_pings_keep_an_answering_client_and_close_a_silent_one(server, peers):
+    """Pongs are handled inside data_received (they re-arm the ping timer);
+    a client that stops answering is closed by Engine.IO's ping timeout,
+    through the lane."""
+    key = await server.client("web")
+    answering, silent = RawWebSocket(server.port), RawWebSocket(server.port)
+    silent.pongs = False
+    try:
+        for raw in (answering, silent):
+            await raw.open()
+            raw.send_all(["40/rooms," + json.dumps(auth("web", key))])
+        # both read at once (a client answers only while it reads)
+        await asyncio.gather(
+            silent.read_until(lambda: silent.closed is not None, timeout=8),
+            answering.read_until(lambda: answering.pings >= 4, timeout=8),
+        )
+        assert silent.pings >= 1
+        answering.send_all(['42/rooms,7["GET_ROOM_INFO",{"roomName":"nope"}]'])
+        await answering.read_until(lambda: any(t.startswith("43/rooms,7") for t in answering.texts))
+        assert answering.closed is None
+    finally:
+        await answering.close()
+        await silent.close()
