@@ -13,8 +13,10 @@ logged at debug level, by the callers' discipline.
 
 from __future__ import annotations
 
+import io
 import logging
 import logging.handlers
+import os
 import queue
 import re
 import sys
@@ -44,11 +46,40 @@ class LineFormatter(logging.Formatter):
         super().__init__(datefmt="%Y-%m-%d %H:%M:%S")
 
     def format(self, record: logging.LogRecord) -> str:
+        # One record goes to up to four handlers, and a rotating file formats
+        # it twice (size check, then write): the line is made once.
+        cached: str | None = getattr(record, "newage_line", None)
+        if cached is not None:
+            return cached
         level = LEVEL_NAMES.get(record.levelno, record.levelname.lower())
         text = f"{self.formatTime(record, self.datefmt)} - {level} - {record.getMessage()}"
         if record.exc_info:
             text += "\n" + self.formatException(record.exc_info)
+        setattr(record, "newage_line", text)  # noqa: B010
         return text
+
+
+class LogFile(logging.handlers.RotatingFileHandler):
+    """A rotating log file that asks the file system whether the file is a
+    regular one when it opens it, not for every record (the standard
+    handler's two ``stat`` calls per record were a tenth of the CPU of a
+    connect)."""
+
+    _regular = True
+
+    def _open(self) -> io.TextIOWrapper:
+        stream = super()._open()
+        self._regular = os.path.isfile(self.baseFilename)
+        return stream
+
+    def shouldRollover(self, record: logging.LogRecord) -> int:
+        if self.stream is None:
+            self.stream = self._open()
+        if not self._regular or self.maxBytes <= 0:
+            return False
+        line = f"{self.format(record)}\n"
+        self.stream.seek(0, 2)
+        return self.stream.tell() + len(line) >= self.maxBytes
 
 
 class _Logging:
@@ -80,7 +111,7 @@ def setup_logging(
             "info.log": logging.INFO,
         }
         for name, threshold in thresholds.items():
-            handler = logging.handlers.RotatingFileHandler(
+            handler = LogFile(
                 logs_dir / name, maxBytes=max_bytes, backupCount=backups, encoding="utf-8"
             )
             handler.setLevel(threshold)
