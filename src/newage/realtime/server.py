@@ -117,6 +117,7 @@ class NewAgeServer(socketio.AsyncServer):  # type: ignore[misc]
         self.eio.newage_fast_frame = None
         self._closing: set[asyncio.Task[None]] = set()
         self.admission = Admission(live)
+        self._deadlines: asyncio.TimerHandle | None = None
         self._attachments: dict[str, int] = {}  # eio sid -> binary frames to skip
 
     def ns(self, namespace: str) -> BaseNamespace | None:
@@ -125,7 +126,8 @@ class NewAgeServer(socketio.AsyncServer):  # type: ignore[misc]
 
     async def _handle_eio_connect(self, eio_sid: str, environ: Any) -> dict[str, str] | None:
         address = environ.get("REMOTE_ADDR", "")
-        decision = self.admission.admit(eio_sid, address)
+        loop = asyncio.get_running_loop()
+        decision = self.admission.admit(eio_sid, address, loop.time())
         if decision.refusal is not None:
             log.info("refused a connection from %s: %s", address, decision.refusal)
             # python-engineio answers 401 with this as the JSON body
@@ -134,8 +136,8 @@ class NewAgeServer(socketio.AsyncServer):  # type: ignore[misc]
             self._later(self._drop(victim, "made room for a new connection, none connected"))
         await super()._handle_eio_connect(eio_sid, environ)
         settings = self.live()
-        loop = asyncio.get_running_loop()
-        loop.call_later(settings.namespace_connect_timeout / 1000, self._deadline, eio_sid)
+        if self._deadlines is None:
+            self._arm_deadlines()
         sock = internals.engine_socket(self, eio_sid)
         if sock is not None:
             budget = OutboundBudget(
@@ -152,9 +154,17 @@ class NewAgeServer(socketio.AsyncServer):  # type: ignore[misc]
         self._attachments.pop(eio_sid, None)
         await super()._handle_eio_disconnect(eio_sid, reason)
 
-    def _deadline(self, eio_sid: str) -> None:
-        if self.admission.unauthenticated(eio_sid):
+    def _arm_deadlines(self) -> None:
+        when = self.admission.next_deadline()
+        if when is not None:
+            loop = asyncio.get_running_loop()
+            self._deadlines = loop.call_at(when, self._deadlines_due)
+
+    def _deadlines_due(self) -> None:
+        self._deadlines = None
+        for eio_sid in self.admission.expired(asyncio.get_running_loop().time()):
             self._later(self._drop(eio_sid, "no namespace connected in time"))
+        self._arm_deadlines()
 
     def _later(self, work: Coroutine[Any, Any, None]) -> None:
         task = asyncio.get_running_loop().create_task(work)
