@@ -38,6 +38,7 @@ from newage.protocol.surrogates import lenient_loads
 from newage.realtime import internals
 from newage.realtime.admission import Admission
 from newage.realtime.engine import LeanQueue, LeanSocket, OutboundBudget, lean_translate_request
+from newage.realtime.manager import LeanManager
 from newage.settings import Settings
 
 if TYPE_CHECKING:
@@ -98,6 +99,7 @@ class NewAgeServer(socketio.AsyncServer):  # type: ignore[misc]
         # keeps CORS headers off responses to origins that are not allowed.
         super().__init__(
             async_mode="asgi",
+            client_manager=LeanManager(),
             json=OrjsonJSON,
             async_handlers=False,
             cors_allowed_origins=origins,
