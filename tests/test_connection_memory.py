@@ -107,3 +107,23 @@ def test_a_log_line_is_formatted_once_for_every_handler(tmp_path):
         regular.close()
     finally:
         handler.close()
+
+
+def test_a_log_file_counts_its_bytes_across_opens_and_rotations(tmp_path):
+    # the size is read when the file is opened and then counted, in bytes
+    path = tmp_path / "sized.log"
+    path.write_text("x" * 900)
+    handler = LogFile(path, maxBytes=1000, backupCount=3, encoding="utf-8")
+    handler.setFormatter(LineFormatter())
+    try:
+        for i in range(60):
+            text = "é" * 30  # 60 bytes in 30 characters
+            rec = logging.LogRecord("newage", logging.INFO, __file__, 1, text, (), None)
+            handler.handle(rec)
+            assert path.stat().st_size <= 1000, i
+    finally:
+        handler.close()
+    rotated = tmp_path / "sized.log.1"
+    assert rotated.stat().st_size <= 1000
+    assert rotated.read_text(encoding="utf-8").count("é" * 30) > 5  # not one line per file
+    assert (tmp_path / "sized.log.3").exists()

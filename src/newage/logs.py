@@ -19,6 +19,7 @@ import logging.handlers
 import os
 import queue
 import re
+import stat
 import sys
 from pathlib import Path
 
@@ -60,16 +61,26 @@ class LineFormatter(logging.Formatter):
 
 
 class LogFile(logging.handlers.RotatingFileHandler):
-    """A rotating log file that asks the file system whether the file is a
-    regular one when it opens it, not for every record (the standard
-    handler's two ``stat`` calls per record were a tenth of the CPU of a
-    connect)."""
+    """A rotating log file that knows its size instead of asking for it.
+
+    The standard handler asks the file system, for every record, whether the
+    file is a regular one (two ``stat`` calls) and where its end is (a seek
+    and a tell that flushes): a fifth of the server's CPU per connect went
+    there. This one checks the type and size when it opens the file and
+    counts the bytes it writes. A file truncated behind its back (copytruncate)
+    is therefore rotated early once; everything else is as before: only
+    regular files rotate, at the first record that would reach ``maxBytes``.
+    """
 
     _regular = True
+    _size = 0
+    _adding = 0
 
     def _open(self) -> io.TextIOWrapper:
         stream = super()._open()
-        self._regular = os.path.isfile(self.baseFilename)
+        found = os.fstat(stream.fileno())
+        self._regular = stat.S_ISREG(found.st_mode)
+        self._size = found.st_size
         return stream
 
     def shouldRollover(self, record: logging.LogRecord) -> int:
@@ -78,8 +89,13 @@ class LogFile(logging.handlers.RotatingFileHandler):
         if not self._regular or self.maxBytes <= 0:
             return False
         line = f"{self.format(record)}\n"
-        self.stream.seek(0, 2)
-        return self.stream.tell() + len(line) >= self.maxBytes
+        self._adding = len(line.encode(self.encoding or "utf-8", "replace"))
+        return self._size + self._adding >= self.maxBytes
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self._adding = 0
+        super().emit(record)  # rolls over (a new file, its size) if due, then writes
+        self._size += self._adding
 
 
 class _Logging:
