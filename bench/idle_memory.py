@@ -23,7 +23,6 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 import time
 import tracemalloc
@@ -32,10 +31,10 @@ from typing import Any
 
 import httpx
 import websockets
-
-from bench.common import cli
 from tests.helpers.proc import NEWAGE, free_port
 from tests.helpers.server import write_settings
+
+from bench.common import cli
 
 # The server process: tracemalloc on, SIGUSR1 writes a snapshot into the
 # file named by NEWAGE_SNAPSHOT_DIR/<n>.snap.
@@ -108,6 +107,19 @@ async def open_many(ws_url: str, auth: dict[str, Any], prefix: str, n: int) -> l
     return list(await asyncio.gather(*(one(i) for i in range(n))))
 
 
+def start(command: list[str], env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
+    proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    for _ in range(300):
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=0.5).status_code == 200:
+                return proc
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    proc.kill()
+    raise RuntimeError("the server did not come up")
+
+
 def snapshot(pid: int, directory: Path, n: int) -> tracemalloc.Snapshot:
     os.kill(pid, signal.SIGUSR1)
     done = directory / f"{n}.done"
@@ -141,23 +153,10 @@ async def measure(args: argparse.Namespace) -> None:
         if args.collect:
             env["NEWAGE_SNAPSHOT_GC"] = "1"
         python = str(Path(NEWAGE).parent / "python")
-        trace = [] if args.no_trace else [f"-X", f"tracemalloc={args.frames}"]
+        trace = [] if args.no_trace else ["-X", f"tracemalloc={args.frames}"]
         serve = ["serve", "--data-dir", str(data), "--port", str(port)]
-        proc = subprocess.Popen(
-            [python, *trace, "-c", _BOOT, *serve],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
+        proc = await asyncio.to_thread(start, [python, *trace, "-c", _BOOT, *serve], env, port)
         try:
-            url = f"http://127.0.0.1:{port}"
-            for _ in range(300):
-                try:
-                    if httpx.get(f"{url}/healthz", timeout=0.5).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                await asyncio.sleep(0.1)
             ws_url = f"ws://127.0.0.1:{port}/socket.io/?EIO=4&transport=websocket"
             auth = {"clientId": "mem-client", "key": key, "clientType": "web-app"}
             readers: list[asyncio.Task[None]] = []
@@ -196,6 +195,12 @@ def report(
 ) -> None:
     total = sum(s.size_diff for s in after.compare_to(before, "filename"))
     print(f"traced per client: {total / n:.0f} B\n")
+    print("| bytes/client | whose (the innermost frame outside the standard library) |")
+    print("|---:|---|")
+    for who, size in sorted(owners(before, after).items(), key=lambda kv: -kv[1]):
+        if abs(size) / n >= 20:
+            print(f"| {size / n:.0f} | {who} |")
+    print()
     print("| bytes/client | blocks/client | allocated at |")
     print("|---:|---:|---|")
     for stat in after.compare_to(before, "lineno")[: args.top]:
@@ -222,6 +227,27 @@ def report(
             print(f"| {size / n:.0f} | {where} |")
 
 
+def owner(frames: list[tracemalloc.Frame]) -> str:
+    """The package (or our module) that asked for the memory: the innermost
+    frame outside the standard library (asyncio's queues, locks and tasks
+    count for whoever made them)."""
+    for frame in frames:
+        name = frame.filename
+        if "site-packages/" in name:
+            return name.split("site-packages/", 1)[1].split("/", 1)[0].removesuffix(".py")
+        if "src/newage/" in name:
+            return "newage/" + name.split("src/newage/", 1)[1]
+    return "(standard library)"
+
+
+def owners(before: tracemalloc.Snapshot, after: tracemalloc.Snapshot) -> dict[str, int]:
+    found: dict[str, int] = {}
+    for stat in after.compare_to(before, "traceback"):
+        who = owner(list(stat.traceback)[::-1])
+        found[who] = found.get(who, 0) + stat.size_diff
+    return found
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--clients", type=int, default=500)
@@ -234,8 +260,6 @@ def main() -> None:
     )
     parser.add_argument("--keep", type=Path, help="write the two snapshots into this directory")
     args = parser.parse_args()
-    if sys.version_info < (3, 11):
-        raise SystemExit("Python 3.11 or newer")
     asyncio.run(measure(args))
 
 
