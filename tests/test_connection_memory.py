@@ -5,14 +5,23 @@ shared strings are shared. Real server, real clients."""
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import logging
+import time
 
 from bidict import bidict
 from socketio.base_manager import BaseManager
 
 from newage.domain.ports.delivery import room_addr
-from newage.logs import LineFormatter, LogFile
+from newage.logs import (
+    BATCH_SECONDS,
+    LineFormatter,
+    LogFile,
+    log,
+    setup_logging,
+    shutdown_logging,
+)
 from newage.realtime.manager import LeanRoom
 from tests.helpers.actors import admin, connect
 from tests.helpers.wait import eventually
@@ -127,3 +136,34 @@ def test_a_log_file_counts_its_bytes_across_opens_and_rotations(tmp_path):
     assert rotated.stat().st_size <= 1000
     assert rotated.read_text(encoding="utf-8").count("é" * 30) > 5  # not one line per file
     assert (tmp_path / "sized.log.3").exists()
+
+
+async def test_log_lines_of_the_event_loop_are_written_in_batches(tmp_path):
+    setup_logging(tmp_path, "info", console=False)
+    combined = tmp_path / "combined.log"
+    try:
+        for i in range(50):
+            log.info("batched %d", i)
+        # blocking on purpose: the writer thread has time, the loop's timer none
+        time.sleep(0.2)  # noqa: ASYNC251
+        assert " - batched " not in combined.read_text()
+        await asyncio.sleep(BATCH_SECONDS + 0.2)
+        lines = [x for x in combined.read_text().splitlines() if " - batched " in x]
+        assert [x.split(" - batched ")[1] for x in lines] == [str(i) for i in range(50)]
+        log.info("the last one")  # its batch is still waiting when logging stops
+    finally:
+        shutdown_logging()
+    assert combined.read_text().splitlines()[-1].endswith(" - info - the last one")
+    assert "the last one" in (tmp_path / "info.log").read_text()
+
+
+def test_log_lines_outside_an_event_loop_go_at_once(tmp_path):
+    setup_logging(tmp_path, "info", console=False)
+    try:
+        log.warning("no loop here")
+        deadline = time.monotonic() + 2
+        while "no loop here" not in (tmp_path / "warn.log").read_text():
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+    finally:
+        shutdown_logging()

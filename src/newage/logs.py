@@ -7,12 +7,15 @@ per-level files are thresholds like the original's winston transports:
 info and above, ``combined.log`` everything at the live level.
 
 Writes happen on a listener thread (QueueHandler), so a slow disk never
-stalls the event loop. Keys, passwords and message bodies are only ever
+stalls the event loop; the event loop's records reach it in batches, at
+most ``BATCH_SECONDS`` after they are logged. Keys, passwords and message bodies are only ever
 logged at debug level, by the callers' discipline.
 """
 
 from __future__ import annotations
 
+import asyncio
+import atexit
 import io
 import logging
 import logging.handlers
@@ -22,6 +25,7 @@ import re
 import stat
 import sys
 from pathlib import Path
+from typing import Any
 
 LOG_FILES = ("combined.log", "error.log", "warn.log", "info.log")
 LEVEL_NAMES = {
@@ -37,6 +41,7 @@ LEVELS = {
     "warn": logging.WARNING,
     "error": logging.ERROR,
 }
+BATCH_SECONDS = 0.02  # how long a record may wait for the ones after it
 ENTRY_RE = re.compile(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2} - (error|warn|info|debug) - ")
 
 log = logging.getLogger("newage")
@@ -97,9 +102,76 @@ class LogFile(logging.handlers.RotatingFileHandler):
         super().emit(record)  # rolls over (a new file, its size) if due, then writes
         self._size += self._adding
 
+    holding = False  # a batch is being written: flush once at its end
+
+    def flush(self) -> None:
+        if not self.holding:
+            super().flush()
+
+
+class Console(logging.StreamHandler):  # type: ignore[type-arg]
+    holding = False
+
+    def flush(self) -> None:
+        if not self.holding:
+            super().flush()
+
+
+class BatchingQueueHandler(logging.handlers.QueueHandler):
+    """Hands the event loop's records to the writer thread in batches.
+
+    Waking the writer thread for every record (and flushing every file
+    after it) cost more CPU than the rest of a websocket connect's own
+    work; the records of a loop now go over together, ``BATCH_SECONDS`` after
+    the first, and each file is flushed once per batch. Records logged
+    outside an event loop (worker threads, startup) go over at once.
+    """
+
+    def __init__(self, q: queue.SimpleQueue[Any]) -> None:
+        super().__init__(q)
+        self._batch: list[logging.LogRecord] = []
+        self._timer: asyncio.TimerHandle | None = None
+
+    def enqueue(self, record: logging.LogRecord) -> None:
+        # runs under the handler's lock (Handler.handle)
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self.queue.put_nowait(record)
+            return
+        self._batch.append(record)
+        if self._timer is None:
+            self._timer = loop.call_later(BATCH_SECONDS, self.flush)
+
+    def flush(self) -> None:
+        with self.lock:  # type: ignore[union-attr]
+            self._timer = None
+            batch, self._batch = self._batch, []
+            if batch:
+                self.queue.put_nowait(batch)
+
+
+class BatchListener(logging.handlers.QueueListener):
+    def handle(self, record: Any) -> None:
+        if not isinstance(record, list):
+            super().handle(record)
+            return
+        held = [h for h in self.handlers if isinstance(h, (LogFile, Console))]
+        for handler in held:
+            handler.holding = True
+        try:
+            for item in record:
+                super().handle(item)
+        finally:
+            for handler in held:
+                handler.holding = False
+                handler.flush()
+
 
 class _Logging:
     listener: logging.handlers.QueueListener | None = None
+    front: BatchingQueueHandler | None = None
+    at_exit = False
     handlers: list[logging.Handler] = []
 
 
@@ -116,6 +188,11 @@ def setup_logging(
 ) -> None:
     """(Re)configure the ``newage`` logger; safe to call more than once."""
     shutdown_logging()
+    if not _state.at_exit:
+        # the writer thread is a daemon: at exit, the last batch and what it
+        # has not written yet are written before the process ends
+        atexit.register(shutdown_logging)
+        _state.at_exit = True
     formatter = LineFormatter()
     targets: list[logging.Handler] = []
     if logs_dir is not None:
@@ -134,16 +211,17 @@ def setup_logging(
             handler.setFormatter(formatter)
             targets.append(handler)
     if console:
-        stream = logging.StreamHandler(sys.stderr)
+        stream = Console(sys.stderr)
         stream.setFormatter(formatter)
         targets.append(stream)
-    q: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
-    front = logging.handlers.QueueHandler(q)
+    q: queue.SimpleQueue[Any] = queue.SimpleQueue()  # records and batches of records
+    front = BatchingQueueHandler(q)
     log.handlers = [front]
     log.propagate = False
     set_level(level)
     _state.handlers = targets
-    _state.listener = logging.handlers.QueueListener(q, *targets, respect_handler_level=True)
+    _state.front = front
+    _state.listener = BatchListener(q, *targets, respect_handler_level=True)
     _state.listener.start()
     # uvicorn and the socket.io libraries log through the same pipeline
     for name in ("uvicorn", "uvicorn.error"):
@@ -163,6 +241,9 @@ def current_level() -> str:
 
 
 def shutdown_logging() -> None:
+    if _state.front is not None:
+        _state.front.flush()  # a batch still waiting for its timer
+        _state.front = None
     if _state.listener is not None:
         _state.listener.stop()
         _state.listener = None
