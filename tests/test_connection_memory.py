@@ -167,3 +167,23 @@ def test_log_lines_outside_an_event_loop_go_at_once(tmp_path):
             time.sleep(0.01)
     finally:
         shutdown_logging()
+
+
+def test_a_batch_waiting_on_a_stopped_loop_does_not_hold_back_the_next_loop(tmp_path):
+    setup_logging(tmp_path, "info", console=False)
+    combined = tmp_path / "combined.log"
+
+    async def first() -> None:
+        log.info("from a loop that stops at once")
+
+    async def second() -> None:
+        log.info("from the next loop")
+        await asyncio.sleep(BATCH_SECONDS + 0.3)
+
+    try:
+        asyncio.run(first())
+        asyncio.run(second())
+        text = combined.read_text()
+        assert "from a loop that stops at once" in text and "from the next loop" in text
+    finally:
+        shutdown_logging()

@@ -131,6 +131,7 @@ class BatchingQueueHandler(logging.handlers.QueueHandler):
         super().__init__(q)
         self._batch: list[logging.LogRecord] = []
         self._timer: asyncio.TimerHandle | None = None
+        self._timer_loop: asyncio.AbstractEventLoop | None = None
 
     def enqueue(self, record: logging.LogRecord) -> None:
         # runs under the handler's lock (Handler.handle)
@@ -140,8 +141,11 @@ class BatchingQueueHandler(logging.handlers.QueueHandler):
             self.queue.put_nowait(record)
             return
         self._batch.append(record)
-        if self._timer is None:
+        # a timer of a loop that has since stopped (tests, a restarted loop)
+        # would never fire: the running loop schedules its own
+        if self._timer is None or self._timer_loop is not loop:
             self._timer = loop.call_later(BATCH_SECONDS, self.flush)
+            self._timer_loop = loop
 
     def flush(self) -> None:
         with self.lock:  # type: ignore[union-attr]
