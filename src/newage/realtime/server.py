@@ -17,6 +17,8 @@ listed in ``realtime/internals.py``):
   ``realtime/fast_stream.py`` before they get here).
 * ``_handle_eio_connect``/``_handle_eio_disconnect``: admission
   (``realtime/admission.py``) and the outbound budget of each socket.
+
+Its client manager is ``realtime/manager.py``'s (rooms as plain dicts).
 """
 
 from __future__ import annotations
