@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -29,7 +30,7 @@ from typing import Any
 
 import websockets
 
-from bench.common import cli, cpu_seconds, medians, newage_server, save
+from bench.common import CLK_TCK, cli, cpu_seconds, medians, newage_server, save
 
 
 async def namespace_loop(ws_url: str, auth: dict[str, Any], nsp: str, stop: float) -> int:
@@ -71,17 +72,32 @@ async def measure(
 ) -> dict[str, float]:
     ws_url = url.replace("http", "ws") + "/socket.io/?EIO=4&transport=websocket"
     loop = namespace_loop if kind == "namespace" else full_loop
-    cpu0 = cpu_seconds(pid)
+    cpu0, busy0, self0 = cpu_seconds(pid), machine_busy(), own_cpu()
     start = time.monotonic()
     counts = await asyncio.gather(
         *(loop(ws_url, auth, nsp, start + seconds) for _ in range(concurrency))
     )
     elapsed = time.monotonic() - start
+    server = cpu_seconds(pid) - cpu0
+    # the machine is shared: what everyone but the server and these clients used
+    other = machine_busy() - busy0 - server - (own_cpu() - self0)
     total = sum(counts)
     return {
         "connects_per_second": round(total / elapsed, 1),
-        "server_cpu_ms_per_connect": round((cpu_seconds(pid) - cpu0) * 1000 / max(total, 1), 3),
+        "server_cpu_ms_per_connect": round(server * 1000 / max(total, 1), 3),
+        "other_cpu_util": round(other / elapsed, 2),
     }
+
+
+def machine_busy() -> float:
+    """Busy CPU seconds of the whole machine (/proc/stat, as the load generator reads it)."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return sum(fields[i] for i in (0, 1, 2, 5, 6, 7)) / CLK_TCK
+
+
+def own_cpu() -> float:
+    times = os.times()
+    return times.user + times.system
 
 
 KINDS = [(kind, nsp) for kind in ("namespace", "full") for nsp in ("/rooms", "/llm")]

@@ -72,6 +72,7 @@ HEADLINES: dict[str, list[tuple[str, str, bool]]] = {
         ("rss_kb_per_connection", "RSS KB per idle client", True),
         ("server_cpu_ms_per_client", "server CPU ms per connect", True),
         ("connect_seconds", "seconds to connect all", True),
+        ("other_cpu_util", "other processes' CPU (cores)", False),
     ],
     "connect": [
         ("namespace_rooms.connects_per_second", "/rooms namespace connects/s", True),
@@ -80,6 +81,7 @@ HEADLINES: dict[str, list[tuple[str, str, bool]]] = {
         ("full_llm.connects_per_second", "/llm full connects/s", True),
         ("namespace_llm.server_cpu_ms_per_connect", "/llm ns connect CPU ms", True),
         ("full_llm.server_cpu_ms_per_connect", "/llm full connect CPU ms", True),
+        ("full_llm.other_cpu_util", "other processes' CPU (cores), /llm full", False),
     ],
     "history": [
         ("ack_ms", "GET_FULL_CONTEXT ack ms", True),

@@ -62,6 +62,27 @@ async def test_a_session_without_a_namespace_is_closed(server, peers):
     assert ack["status"] == "error" and peer.connected("/llm")
 
 
+@pytest.mark.parametrize("server_settings", [{"namespaceConnectTimeout": 1000}])
+async def test_each_unauthenticated_session_is_closed_at_its_own_deadline(server, peers):
+    # one timer serves every unauthenticated session: a later one must still
+    # get its full time, and an earlier one that authenticated is not touched
+    first = await idle_socket(server)
+    authenticating = await idle_socket(server)
+    await authenticating.send('40/llm,{"clientId": "nobody-trusted"}')  # refused, stays open
+    await asyncio.sleep(0.6)
+    second = await idle_socket(server)
+    await asyncio.sleep(0.6)  # first past its deadline, second not
+    await eventually(lambda: closed(first), timeout=1)
+    assert not await closed(second)
+    await eventually(lambda: closed(second), timeout=2)
+    await eventually(lambda: closed(authenticating), timeout=1)
+    # a session that connects a namespace in time stays past the deadline
+    peer = await connect(server, peers, "alice", namespaces=("/llm",))
+    await asyncio.sleep(1.2)
+    ack = await peer.call("/llm", "UNKNOWN_EVENT", {})
+    assert ack["status"] == "error" and peer.connected("/llm")
+
+
 @pytest.mark.parametrize("server_settings", [{"maxConnectionsPerAddress": 3}])
 async def test_idle_sockets_make_room_for_a_client_that_authenticates(server, peers):
     idle = [await idle_socket(server) for _ in range(3)]

@@ -652,9 +652,12 @@ async function idle() {
     const rss0 = serverRss();
     const t0 = nowUs();
     const cpu0 = serverCpu();
+    const busy0 = machineBusy();
+    const self0 = process.cpuUsage();
     const conns = await openMany(P.clients, (i) => clientAuth(`idle-${tag}-${i}`), ["/", "/llm"], P.parallel);
     const connectS = (nowUs() - t0) / 1e6;
     const cpu1 = serverCpu();
+    const other = otherCpu(busy0, machineBusy(), cpu1 - cpu0, selfCpu(self0), connectS);
     await sleep(P.settleS * 1000);
     const rss1 = serverRss();
     const alive = conns.filter((c) => c.llm.connected && c.sockets["/"].connected).length;
@@ -663,6 +666,7 @@ async function idle() {
       rss_kb_per_connection: round((rss1 - rss0) / 1024 / P.clients, 1),
       connect_seconds: round(connectS, 2),
       server_cpu_ms_per_client: round(((cpu1 - cpu0) * 1000) / P.clients, 2),
+      other_cpu_util: other,
     };
     console.log(JSON.stringify({ run, ...result }));
     results.push(result);

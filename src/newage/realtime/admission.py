@@ -8,7 +8,9 @@ reached, the oldest unauthenticated session (of that address, or anywhere
 for the total) makes room for the new handshake, so a flood of idle sockets
 can never keep an authenticating client out; only sessions that did
 authenticate fill a limit for good. Unauthenticated sessions are closed once
-``namespaceConnectTimeout`` has passed.
+``namespaceConnectTimeout`` has passed: they carry their deadline, and one
+timer for all of them (``expired``/``next_deadline``) stands in for a timer
+per connection that would outlive most handshakes by seconds.
 
 The handshake rate does not apply to loopback: a local program can spend our
 CPU without us anyway, and loopback is where the extension and the admin
@@ -36,18 +38,20 @@ class Admission:
         self.live = live
         self.address_of: dict[str, str] = {}  # eio sid -> address
         self.by_address: dict[str, set[str]] = {}
-        # unauthenticated sessions, oldest first (dicts keep insertion order)
-        self.pending: dict[str, str] = {}
+        # unauthenticated sessions -> (address, deadline), oldest first
+        # (dicts keep insertion order)
+        self.pending: dict[str, tuple[str, float]] = {}
         self.handshakes = WindowLimiter(lambda: self.live().handshake_rate_limit, window=60.0)
 
-    def admit(self, eio_sid: str, address: str) -> Decision:
+    def admit(self, eio_sid: str, address: str, now: float) -> Decision:
+        """``now``: the clock of the deadlines (the event loop's)."""
         settings = self.live()
         if not is_loopback(address) and not self.handshakes.take(address):
             return Decision("Too many connection attempts from this address; try again later.")
         decision = Decision()
         mine = self.by_address.get(address, set())
         if len(mine) >= settings.max_connections_per_address:
-            victim = next((sid for sid, addr in self.pending.items() if addr == address), None)
+            victim = next((sid for sid, (a, _) in self.pending.items() if a == address), None)
             if victim is None:
                 return Decision("Too many connections from this address.")
             decision.evict.append(victim)
@@ -60,7 +64,7 @@ class Admission:
             self.gone(victim)
         self.address_of[eio_sid] = address
         self.by_address.setdefault(address, set()).add(eio_sid)
-        self.pending[eio_sid] = address
+        self.pending[eio_sid] = (address, now + settings.namespace_connect_timeout / 1000)
         return decision
 
     def authenticated(self, eio_sid: str) -> None:
@@ -68,6 +72,23 @@ class Admission:
 
     def unauthenticated(self, eio_sid: str) -> bool:
         return eio_sid in self.pending
+
+    def expired(self, now: float) -> list[str]:
+        """The unauthenticated sessions past their deadline, no longer
+        pending (the caller closes them)."""
+        late: list[str] = []
+        for sid, (_, deadline) in self.pending.items():
+            if deadline > now:
+                break  # oldest first: the rest are later (a changed timeout aside)
+            late.append(sid)
+        for sid in late:
+            del self.pending[sid]
+        return late
+
+    def next_deadline(self) -> float | None:
+        for _, deadline in self.pending.values():
+            return deadline
+        return None
 
     def gone(self, eio_sid: str) -> None:
         self.pending.pop(eio_sid, None)

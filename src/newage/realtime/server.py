@@ -17,6 +17,8 @@ listed in ``realtime/internals.py``):
   ``realtime/fast_stream.py`` before they get here).
 * ``_handle_eio_connect``/``_handle_eio_disconnect``: admission
   (``realtime/admission.py``) and the outbound budget of each socket.
+
+Its client manager is ``realtime/manager.py``'s (rooms as plain dicts).
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from newage.protocol.surrogates import lenient_loads
 from newage.realtime import internals
 from newage.realtime.admission import Admission
 from newage.realtime.engine import LeanQueue, LeanSocket, OutboundBudget, lean_translate_request
+from newage.realtime.manager import LeanManager
 from newage.settings import Settings
 
 if TYPE_CHECKING:
@@ -98,6 +101,7 @@ class NewAgeServer(socketio.AsyncServer):  # type: ignore[misc]
         # keeps CORS headers off responses to origins that are not allowed.
         super().__init__(
             async_mode="asgi",
+            client_manager=LeanManager(),
             json=OrjsonJSON,
             async_handlers=False,
             cors_allowed_origins=origins,
@@ -117,6 +121,7 @@ class NewAgeServer(socketio.AsyncServer):  # type: ignore[misc]
         self.eio.newage_fast_frame = None
         self._closing: set[asyncio.Task[None]] = set()
         self.admission = Admission(live)
+        self._deadlines: asyncio.TimerHandle | None = None
         self._attachments: dict[str, int] = {}  # eio sid -> binary frames to skip
 
     def ns(self, namespace: str) -> BaseNamespace | None:
@@ -125,7 +130,8 @@ class NewAgeServer(socketio.AsyncServer):  # type: ignore[misc]
 
     async def _handle_eio_connect(self, eio_sid: str, environ: Any) -> dict[str, str] | None:
         address = environ.get("REMOTE_ADDR", "")
-        decision = self.admission.admit(eio_sid, address)
+        loop = asyncio.get_running_loop()
+        decision = self.admission.admit(eio_sid, address, loop.time())
         if decision.refusal is not None:
             log.info("refused a connection from %s: %s", address, decision.refusal)
             # python-engineio answers 401 with this as the JSON body
@@ -134,8 +140,8 @@ class NewAgeServer(socketio.AsyncServer):  # type: ignore[misc]
             self._later(self._drop(victim, "made room for a new connection, none connected"))
         await super()._handle_eio_connect(eio_sid, environ)
         settings = self.live()
-        loop = asyncio.get_running_loop()
-        loop.call_later(settings.namespace_connect_timeout / 1000, self._deadline, eio_sid)
+        if self._deadlines is None:
+            self._arm_deadlines()
         sock = internals.engine_socket(self, eio_sid)
         if sock is not None:
             budget = OutboundBudget(
@@ -152,9 +158,17 @@ class NewAgeServer(socketio.AsyncServer):  # type: ignore[misc]
         self._attachments.pop(eio_sid, None)
         await super()._handle_eio_disconnect(eio_sid, reason)
 
-    def _deadline(self, eio_sid: str) -> None:
-        if self.admission.unauthenticated(eio_sid):
+    def _arm_deadlines(self) -> None:
+        when = self.admission.next_deadline()
+        if when is not None:
+            loop = asyncio.get_running_loop()
+            self._deadlines = loop.call_at(when, self._deadlines_due)
+
+    def _deadlines_due(self) -> None:
+        self._deadlines = None
+        for eio_sid in self.admission.expired(asyncio.get_running_loop().time()):
             self._later(self._drop(eio_sid, "no namespace connected in time"))
+        self._arm_deadlines()
 
     def _later(self, work: Coroutine[Any, Any, None]) -> None:
         task = asyncio.get_running_loop().create_task(work)

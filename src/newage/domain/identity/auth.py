@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import sys
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -175,14 +176,16 @@ class Authenticator:
                 peer, client_id, f"clientType {declared!r} is not allowed for this client."
             )
 
+        # Every socket keeps its principal for its lifetime: the few distinct
+        # clientIds, types and addresses are shared, not a copy per socket.
         principal = Principal(
-            client_id=client_id,
+            client_id=sys.intern(client_id),
             identity=identity,
             kind=entry.kind,
-            client_type=declared[:64],
+            client_type=sys.intern(declared[:64]),
             desc=_text(auth.get("desc")),
             html=_text(auth.get("clienthtml") or auth.get("clientHTML")),
-            peer=peer,
+            peer=sys.intern(peer),
             loopback=is_loopback(peer),
         )
         key = auth.get("key")

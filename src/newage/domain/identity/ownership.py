@@ -20,6 +20,7 @@ from newage.protocol.names import MONITOR_ROOM, SERVER_TARGET, SYSTEM_IDENTITY
 
 # the server speaks and addresses with these; no client may take them
 RESERVED_IDENTITIES = frozenset({MONITOR_ROOM, SERVER_TARGET, SYSTEM_IDENTITY})
+_RESERVED_FOLDED = frozenset(r.casefold() for r in RESERVED_IDENTITIES)
 _CACHE_LIMIT = 100_000
 
 
@@ -34,7 +35,7 @@ class IdentityRegistry:
         an unowned identity becomes ``client_id``'s."""
         if identity == client_id:
             return
-        if identity.casefold() in {r.casefold() for r in RESERVED_IDENTITIES}:
+        if identity.casefold() in _RESERVED_FOLDED:
             raise forbidden(f"Identity {identity!r} is reserved.")
         if self._is_client_id(identity):
             raise forbidden(f"Identity {identity!r} is another client's clientId.")

@@ -73,16 +73,19 @@ class Presence:
     def add(self, ref: SocketRef) -> Session | None:
         """Register a socket; return the session if this socket started one."""
         p = ref.principal
+        session = self.sessions.get(p.identity)
+        if session is not None and session.principal == p:
+            # the identity's other sockets said the same: one record for all
+            ref.principal = p = session.principal
         self.sockets[ref.sid] = ref
         if self.on_change is not None:
             self.on_change()
         self.per_namespace[ref.namespace] = self.per_namespace.get(ref.namespace, 0) + 1
-        self._by_identity.setdefault(p.identity, {}).setdefault(ref.namespace, []).append(ref.sid)
+        _append(self._by_identity.setdefault(p.identity, {}), ref.namespace, ref.sid)
         self._by_client.setdefault(p.client_id, set()).add(ref.sid)
-        session = self.sessions.get(p.identity)
         if session is not None:
             if ref.mode is ConnMode.FULL:
-                session.sids.setdefault(ref.namespace, []).append(ref.sid)
+                _append(session.sids, ref.namespace, ref.sid)
                 if ref.namespace in SESSION_NAMESPACES:
                     # the newest connection's description wins (a reload may change it)
                     session.principal = p
@@ -160,6 +163,16 @@ class Presence:
 
     def client_items(self) -> list[dict[str, Any]]:
         return [s.item() for s in sorted(self.sessions.values(), key=lambda s: s.connected_at)]
+
+
+def _append(mapping: dict[str, list[str]], key: str, sid: str) -> None:
+    # most identities have one socket per namespace: a list of exactly one
+    # (setdefault(key, []).append over-allocates four slots)
+    sids = mapping.get(key)
+    if sids is None:
+        mapping[key] = [sid]
+    else:
+        sids.append(sid)
 
 
 def _discard(mapping: dict[str, list[str]], key: str, sid: str) -> None:
