@@ -209,7 +209,7 @@ async def test_a_killed_extension_node_ends_the_api_callers_within_15_s(cluster:
     await eventually(node1_routes_to_both, timeout=10)
     api = sdk(c, 1, bearer)
     # one streaming caller with its first words, one plain caller waiting
-    stream_call, _ = await asyncio.wait_for(_first_words(api, ext), 15)
+    stream_call, rid = await asyncio.wait_for(_first_words(api, ext), 15)
     plain = asyncio.create_task(api.chat.completions.create(model="SillyTavern-2", messages=HELLO))
     await other.next_request(timeout=10)
     proc = c.nodes[0].proc
@@ -224,6 +224,11 @@ async def test_a_killed_extension_node_ends_the_api_callers_within_15_s(cluster:
         await asyncio.wait_for(plain, 15)
     assert failed.value.status_code == 503
     assert time.monotonic() - killed < 15
+    # its stream log is gone with it: the text is in the history
+    async with httpx.AsyncClient(base_url=c.nodes[1].url, timeout=20) as http:
+        auth = {"Authorization": f"Bearer {bearer}"}
+        again = await http.get(f"/v1/chat/completions/{rid}/stream", headers=auth)
+    assert again.status_code == 410 and again.json()["error"]["code"] == "stream_gone"
 
 
 async def _first_words(

@@ -31,12 +31,13 @@ from newage.domain.identity.principal import Principal
 from newage.domain.llm.api import AnswerFeed, Event, Feeds, LlmApi, Piece
 from newage.domain.llm.requests import LlmRequest
 from newage.domain.llm.responses import AnswerWatch, Ended
-from newage.domain.llm.resume import Replay
+from newage.domain.llm.resume import Replay, gone
 from newage.errors import ErrorCode, NewAgeError, unavailable
 from newage.protocol.names import RequestStatus
 
 RELAY_KEPT = 30.0  # seconds a closed request's relay may still wait for its end
 FOLLOWED_KEPT = 100_000  # followed answers remembered with their node (node death)
+HOLDER_GONE = "The server process that held this answer stopped; read the history."
 NEVER_SENT = (RequestStatus.NOT_FORWARDED, RequestStatus.QUEUED)
 
 
@@ -186,6 +187,8 @@ class ApiAnswers:
         holder = await self.remote.holder(request_id)
         if holder is None:
             return None
+        if holder not in self.node.entries:  # its stream log went with it
+            raise gone(HOLDER_GONE, request_id)
         buffer: list[tuple[str, Event]] = []
         self.buffers.setdefault(request_id, []).append(buffer)
         payload = {
