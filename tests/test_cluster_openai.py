@@ -40,9 +40,9 @@ async def cluster(tmp_path: Path, pg_url: str) -> AsyncIterator[MakeCluster]:
             print(f"--- node {index}\n{output}")  # shown when a test fails
 
 
-async def two_nodes(cluster: MakeCluster) -> tuple[Cluster, FakeExtension, str]:
+async def two_nodes(cluster: MakeCluster, **env: str) -> tuple[Cluster, FakeExtension, str]:
     """Two nodes, the extension on node 0; the API caller's bearer token."""
-    c = await cluster(2)
+    c = await cluster(2, **env)
     ext = await c.extension(0)
     key = await c.key("bot", ClientKind.CLIENT)
     await c.settled()
@@ -196,6 +196,23 @@ async def test_following_an_answer_from_the_api_node_while_it_runs_on_another(
         # unknown ids stay 404 on the API's node
         missing = await http.get("/v1/chat/completions/chatcmpl-nope/stream", headers=auth)
         assert missing.status_code == 404
+
+
+async def test_what_crosses_for_an_api_caller_is_bounded_by_max_answer_bytes(
+    cluster: MakeCluster,
+):
+    c, ext, bearer = await two_nodes(cluster, NEWAGE_MAX_ANSWER_BYTES="1000")
+    body = {"model": EXT, "messages": HELLO, "stream": True}
+    auth = {"Authorization": f"Bearer {bearer}"}
+    async with httpx.AsyncClient(base_url=c.nodes[1].url, timeout=30) as http:
+        post = asyncio.create_task(http.post("/v1/chat/completions", json=body, headers=auth))
+        forwarded = await ext.next_request(timeout=10)
+        await ext.stream(["x" * 100] * 15, request_id=forwarded["requestId"], final=True)
+        response = await asyncio.wait_for(post, 20)
+    datas = sse_data(response.text)
+    # the holding node cut the answer at the limit: that is all that crossed
+    assert datas[-1] != "[DONE]" and "maxAnswerBytes" in json.loads(datas[-1])["error"]["message"]
+    assert text_of(datas[:-1]) == "x" * 1000
 
 
 async def test_a_killed_extension_node_ends_the_api_callers_within_15_s(cluster: MakeCluster):
