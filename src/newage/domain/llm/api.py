@@ -5,7 +5,9 @@ keys and verification cache), names a room or gets one of its own, and its
 request goes through :meth:`ChatService.request` like an ``LLM_REQUEST``:
 same checks, same history, same routing. The answer is followed through an
 :class:`AnswerFeed` registered with the responder before the request is
-dispatched, so even an immediate answer is not missed.
+dispatched, so even an immediate answer is not missed. In a cluster the
+request may run on another node, which relays the answer into that feed
+(``cluster/answers.py``); ``follow_elsewhere`` replays one held there.
 """
 
 from __future__ import annotations
