@@ -174,13 +174,16 @@ async def test_following_an_answer_from_the_api_node_while_it_runs_on_another(
         # followed from node 1 while the answer still runs on node 0: the
         # replay, then the live rest (the 200 waits for the next words)
         again = asyncio.create_task(http.get(url, headers={**auth, "Last-Event-ID": last_id}))
+        whole_live = asyncio.create_task(http.get(url, headers=auth))  # a second reader
         await asyncio.sleep(0.5)
-        assert not again.done()
+        assert not again.done() and not whole_live.done()
         await ext.token(output, "cd", first=False, request_id=rid)
         await ext.token(output, "ef", first=False, request_id=rid, final=True)
         response = await asyncio.wait_for(again, 15)
         assert response.status_code == 200
         raw = response.text
+        both = (await asyncio.wait_for(whole_live, 15)).text
+        assert sse_data(both)[-1] == "[DONE]" and text_of(sse_data(both)) == "abcdef"
         datas = sse_data(raw)
         assert datas[-1] == "[DONE]" and text_of(datas) == "cdef"
         ids = [int(line[4:]) for line in raw.split("\n") if line.startswith("id: ")]
