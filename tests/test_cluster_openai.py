@@ -232,6 +232,12 @@ async def test_a_killed_extension_node_ends_the_api_callers_within_15_s(cluster:
     stream_call, rid = await asyncio.wait_for(_first_words(api, ext), 15)
     plain = asyncio.create_task(api.chat.completions.create(model="SillyTavern-2", messages=HELLO))
     await other.next_request(timeout=10)
+    # and a second reader of the stream, following it from node 1
+    http = httpx.AsyncClient(base_url=c.nodes[1].url, timeout=30)
+    auth = {"Authorization": f"Bearer {bearer}"}
+    follower = asyncio.create_task(http.get(f"/v1/chat/completions/{rid}/stream", headers=auth))
+    await asyncio.sleep(0.5)
+    assert not follower.done()
     proc = c.nodes[0].proc
     assert proc is not None
     proc.send_signal(signal.SIGKILL)
@@ -243,11 +249,13 @@ async def test_a_killed_extension_node_ends_the_api_callers_within_15_s(cluster:
     with pytest.raises(openai.APIStatusError) as failed:
         await asyncio.wait_for(plain, 15)
     assert failed.value.status_code == 503
+    followed = await asyncio.wait_for(follower, 15)
     assert time.monotonic() - killed < 15
+    datas = sse_data(followed.text)
+    assert text_of(datas[:-1]) == "half " and "stopped" in json.loads(datas[-1])["error"]["message"]
     # its stream log is gone with it: the text is in the history
-    async with httpx.AsyncClient(base_url=c.nodes[1].url, timeout=20) as http:
-        auth = {"Authorization": f"Bearer {bearer}"}
-        again = await http.get(f"/v1/chat/completions/{rid}/stream", headers=auth)
+    again = await http.get(f"/v1/chat/completions/{rid}/stream", headers=auth)
+    await http.aclose()
     assert again.status_code == 410 and again.json()["error"]["code"] == "stream_gone"
 
 
