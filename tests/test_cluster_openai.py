@@ -87,6 +87,9 @@ async def test_models_plain_and_streamed_answers_from_another_nodes_extension(
     plain = asyncio.create_task(api.chat.completions.create(model=EXT, messages=HELLO))
     forwarded = await ext.next_request(timeout=10)
     assert forwarded["currentRequest"]["messages"] == HELLO
+    # its state as its own node knows it
+    busy = (await api.models.list()).data[1].model_extra or {}
+    assert (busy["state"], busy["available"], busy["in_flight"]) == ("generating", True, 1)
     await ext.stream(["Hi", ", ", "human."], request_id=forwarded["requestId"], final=True)
     result = await asyncio.wait_for(plain, 15)
     assert result.id == forwarded["requestId"] and result.model == EXT
