@@ -256,7 +256,15 @@ async def test_a_killed_extension_node_ends_the_api_callers_within_15_s(cluster:
     assert time.monotonic() - killed < 15
     datas = sse_data(followed.text)
     assert text_of(datas[:-1]) == "half " and "stopped" in json.loads(datas[-1])["error"]["message"]
-    # its stream log is gone with it: the text is in the history
+    # the survivor closes the answer (docs/cluster.md, "A node that dies");
+    # the stream log is gone with its node: the text is in the history
+    boss = await c.connect(1, "boss", ClientKind.MONITOR, ("/llm",))
+
+    async def closed_by_the_survivor() -> bool:
+        found = await boss.call("/llm", "GET_REQUEST", {"requestId": rid})
+        return found.get("requestStatus") == "failed"
+
+    await eventually(closed_by_the_survivor, timeout=15)
     again = await http.get(f"/v1/chat/completions/{rid}/stream", headers=auth)
     await http.aclose()
     assert again.status_code == 410 and again.json()["error"]["code"] == "stream_gone"
