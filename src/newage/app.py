@@ -17,6 +17,7 @@ import socketio
 
 from newage import __version__
 from newage.cluster.admin import RemoteAdmin
+from newage.cluster.answers import ApiAnswers
 from newage.cluster.node import ClusterNode
 from newage.cluster.outbox import ClusterOutbox
 from newage.cluster.recovery import NodeRecovery
@@ -254,6 +255,7 @@ class App:
                 self.cluster, self.chat, self.tracker, self.outbox, self.resumer
             )
             self.remote_admin = RemoteAdmin(self.cluster, self.guard, self.liveness)
+            self.api_answers = ApiAnswers(self.cluster, self.remote_requests, self.llm_api)
             self.node_recovery = NodeRecovery(self.cluster, self.answers)
         self.responder.on_settled = self.answers.settled
         self.mutes.on_unmuted.append(self.thinker.unmuted)

@@ -117,8 +117,15 @@ def build_openai_app(services: Services) -> ASGIApp:
             return error_response(exc)
         created = int(services.info.started_at)
         data = [{"id": "auto", "object": "model", "created": created, "owned_by": "newage"}]
-        for name in api.models(principal):
+        names = api.models(principal)
+        elsewhere: dict[str, dict[str, Any]] = {}
+        if any(not services.router.here(name) for name in names):  # a cluster's other nodes
+            for item in await services.liveness.all_states():
+                elsewhere.setdefault(item["identity"], item)
+        for name in names:
             state = services.liveness.state(name)
+            if not services.router.here(name):
+                state = elsewhere.get(name, {**state, "available": True})
             data.append(
                 {
                     "id": name,
@@ -200,7 +207,8 @@ def build_openai_app(services: Services) -> ASGIApp:
             last = request.headers.get("last-event-id", "0").strip() or "0"
             if not last.isdigit() or len(last) > 9:
                 raise bad_request("Last-Event-ID must be a number.")
-            sub = api.follow(principal, request.path_params["id"], max(0, int(last) - 1))
+            rid, after = request.path_params["id"], max(0, int(last) - 1)
+            sub = await api.follow_anywhere(principal, rid, after)
         except NewAgeError as exc:
             return error_response(exc)
         return await open_stream(sub, None, request.receive, True)

@@ -5,7 +5,9 @@ keys and verification cache), names a room or gets one of its own, and its
 request goes through :meth:`ChatService.request` like an ``LLM_REQUEST``:
 same checks, same history, same routing. The answer is followed through an
 :class:`AnswerFeed` registered with the responder before the request is
-dispatched, so even an immediate answer is not missed.
+dispatched, so even an immediate answer is not missed. In a cluster the
+request may run on another node, which relays the answer into that feed
+(``cluster/answers.py``); ``follow_elsewhere`` replays one held there.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import asyncio
 import contextlib
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,7 +25,7 @@ from newage.domain.identity.auth import Authenticator
 from newage.domain.identity.principal import Principal
 from newage.domain.llm.chat import ChatService
 from newage.domain.llm.responses import AnswerWatch, Ended, Responder
-from newage.domain.llm.resume import Resumer
+from newage.domain.llm.resume import Replay, Resumer
 from newage.domain.llm.routing import Router
 from newage.domain.ports.records import MemberRecord
 from newage.domain.rooms.model import Room
@@ -50,6 +53,9 @@ class Piece:
 
 
 Event = Piece | Ended
+# a cluster: an answer held by another node, replayed from there and then
+# followed live (the replay, and what came after it); None: no node has it
+FollowElsewhere = Callable[[Principal, str, int], Awaitable[tuple[Replay, list[Event]] | None]]
 
 
 class AnswerFeed:
@@ -137,6 +143,7 @@ class LlmApi:
         self.relations = relations
         self.responder = responder
         self.resumer = resumer
+        self.follow_elsewhere: FollowElsewhere | None = None
 
     async def authenticate(self, authorization: str | None, peer: str) -> Principal:
         client_id, key = parse_bearer(authorization)
@@ -161,7 +168,7 @@ class LlmApi:
             room = Room(
                 name, self.rooms.default_mode(), iso_now(), members={principal.identity: member}
             )
-        return self.router.allowed(room, principal, unavailable_too=True)
+        return self.router.allowed(room, principal, unavailable_too=True, everywhere=True)
 
     async def open_room(self, principal: Principal, name: str | None) -> Room:
         own = self.default_room(principal)
@@ -177,14 +184,16 @@ class LlmApi:
         return room
 
     def pick(self, room: Room, principal: Principal, model: str) -> str:
-        allowed = self.router.allowed(room, principal)
+        # a cluster: other nodes' extensions too (the request goes to its node)
+        allowed = self.router.allowed(room, principal, everywhere=True)
         if model == AUTO:
             if not allowed:
                 raise unavailable("No extension is connected to answer.")
-            return self.router.choose(room, principal, None)[0]
+            return self.router.choose(room, principal, None, everywhere=True)[0]
         if model in allowed:
             return model
-        if model in self.relations.model.extensions and model not in self.router.online():
+        online = [*self.router.online(), *self.router.remote()]
+        if model in self.relations.model.extensions and model not in online:
             raise unavailable(f"Extension {model} is not connected.")
         raise not_found(
             f"The model '{model}' does not exist or is not available to you.", param="model"
@@ -212,7 +221,7 @@ class LlmApi:
             raise conflict(f"{ack.get('message')} (room {room.name}, mode {ack['mode']})")
         return Submission(request_id, room.name, target, feed, principal)
 
-    def attach(self, request_id: str, feed: AnswerFeed) -> None:
+    def attach(self, request_id: str, feed: AnswerWatch) -> None:
         watches = self.responder.watches
         current = watches.get(request_id)
         if current is None:
@@ -222,7 +231,7 @@ class LlmApi:
         else:
             watches[request_id] = Feeds(current, feed)
 
-    def detach(self, request_id: str, feed: AnswerFeed) -> None:
+    def detach(self, request_id: str, feed: AnswerWatch) -> None:
         watches = self.responder.watches
         current = watches.get(request_id)
         if current is feed:
@@ -236,7 +245,35 @@ class LlmApi:
         """A caller picks up an answer's stream after ``after_seq``: what
         the stream log has, then the live rest, in one synchronous step (no
         chunk can fall between the replay and the live feed)."""
-        replay = self.resumer.replay(principal, request_id, after_seq)
+        return self._follow(
+            principal,
+            request_id,
+            after_seq,
+            self.resumer.replay(principal, request_id, after_seq),
+            [],
+        )
+
+    async def follow_anywhere(
+        self, principal: Principal, request_id: str, after_seq: int
+    ) -> Submission:
+        """:meth:`follow`, from the node holding the answer when it is not
+        here (a cluster): its replay, then its live rest relayed here."""
+        resumer = self.resumer
+        here = resumer.tracker.get(request_id) is not None or resumer.log.get(request_id, None)
+        if not here and self.follow_elsewhere is not None:
+            found = await self.follow_elsewhere(principal, request_id, after_seq)
+            if found is not None:
+                return self._follow(principal, request_id, after_seq, *found)
+        return self.follow(principal, request_id, after_seq)
+
+    def _follow(
+        self,
+        principal: Principal,
+        request_id: str,
+        after_seq: int,
+        replay: Replay,
+        later: list[Event],
+    ) -> Submission:
         feed = AnswerFeed(replay.ext)
         for seq, text in replay.chunks:
             feed.queue.put_nowait(Piece(text, seq))
@@ -244,7 +281,10 @@ class LlmApi:
             status = RequestStatus(replay.end["status"])
             feed.queue.put_nowait(Ended(status, str(replay.end["data"]), None, None))
         else:
-            self.attach(request_id, feed)
+            for event in later:
+                feed.queue.put_nowait(event)
+            if not any(isinstance(event, Ended) for event in later):
+                self.attach(request_id, feed)
         sub = Submission(request_id, replay.room, replay.ext, feed, principal)
         sub.prefix, sub.resumed = replay.prefix, after_seq > 0
         return sub
