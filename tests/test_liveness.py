@@ -153,3 +153,57 @@ async def test_an_api_stream_resumes_with_last_event_id(server, peers):
         assert hidden.status_code == 404
         bad = await http.get(url, headers={"Authorization": f"Bearer {key}", "Last-Event-ID": "x"})
         assert bad.status_code == 400
+
+
+@pytest.mark.parametrize("server_settings", [dict(streamCoalesceMs=0, maxStreamReadersPerClient=2)])
+async def test_stream_readers_of_one_client_are_bounded(server, peers):
+    ext = await fake_extension(server, peers)
+    key = await api_key(server)
+    auth = {"Authorization": f"Bearer {key}", "X-Newage-Resumable": "1"}
+    body = {"model": EXT, "messages": HELLO, "stream": True}
+    async with httpx.AsyncClient(base_url=server.url, timeout=20) as http:
+        async with http.stream("POST", "/v1/chat/completions", json=body, headers=auth) as first:
+            request = await ext.next_request()
+            rid = request["requestId"]
+            output = await ext.stream(["ab"], request_id=rid)
+            lines = first.aiter_lines()
+            while not (await anext(lines)).startswith("data: "):
+                pass
+        url = f"/v1/chat/completions/{rid}/stream"
+
+        async def reader():
+            stream = http.stream("GET", url, headers=auth)
+            response = await stream.__aenter__()
+            assert response.status_code == 200
+            lines = response.aiter_lines()
+            while not (await anext(lines)).startswith("data: "):
+                pass  # the replay arrived: the reader is open and counted
+            # (the line iterator is returned too: dropping it closes the response)
+            return stream, response, lines
+
+        readers = [await reader(), await reader()]
+        refused = await http.get(url, headers=auth)
+        assert refused.status_code == 429, refused.text[:300]
+        assert "maxStreamReadersPerClient" in refused.json()["error"]["message"]
+        # a reader that leaves frees its place
+        await readers[0][0].__aexit__(None, None, None)
+        for _ in range(50):
+            again = http.stream("GET", url, headers=auth)
+            response = await again.__aenter__()
+            if response.status_code == 200:
+                break
+            await again.__aexit__(None, None, None)
+            await asyncio.sleep(0.05)
+        assert response.status_code == 200
+        # the answer ends: the readers still open see it end and free theirs
+        await ext.token(output, "cd", first=False, request_id=rid, final=True)
+        rest = "".join([t async for t in response.aiter_text()])
+        assert rest.rstrip().endswith("data: [DONE]")
+        await again.__aexit__(None, None, None)
+        await readers[1][0].__aexit__(None, None, None)
+        for _ in range(50):
+            whole = await http.get(url, headers=auth)
+            if whole.status_code == 200:
+                break
+            await asyncio.sleep(0.05)
+        assert whole.status_code == 200

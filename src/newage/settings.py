@@ -138,6 +138,10 @@ class Settings(BaseSettings):
     max_pending_requests_per_client: int = setting(
         100, "maxPendingRequestsPerClient", ge=1, le=100_000
     )
+    # GET /v1/chat/completions/{id}/stream readers of one clientId at once
+    max_stream_readers_per_client: int = setting(
+        16, "maxStreamReadersPerClient", ge=1, le=10_000
+    )
     max_pending_requests_per_extension: int = setting(
         100, "maxPendingRequestsPerExtension", ge=1, le=100_000
     )

@@ -32,6 +32,7 @@ from newage.domain.rooms.model import Room
 from newage.domain.rooms.relations import RelationService
 from newage.domain.rooms.service import RoomService
 from newage.errors import (
+    ErrorCode,
     NewAgeError,
     conflict,
     forbidden,
@@ -113,6 +114,7 @@ class Submission:
     done: bool = False
     prefix: str = ""  # the text before a resume point (what the caller already has)
     resumed: bool = False  # the caller had the opening chunk already
+    reader: bool = False  # a GET .../stream reader, counted against its client
 
 
 def parse_bearer(header: str | None) -> tuple[str, str]:
@@ -144,6 +146,7 @@ class LlmApi:
         self.responder = responder
         self.resumer = resumer
         self.follow_elsewhere: FollowElsewhere | None = None
+        self._readers: dict[str, int] = {}  # clientId -> its stream readers open
 
     async def authenticate(self, authorization: str | None, peer: str) -> Principal:
         client_id, key = parse_bearer(authorization)
@@ -258,6 +261,22 @@ class LlmApi:
     ) -> Submission:
         """:meth:`follow`, from the node holding the answer when it is not
         here (a cluster): its replay, then its live rest relayed here."""
+        cap = self.chat.live.current.max_stream_readers_per_client
+        if self._readers.get(principal.client_id, 0) >= cap:
+            # each reader holds a connection and a feed of the answer
+            raise NewAgeError(
+                ErrorCode.QUEUE_FULL,
+                f"{cap} streams of this client are being read already "
+                "(maxStreamReadersPerClient).",
+            )
+        sub = await self._follow_anywhere(principal, request_id, after_seq)
+        sub.reader = True
+        self._readers[principal.client_id] = self._readers.get(principal.client_id, 0) + 1
+        return sub
+
+    async def _follow_anywhere(
+        self, principal: Principal, request_id: str, after_seq: int
+    ) -> Submission:
         resumer = self.resumer
         here = resumer.tracker.get(request_id) is not None or resumer.log.get(request_id, None)
         if not here and self.follow_elsewhere is not None:
@@ -290,6 +309,12 @@ class LlmApi:
         return sub
 
     def finish(self, sub: Submission) -> None:
+        if sub.reader and not sub.done:
+            left = self._readers.get(sub.principal.client_id, 1) - 1
+            if left > 0:
+                self._readers[sub.principal.client_id] = left
+            else:
+                self._readers.pop(sub.principal.client_id, None)
         sub.done = True
         self.detach(sub.request_id, sub.feed)
 
