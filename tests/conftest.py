@@ -10,6 +10,7 @@ from newage.domain.ports.store import Store
 from newage.store.postgres import PostgresStore
 from newage.store.sqlite import SQLiteStore
 from tests.helpers.client import Peer
+from tests.helpers.cluster import Cluster, MakeCluster
 from tests.helpers.pg import PgDatabases, empty_tables
 from tests.helpers.sdk import sdk  # noqa: F401 - the SDK fixture for every test module
 from tests.helpers.server import RunningServer
@@ -75,6 +76,22 @@ async def pg_url(pg_session_url: str) -> str:
     """The session's database, emptied for this test."""
     await empty_tables(pg_session_url)
     return pg_session_url
+
+
+@pytest.fixture
+async def cluster(tmp_path: Path, pg_url: str) -> AsyncIterator[MakeCluster]:
+    """``newage serve`` nodes on one PostgreSQL database and one Redis key
+    space (as deployed: deploy/compose.yaml); ``await cluster(n, **env)``."""
+    made: list[Cluster] = []
+
+    async def make(size: int, **env: str) -> Cluster:
+        made.append(Cluster(tmp_path, size, {"NEWAGE_DATABASE_URL": pg_url, **env}))
+        return await made[-1].start()
+
+    yield make
+    for each in made:
+        for index, output in enumerate(await each.stop()):
+            print(f"--- node {index}\n{output}")  # shown when a test fails
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

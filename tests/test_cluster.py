@@ -8,8 +8,7 @@ import random
 import signal
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
-from pathlib import Path
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import httpx
@@ -20,27 +19,10 @@ from redis.asyncio import Redis
 from newage.cluster.delivery import DeliveryStreams
 from newage.protocol.names import ClientKind
 from tests.helpers.client import Peer, Refused, auth
-from tests.helpers.cluster import REDIS_URL, Cluster
+from tests.helpers.cluster import REDIS_URL, Cluster, MakeCluster
 from tests.helpers.fake_extension import FakeExtension
 from tests.helpers.proc import ServerProcess, arun_cli
 from tests.helpers.wait import eventually
-
-MakeCluster = Callable[..., Awaitable[Cluster]]
-
-
-@pytest.fixture
-async def cluster(tmp_path: Path, pg_url: str) -> AsyncIterator[MakeCluster]:
-    """Nodes on one PostgreSQL database (as deployed: deploy/compose.yaml)."""
-    made: list[Cluster] = []
-
-    async def make(size: int, **env: str) -> Cluster:
-        made.append(Cluster(tmp_path, size, {"NEWAGE_DATABASE_URL": pg_url, **env}))
-        return await made[-1].start()
-
-    yield make
-    for each in made:
-        for index, output in enumerate(await each.stop()):
-            print(f"--- node {index}\n{output}")  # shown when a test fails
 
 
 def stream_text(peer: Peer, request_id: str) -> tuple[str, list[dict]]:

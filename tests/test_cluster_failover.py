@@ -7,20 +7,17 @@ import asyncio
 import signal
 import time
 import uuid
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from newage.protocol.names import ClientKind
 from tests.helpers.client import Peer
-from tests.helpers.cluster import Cluster
+from tests.helpers.cluster import Cluster, MakeCluster
 from tests.helpers.fake_extension import FakeExtension
 from tests.helpers.pg import PgDatabases, sql
 from tests.helpers.proc import ServerProcess
 from tests.helpers.wait import eventually
-from tests.test_cluster import MakeCluster, ok
+from tests.test_cluster import ok
 
 MONITOR_ROOM = "monitor-room"
 ROUNDS = 4
@@ -36,21 +33,6 @@ def answers_to(context: list[dict[str, Any]], request_id: str) -> list[dict[str,
     return [m for m in context if m.get("isResponse") and m.get("requestId") == request_id]
 
 
-@pytest.fixture
-async def nodes(tmp_path: Path, pg_url: str) -> AsyncIterator[MakeCluster]:
-    """As ``cluster`` of test_cluster.py: nodes on one PostgreSQL database."""
-    made: list[Cluster] = []
-
-    async def make(size: int, **env: str) -> Cluster:
-        made.append(Cluster(tmp_path, size, {"NEWAGE_DATABASE_URL": pg_url, **env}))
-        return await made[-1].start()
-
-    yield make
-    for each in made:
-        for index, output in enumerate(await each.stop()):
-            print(f"--- node {index}\n{output}")  # shown when a test fails
-
-
 def kill(node: ServerProcess) -> None:
     proc = node.proc
     assert proc is not None
@@ -58,10 +40,10 @@ def kill(node: ServerProcess) -> None:
     proc.wait()
 
 
-async def test_a_killed_nodes_open_answer_is_closed_once_by_a_survivor(nodes: MakeCluster):
+async def test_a_killed_nodes_open_answer_is_closed_once_by_a_survivor(cluster: MakeCluster):
     """Two survivors race for the dead node's answers: one closes each, in the
     history, as a restart would (failed, incomplete, the text saved last)."""
-    c = await nodes(3)
+    c = await cluster(3)
     ext = await c.extension(0)
     web = await c.connect(1, "web")
     await c.settled()
@@ -98,11 +80,11 @@ async def test_a_killed_nodes_open_answer_is_closed_once_by_a_survivor(nodes: Ma
 
 
 async def test_a_starting_node_closes_only_the_answers_of_nodes_not_alive(
-    nodes: MakeCluster,
+    cluster: MakeCluster,
 ):
     """A leftover of a node long gone is closed by a node joining a running
     cluster; a live node's open answer is left alone."""
-    c = await nodes(2)
+    c = await cluster(2)
     ext = await c.extension(0)
     web = await c.connect(1, "web")
     await c.settled()
@@ -176,8 +158,8 @@ async def two_extensions(c: Cluster) -> tuple[FakeExtension, FakeExtension]:
     return await c.extension(0, "SillyTavern-1"), await c.extension(1, "SillyTavern-2")
 
 
-async def test_a_broadcast_request_reaches_the_extensions_of_every_node(nodes: MakeCluster):
-    c = await nodes(2)
+async def test_a_broadcast_request_reaches_the_extensions_of_every_node(cluster: MakeCluster):
+    c = await cluster(2)
     one, two = await two_extensions(c)
     boss = await c.connect(0, "boss", ClientKind.MONITOR, ("/", "/rooms"))
     web = await c.connect(0, "web")
@@ -224,8 +206,8 @@ async def test_a_broadcast_request_reaches_the_extensions_of_every_node(nodes: M
     ]
 
 
-async def test_requests_without_a_target_spread_over_both_nodes_extensions(nodes: MakeCluster):
-    c = await nodes(2)
+async def test_requests_without_a_target_spread_over_both_nodes_extensions(cluster: MakeCluster):
+    c = await cluster(2)
     one, two = await two_extensions(c)
     web = await c.connect(0, "web")
     await c.settled()
@@ -276,8 +258,8 @@ async def test_requests_without_a_target_spread_over_both_nodes_extensions(nodes
         assert p["data"] == f"{chosen[p['requestId']]}:{p['requestId']}"
 
 
-async def test_cancelling_a_broadcast_request_stops_every_nodes_extension(nodes: MakeCluster):
-    c = await nodes(2)
+async def test_cancelling_a_broadcast_request_stops_every_nodes_extension(cluster: MakeCluster):
+    c = await cluster(2)
     one, two = await two_extensions(c)
     boss = await c.connect(0, "boss", ClientKind.MONITOR, ("/", "/rooms"))
     web = await c.connect(1, "web")  # the requester on the other extension's node
@@ -318,10 +300,10 @@ async def test_cancelling_a_broadcast_request_stops_every_nodes_extension(nodes:
     assert found["requestStatus"] == "cancelled", found
 
 
-async def test_balanced_assigns_client_rooms_over_every_nodes_extensions(nodes: MakeCluster):
+async def test_balanced_assigns_client_rooms_over_every_nodes_extensions(cluster: MakeCluster):
     """Two clients of node 0, one extension on each node: Balanced gives
     each client its own extension, the second one's on the other node."""
-    c = await nodes(2)
+    c = await cluster(2)
     one, two = await two_extensions(c)
     boss = await c.connect(0, "boss", ClientKind.MONITOR, ("/", "/rooms"))
     ok(await boss.call("/rooms", "SET_CONNECTION_POLICY", {"policy": "Balanced"}))
@@ -355,11 +337,11 @@ async def test_balanced_assigns_client_rooms_over_every_nodes_extensions(nodes: 
         assert answer["identity"] == ext_name and answer["data"] == f"{ext_name} for {name}"
 
 
-async def test_a_broadcast_whose_other_node_dies_still_ends_once(nodes: MakeCluster):
+async def test_a_broadcast_whose_other_node_dies_still_ends_once(cluster: MakeCluster):
     """The holding node's extension answers; the other node dies mid-answer:
     its target counts as failed there, its open answer is closed in the
     history by the survivor, and the request ends once."""
-    c = await nodes(2)
+    c = await cluster(2)
     one, two = await two_extensions(c)
     boss = await c.connect(0, "boss", ClientKind.MONITOR, ("/", "/rooms"))
     web = await c.connect(0, "web")

@@ -8,8 +8,6 @@ import asyncio
 import json
 import signal
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -17,27 +15,12 @@ import pytest
 
 import openai
 from newage.protocol.names import ClientKind
-from tests.helpers.cluster import Cluster
+from tests.helpers.cluster import Cluster, MakeCluster
 from tests.helpers.fake_extension import NS, FakeExtension
 from tests.helpers.wait import eventually
 
-MakeCluster = Callable[..., Awaitable[Cluster]]
 EXT = "SillyTavern-1"
 HELLO = [{"role": "user", "content": "Hello there"}]
-
-
-@pytest.fixture
-async def cluster(tmp_path: Path, pg_url: str) -> AsyncIterator[MakeCluster]:
-    made: list[Cluster] = []
-
-    async def make(size: int, **env: str) -> Cluster:
-        made.append(Cluster(tmp_path, size, {"NEWAGE_DATABASE_URL": pg_url, **env}))
-        return await made[-1].start()
-
-    yield make
-    for each in made:
-        for index, output in enumerate(await each.stop()):
-            print(f"--- node {index}\n{output}")  # shown when a test fails
 
 
 async def two_nodes(cluster: MakeCluster, **env: str) -> tuple[Cluster, FakeExtension, str]:

@@ -9,7 +9,7 @@ import asyncio
 import json
 import signal
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable
 from pathlib import Path
 from typing import Any
 
@@ -21,28 +21,12 @@ from newage.protocol.acks import SeriesView
 from newage.protocol.names import ClientKind
 from tests.helpers.actors import DECLARED
 from tests.helpers.client import Peer, auth
-from tests.helpers.cluster import REDIS_URL, Cluster
+from tests.helpers.cluster import REDIS_URL, Cluster, MakeCluster
 from tests.helpers.proc import ServerProcess
 from tests.helpers.server import RunningServer
 from tests.helpers.wait import eventually
 
-MakeCluster = Callable[..., Awaitable[Cluster]]
 FC = "/function_call"
-
-
-@pytest.fixture
-async def cluster(tmp_path: Path, pg_url: str) -> AsyncIterator[MakeCluster]:
-    """Nodes on one PostgreSQL database (as tests/test_cluster.py)."""
-    made: list[Cluster] = []
-
-    async def make(size: int, **env: str) -> Cluster:
-        made.append(Cluster(tmp_path, size, {"NEWAGE_DATABASE_URL": pg_url, **env}))
-        return await made[-1].start()
-
-    yield make
-    for each in made:
-        for index, output in enumerate(await each.stop()):
-            print(f"--- node {index}\n{output}")  # shown when a test fails
 
 
 def ok(ack: dict) -> dict:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,9 @@ from tests.helpers.client import Peer, auth
 from tests.helpers.fake_extension import FakeExtension
 from tests.helpers.proc import ServerProcess, arun_cli
 from tests.helpers.wait import eventually
+
+# the ``cluster`` fixture (conftest.py): ``await cluster(n, **env)`` starts n nodes
+MakeCluster = Callable[..., Awaitable["Cluster"]]
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 
