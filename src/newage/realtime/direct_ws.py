@@ -39,7 +39,7 @@ import logging
 from collections.abc import Coroutine, Generator
 from typing import TYPE_CHECKING, Any
 
-from engineio import exceptions, packet
+from engineio import packet
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from websockets.exceptions import InvalidState
 from websockets.frames import Frame, Opcode
@@ -246,24 +246,8 @@ class Lane:
 
     async def handle(self, p: str | bytes, fast: bool) -> bool:
         """One packet, as LeanSocket's reader does; False to stop reading."""
-        sock = self.sock
-        assert sock is not None
-        if fast and self.fast is not None and type(p) is str and p.startswith(self.head):
-            try:
-                if await self.fast(sock.sid, p):
-                    return True
-            except Exception:
-                self.log_fast_failure()
-        try:
-            await sock.receive(packet.Packet(encoded_packet=p))
-        except exceptions.UnknownPacketError:
-            pass
-        except exceptions.SocketIsClosedError:
-            sock.server.logger.info("Receive error -- socket is closed")
-            return False
-        except Exception:
-            sock.server.logger.exception("Unknown receive error")
-        return True
+        assert self.sock is not None
+        return await self.sock.take(p, self.fast if fast else None, self.head)
 
     def stop(self) -> None:
         self.items.clear()

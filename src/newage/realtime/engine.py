@@ -370,6 +370,29 @@ class LeanSocket(async_socket.AsyncSocket):  # type: ignore[misc]
                 break
         return packets
 
+    async def take(self, p: str | bytes, fast: Any, head: str) -> bool:
+        """One inbound websocket packet; False when the socket is closed
+        (stop reading). Shared by the reader below and the direct lane."""
+        # stream events of an extension skip Engine.IO's packet objects and
+        # the Socket.IO dispatch (realtime/fast_stream.py)
+        if fast is not None and type(p) is str and p.startswith(head):
+            try:
+                if await fast(self.sid, p):
+                    return True
+            except Exception:
+                self.server.logger.exception("fast path failed")
+        try:
+            await self.receive(packet.Packet(encoded_packet=p))
+        except exceptions.UnknownPacketError:
+            pass
+        except exceptions.SocketIsClosedError:
+            self.server.logger.info("Receive error -- socket is closed")
+            return False
+        except Exception:
+            # log and go on: one bad packet must not drop the connection
+            self.server.logger.exception("Unknown receive error")
+        return True
+
     async def _websocket_handler(self, ws: Any) -> None:
         """Engine.IO handler for websocket transport."""
 
@@ -449,24 +472,8 @@ class LeanSocket(async_socket.AsyncSocket):  # type: ignore[misc]
                 break
             if p is None:
                 break  # connection closed by client
-            # stream events of an extension skip Engine.IO's packet objects
-            # and the Socket.IO dispatch (realtime/fast_stream.py)
-            if fast is not None and type(p) is str and p.startswith(FAST_FRAME):
-                try:
-                    if await fast(self.sid, p):
-                        continue
-                except Exception:
-                    self.server.logger.exception("fast path failed")
-            try:
-                await self.receive(packet.Packet(encoded_packet=p))
-            except exceptions.UnknownPacketError:
-                pass
-            except exceptions.SocketIsClosedError:
-                self.server.logger.info("Receive error -- socket is closed")
+            if not await self.take(p, fast, FAST_FRAME):
                 break
-            except Exception:
-                # log and go on: one bad packet must not drop the connection
-                self.server.logger.exception("Unknown receive error")
 
         await self.queue.put(None)  # unlock the writer task so it can exit
         await writer_task
