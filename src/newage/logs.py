@@ -65,7 +65,17 @@ class LineFormatter(logging.Formatter):
         return text
 
 
-class LogFile(logging.handlers.RotatingFileHandler):
+class HeldFlush(logging.Handler):
+    """A handler that flushes once per batch (``BatchListener``), not per record."""
+
+    holding = False  # a batch is being written: flush once at its end
+
+    def flush(self) -> None:
+        if not self.holding:
+            super().flush()
+
+
+class LogFile(HeldFlush, logging.handlers.RotatingFileHandler):
     """A rotating log file that knows its size instead of asking for it.
 
     The standard handler asks the file system, for every record, whether the
@@ -102,19 +112,9 @@ class LogFile(logging.handlers.RotatingFileHandler):
         super().emit(record)  # rolls over (a new file, its size) if due, then writes
         self._size += self._adding
 
-    holding = False  # a batch is being written: flush once at its end
 
-    def flush(self) -> None:
-        if not self.holding:
-            super().flush()
-
-
-class Console(logging.StreamHandler):  # type: ignore[type-arg]
-    holding = False
-
-    def flush(self) -> None:
-        if not self.holding:
-            super().flush()
+class Console(HeldFlush, logging.StreamHandler):  # type: ignore[type-arg]
+    pass
 
 
 class BatchingQueueHandler(logging.handlers.QueueHandler):
@@ -160,7 +160,7 @@ class BatchListener(logging.handlers.QueueListener):
         if not isinstance(record, list):
             super().handle(record)
             return
-        held = [h for h in self.handlers if isinstance(h, (LogFile, Console))]
+        held = [h for h in self.handlers if isinstance(h, HeldFlush)]
         for handler in held:
             handler.holding = True
         try:
