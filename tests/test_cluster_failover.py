@@ -158,14 +158,21 @@ async def two_extensions(c: Cluster) -> tuple[FakeExtension, FakeExtension]:
     return await c.extension(0, "SillyTavern-1"), await c.extension(1, "SillyTavern-2")
 
 
-async def test_a_broadcast_request_reaches_the_extensions_of_every_node(cluster: MakeCluster):
-    c = await cluster(2)
+async def broadcast_from_node_0(c: Cluster) -> tuple[FakeExtension, FakeExtension, Peer]:
+    """An extension on each node, the Broadcast policy, a requester on node 0
+    that node 0 routes to both extensions."""
     one, two = await two_extensions(c)
     boss = await c.connect(0, "boss", ClientKind.MONITOR, ("/", "/rooms"))
     web = await c.connect(0, "web")
     await c.settled()
     ok(await boss.call("/rooms", "SET_CONNECTION_POLICY", {"policy": "Broadcast"}))
     await routes_to(c, 0, {"SillyTavern-2"})
+    return one, two, web
+
+
+async def test_a_broadcast_request_reaches_the_extensions_of_every_node(cluster: MakeCluster):
+    c = await cluster(2)
+    one, two, web = await broadcast_from_node_0(c)
     ack = ok(await web.call("/llm", "LLM_REQUEST", {"requestId": "b1", "message": "all"}))
     assert sorted(ack["targets"]) == ["SillyTavern-1", "SillyTavern-2"], ack
     for ext in (one, two):
@@ -342,12 +349,7 @@ async def test_a_broadcast_whose_other_node_dies_still_ends_once(cluster: MakeCl
     its target counts as failed there, its open answer is closed in the
     history by the survivor, and the request ends once."""
     c = await cluster(2)
-    one, two = await two_extensions(c)
-    boss = await c.connect(0, "boss", ClientKind.MONITOR, ("/", "/rooms"))
-    web = await c.connect(0, "web")
-    await c.settled()
-    ok(await boss.call("/rooms", "SET_CONNECTION_POLICY", {"policy": "Broadcast"}))
-    await routes_to(c, 0, {"SillyTavern-2"})
+    one, two, web = await broadcast_from_node_0(c)
     ok(await web.call("/llm", "LLM_REQUEST", {"requestId": "d1", "message": "go"}))
     for ext in (one, two):
         await ext.next_request(timeout=10)

@@ -22,7 +22,7 @@ from newage.protocol.names import ClientKind
 from newage.realtime.direct_ws import PAUSE_AT, DirectProtocol
 from tests.helpers.actors import DECLARED, connect
 from tests.helpers.client import auth
-from tests.helpers.fake_extension import split5
+from tests.helpers.fake_extension import token_events
 from tests.helpers.rawhttp import PollingSession
 from tests.helpers.server import RunningServer
 from tests.helpers.wait import eventually
@@ -121,18 +121,10 @@ async def raw_extension(server: RunningServer, name: str) -> RawWebSocket:
 
 def token_frames(output_id: str, token: str, first: bool) -> list[str]:
     """A token as the extension sends it: START, five data sub-chunks, END."""
-    base = {"streamId": str(uuid.uuid4()), "outputId": output_id, "target": "server"}
-    frames = [["CLIENT_STREAM_START", {"type": 1, "numStreams": 5, **base}]]
-    for index, part in enumerate(split5(token)):
-        if index == 4:
-            event, type_ = "CLIENT_STREAM_DATA_LAST", 6
-        elif index == 0 and first:
-            event, type_ = "CLIENT_STREAM_DATA_FIRST", 4
-        else:
-            event, type_ = "CLIENT_STREAM_DATA_MIDDLE", 5
-        frames.append([event, {"type": type_, "chunkIndex": index, "data": part, **base}])
-    frames.append(["CLIENT_STREAM_END", {"type": 3, **base}])
-    return ["42/llm," + json.dumps(f, separators=(",", ":")) for f in frames]
+    return [
+        "42/llm," + json.dumps([event, payload], separators=(",", ":"))
+        for event, payload in token_events(output_id, token, first=first)
+    ]
 
 
 @on_newage

@@ -26,6 +26,39 @@ def split5(token: str) -> list[str]:
     return [token[i * size : min((i + 1) * size, len(token))] if size else "" for i in range(5)]
 
 
+def token_events(
+    output_id: str,
+    token: str,
+    *,
+    first: bool,
+    request_id: str | None = None,
+    final: bool = False,
+    status: str | None = None,
+) -> list[tuple[str, dict[str, Any]]]:
+    """One token as its own stream, as (event, payload): START, the five
+    data sub-chunks, END (``status`` on the END: the explicit end)."""
+    base: dict[str, Any] = {"streamId": str(uuid.uuid4()), "outputId": output_id}
+    base["target"] = "server"
+    if request_id is not None:
+        base["requestId"] = request_id
+    events = [("CLIENT_STREAM_START", {"type": 1, "numStreams": 5, **base})]
+    for index, part in enumerate(split5(token)):
+        if index == 4:
+            event, type_ = "CLIENT_STREAM_DATA_LAST", 6
+        elif index == 0 and first:
+            event, type_ = "CLIENT_STREAM_DATA_FIRST", 4
+        else:
+            event, type_ = "CLIENT_STREAM_DATA_MIDDLE", 5
+        events.append((event, {"type": type_, "chunkIndex": index, "data": part, **base}))
+    end: dict[str, Any] = {"type": 3, **base}
+    if final:
+        end["final"] = True
+    if status is not None:
+        end["status"] = status
+    events.append(("CLIENT_STREAM_END", end))
+    return events
+
+
 class FakeExtension:
     def __init__(self, peer: Peer, identity: str) -> None:
         self.peer = peer
@@ -49,28 +82,12 @@ class FakeExtension:
     ) -> str:
         """One token as its own stream; returns the streamId. ``status`` goes
         on the END (the explicit end: ``stopped``)."""
-        stream_id = str(uuid.uuid4())
-        base: dict[str, Any] = {"streamId": stream_id, "outputId": output_id, "target": "server"}
-        if request_id is not None:
-            base["requestId"] = request_id
-        await self.peer.emit(NS, "CLIENT_STREAM_START", {"type": 1, "numStreams": 5, **base})
-        for index, part in enumerate(split5(token)):
-            if index == 4:
-                event, type_ = "CLIENT_STREAM_DATA_LAST", 6
-            elif index == 0 and first:
-                event, type_ = "CLIENT_STREAM_DATA_FIRST", 4
-            else:
-                event, type_ = "CLIENT_STREAM_DATA_MIDDLE", 5
-            await self.peer.emit(
-                NS, event, {"type": type_, "chunkIndex": index, "data": part, **base}
-            )
-        end: dict[str, Any] = {"type": 3, **base}
-        if final:
-            end["final"] = True
-        if status is not None:
-            end["status"] = status
-        await self.peer.emit(NS, "CLIENT_STREAM_END", end)
-        return stream_id
+        events = token_events(
+            output_id, token, first=first, request_id=request_id, final=final, status=status
+        )
+        for event, payload in events:
+            await self.peer.emit(NS, event, payload)
+        return str(events[0][1]["streamId"])
 
     async def stream(
         self,
