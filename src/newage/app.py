@@ -399,7 +399,6 @@ class App:
             await self.answers.recover()
         else:  # only the answers of nodes not alive: the others' are live
             await self.node_recovery.startup()
-        if self.cluster is not None:
             await self.cluster.start()
         if self.wiring is not None:
             await self.wiring.start()

@@ -70,7 +70,7 @@ class Router:
         return [e for e in self.connected() if e not in self.unavailable]
 
     def load(self, ext: str) -> int:
-        if not self.presence.extension_online(ext):
+        if not self.here(ext):
             remote = self.remote().get(ext)
             if remote is not None:
                 return remote
@@ -92,7 +92,7 @@ class Router:
         ``everywhere``: those of the other nodes too."""
         online = self.connected() if unavailable_too else self.online()
         if everywhere:
-            online += [e for e in self.remote() if not self.presence.extension_online(e)]
+            online += [e for e in self.remote() if not self.here(e)]
         if requester.is_admin or self.relations.model.policy in (
             ConnectionPolicy.FREE,
             ConnectionPolicy.BROADCAST,

@@ -255,9 +255,10 @@ class RequestLog:
         if found is not None or self.peers is None:
             return found
         got = await self.peers.gather("requests.get", request_id)
-        for node, entry in sorted(got.answers.items()):
-            return cast(RequestEntry, {**entry, "node": node})
-        return None
+        if not got.answers:
+            return None
+        node = min(got.answers)  # a request lives on one node; any is right
+        return cast(RequestEntry, {**got.answers[node], "node": node})
 
     async def page_all(
         self, state: str | None, search: str | None, offset: int, limit: int
