@@ -128,7 +128,7 @@ def serve(
     from newage.app import App
     from newage.graceful import GracefulServer
     from newage.logs import setup_logging
-    from newage.serving import raise_fd_limit, uvicorn_options
+    from newage.serving import raise_fd_limit, tune_gc, uvicorn_options
 
     data, settings = prepare(data_dir, config, {"host": host, "server_port": port})
     setup_logging(
@@ -143,6 +143,7 @@ def serve(
         set_level("debug")
     app = App(data, settings, config)
     raise_fd_limit()
+    tune_gc()
     if settings.asgi_server == "granian":
         import uvloop
 

@@ -129,7 +129,7 @@ class FastStreamPath:
             if not _int(num, 0, INDEX_MAX):
                 return False
             self.events += 1
-            await self.streams.start(ext, stream_id, str(output_id), num, payload.get("requestId"))
+            await self.streams.start(ext, stream_id, str(output_id), payload.get("requestId"))
             return True
         if event == END:
             final = payload.get("final", False)

@@ -199,9 +199,8 @@ class LlmNamespace(HistoryEvents, BaseNamespace):
     async def stream_start(self, ref: SocketRef, data: StreamStartIn) -> None:
         ext = _extension(ref)
         _type(data.type, StreamType.STREAM_START)
-        await self.services.streams.start(
-            ext, data.stream_id, data.output_id, data.num_streams, data.request_id
-        )
+        # numStreams is validated (the protocol's type) but nothing reads it
+        await self.services.streams.start(ext, data.stream_id, data.output_id, data.request_id)
 
     async def _data(self, ref: SocketRef, data: StreamDataIn, expected: StreamType) -> None:
         ext = _extension(ref)

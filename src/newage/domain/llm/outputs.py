@@ -11,15 +11,8 @@ from newage.protocol.names import RequestStatus
 from newage.protocol.surrogates import repair
 
 
-@dataclass(slots=True)
-class TokenStream:
-    stream_id: str
-    num: int
-    chunks: dict[int, str] = field(default_factory=dict)
-    ended: bool = False
-
-    def text(self) -> str:
-        return "".join(self.chunks[i] for i in sorted(self.chunks))
+def stream_text(chunks: dict[int, str]) -> str:
+    return "".join(chunks[i] for i in sorted(chunks))
 
 
 @dataclass(slots=True)
@@ -27,7 +20,11 @@ class Output:
     output_id: str
     ext: str
     request: LlmRequest | None  # None: unsolicited, swallowed
-    streams: dict[str, TokenStream] = field(default_factory=dict)
+    # streamId -> its chunks by index. One plain dict per token, no object
+    # and no tuple: a dict of ints and strings is not tracked by Python's
+    # cyclic GC, whose full collections otherwise walk every token of
+    # every open answer (hundreds of milliseconds at a few hundred streams)
+    streams: dict[str, dict[int, str]] = field(default_factory=dict)
     last_stream: str | None = None
     last_activity: float = field(default_factory=time.monotonic)
     seq: int = 0
@@ -39,7 +36,7 @@ class Output:
     size: int = 0  # UTF-8 bytes received, against maxAnswerBytes
 
     def text(self) -> str:
-        return repair("".join(s.text() for s in self.streams.values()))
+        return repair("".join(stream_text(s) for s in self.streams.values()))
 
     @property
     def cancelled(self) -> bool:

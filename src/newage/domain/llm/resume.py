@@ -166,15 +166,15 @@ class Resumer:
             return Replay(request.room, next(iter(request.targets)), [], None, "")
         events = list(output.events)
         if events:
-            ext = str(events[0][1]["identity"])
+            ext = str(events[0]["identity"])
         else:  # an output ended before its first chunk
             ext = next(iter(request.targets), "") if request is not None else ""
         return Replay(
             output.room,
             ext,
-            [(seq, str(p["data"])) for seq, p, _ in events if seq > after_seq],
+            [(p["seq"], str(p["data"])) for p in events if p["seq"] > after_seq],
             output.end,
-            "".join(str(p["data"]) for seq, p, _ in events if seq <= after_seq),
+            "".join(str(p["data"]) for p in events if p["seq"] <= after_seq),
         )
 
     def _follow(self, request_id: str, sid: str) -> None:

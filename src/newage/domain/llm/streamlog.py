@@ -61,16 +61,16 @@ class MemoryStreamLog:
         log = self._log(request_id, output_id, room)
         seq = payload["seq"]
         cost = len(payload["data"]) + EVENT_OVERHEAD
-        log.events.append((seq, payload, cost))
+        log.events.append(payload)
         log.last_seq = seq
         log.end = log.ended_at = None  # an output may continue after its end
         log.size += cost
         self.size += cost
         while log.size > self.max_bytes and log.events:
-            _, _, dropped = log.events.popleft()
+            dropped = len(log.events.popleft()["data"]) + EVENT_OVERHEAD
             log.size -= dropped
             self.size -= dropped
-            log.first_seq = log.events[0][0] if log.events else seq + 1
+            log.first_seq = log.events[0]["seq"] if log.events else seq + 1
         if self.size > self.total_bytes:
             self._shrink(log)
 

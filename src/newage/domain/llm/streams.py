@@ -20,7 +20,7 @@ import time
 from collections import OrderedDict
 from typing import Any, cast
 
-from newage.domain.llm.outputs import Output, TokenStream
+from newage.domain.llm.outputs import Output
 from newage.domain.llm.requests import LlmRequest, RequestTracker, TargetState
 from newage.domain.llm.responses import Responder
 from newage.domain.ports.streamlog import StreamLog
@@ -49,7 +49,7 @@ class StreamService:
         # requestId -> sockets that resumed it and hear it live besides its room
         self.followers: dict[str, list[str]] = {}
         self.current: dict[str, Output] = {}  # extension -> its open output
-        self._streams: dict[tuple[str, str], tuple[Output, TokenStream]] = {}
+        self._streams: dict[tuple[str, str], Output] = {}  # (extension, streamId)
         # recently ended outputs: (extension, outputId) -> (request, last seq)
         self._ended: OrderedDict[tuple[str, str], tuple[LlmRequest, int]] = OrderedDict()
         self._cut_outputs: OrderedDict[tuple[str, str], None] = OrderedDict()  # too long
@@ -69,9 +69,7 @@ class StreamService:
         return self.tracker.head(ext)
 
     # ------------------------------------------------------------------ stream events
-    async def start(
-        self, ext: str, stream_id: str, output_id: str, num: int, request_id: Any
-    ) -> None:
+    async def start(self, ext: str, stream_id: str, output_id: str, request_id: Any) -> None:
         current = self.current.get(ext)
         if current is not None and current.output_id != output_id:
             await self.finish(current, RequestStatus.COMPLETED)
@@ -92,25 +90,24 @@ class StreamService:
                     log.warning("unsolicited output %s from %s: dropped", output_id, ext)
                 current = Output(output_id, ext, request)
             self.current[ext] = current
-        stream = TokenStream(stream_id, num)
-        current.streams[stream_id] = stream
+        current.streams[stream_id] = {}
         current.last_stream = stream_id
         current.last_activity = time.monotonic()
-        self._streams[(ext, stream_id)] = (current, stream)
+        self._streams[(ext, stream_id)] = current
         self.tracker.touch(ext)
 
     async def data(self, ext: str, stream_id: str, index: int, text: str, type_: int) -> None:
-        found = self._streams.get((ext, stream_id))
-        if found is None:
+        output = self._streams.get((ext, stream_id))
+        if output is None:
             log.warning("data for unknown stream %s from %s: ignored", stream_id, ext)
             return
-        output, stream = found
+        chunks = output.streams[stream_id]
         output.last_activity = time.monotonic()
         self.tracker.touch(ext)
         if output.request is None:
             return  # swallowed: nothing to keep
         settings = self.live.current
-        previous = stream.chunks.get(index)
+        previous = chunks.get(index)
         # a retried or repeated chunk replaces the one at its index: the
         # answer grows by the difference, not by the whole chunk again
         size = output.size + _utf8_len(text) - (_utf8_len(previous) if previous else 0)
@@ -119,13 +116,13 @@ class StreamService:
             return
         output.size = size
         if type_ == StreamType.STREAM_DATA_RETRY:
-            stream.chunks[index] = text
+            chunks[index] = text
             if previous is not None:
                 return  # the output text is rebuilt from the chunks at the end
         else:
             if previous == text:
                 return
-            stream.chunks[index] = text
+            chunks[index] = text
             if previous is not None:
                 return  # a changed repeat replaces the chunk, like a retry
         if not text or output.cancelled:
@@ -154,21 +151,19 @@ class StreamService:
     ) -> None:
         # the stream stays addressable until its output ends: a retry of one
         # of its chunks may still come
-        found = self._streams.get((ext, stream_id))
-        if found is None:
+        output = self._streams.get((ext, stream_id))
+        if output is None:
             log.warning("end of unknown stream %s from %s: ignored", stream_id, ext)
             return
-        output, stream = found
-        stream.ended = True
         output.last_activity = time.monotonic()
         if final:
             await self.finish(output, status)
 
     async def failed(self, ext: str, stream_id: str) -> None:
-        found = self._streams.get((ext, stream_id))
-        if found is not None:
+        output = self._streams.get((ext, stream_id))
+        if output is not None:
             await self.finish(
-                found[0], RequestStatus.FAILED, "The extension reported a failed chunk."
+                output, RequestStatus.FAILED, "The extension reported a failed chunk."
             )
 
     async def _cut(self, output: Output) -> None:

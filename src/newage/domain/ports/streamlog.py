@@ -13,10 +13,14 @@ from typing import Any, Protocol
 
 @dataclass(slots=True)
 class OutputLog:
+    # ``events`` holds the payload dicts themselves: a dict of strings and
+    # numbers is not tracked by Python's cyclic GC, a tuple holding one
+    # always is, and a long answer keeps thousands of them (full
+    # collections of the whole heap grew to hundreds of milliseconds)
     request_id: str
     output_id: str
     room: str
-    events: deque[tuple[int, dict[str, Any], int]] = field(default_factory=deque)
+    events: deque[dict[str, Any]] = field(default_factory=deque)
     size: int = 0
     first_seq: int = 1  # the lowest seq still kept
     last_seq: int = 0
@@ -24,7 +28,7 @@ class OutputLog:
     ended_at: float | None = None
 
     def after(self, seq: int) -> list[dict[str, Any]]:
-        return [payload for s, payload, _ in self.events if s > seq]
+        return [payload for payload in self.events if payload["seq"] > seq]
 
 
 class StreamLog(Protocol):
