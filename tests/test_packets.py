@@ -9,8 +9,13 @@ from typing import Any
 
 import pytest
 import websockets
+from engineio import packet as eio_packet
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from socketio import packet
 
+from newage.realtime.outbox import event_packets
+from newage.realtime.server import OrjsonJSON
 from tests.helpers.actors import connect
 from tests.helpers.client import auth
 
@@ -143,3 +148,37 @@ async def test_a_second_connect_with_another_identity_changes_nothing(server):
     assert name == "ERROR" and data["message"].startswith("Already connected")
     assert server.app is not None and "bob" not in server.app.presence.sessions
     await raw.still_works()
+
+
+# ---------------------------------------------------------------- outbound encoding
+class ServerPacket(packet.Packet):
+    """python-socketio's packet with the server's JSON hook, as the server has it."""
+
+    json = OrjsonJSON
+
+
+json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**63), max_value=2**63 - 1)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(),  # lone surrogates included: orjson refuses them
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    namespace=st.sampled_from(["/", "/llm", "/rooms", "/function_call"]),
+    event=st.text(min_size=1, max_size=20),
+    data=json_values | st.binary(max_size=8) | st.lists(st.binary(max_size=4), max_size=2),
+)
+def test_the_outbox_encodes_events_as_python_socketio_does(namespace, event, data):
+    # the outbox writes EVENT packets itself (realtime/outbox.py); what goes
+    # on the wire must stay exactly python-socketio's encoding, binary
+    # attachments and orjson's refusals included
+    theirs = ServerPacket(packet.EVENT, namespace=namespace, data=[event, data]).encode()
+    theirs = theirs if isinstance(theirs, list) else [theirs]
+    ours = [p.encode() for p in event_packets(ServerPacket, namespace, event, data)]
+    assert ours == [eio_packet.Packet(eio_packet.MESSAGE, t).encode() for t in theirs]

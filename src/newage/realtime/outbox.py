@@ -13,6 +13,7 @@ import asyncio
 from collections.abc import Sequence
 from typing import Any
 
+import orjson
 from engineio import packet as eio_packet
 from socketio import packet
 
@@ -24,7 +25,30 @@ from newage.protocol.names import ROOM_MIRROR_NAMESPACES, Namespace
 from newage.realtime import internals
 from newage.realtime.server import NewAgeServer
 
+EVENT_HEAD = str(packet.EVENT)
 SENT_POLL = 0.01  # seconds between looks at a socket's outbound queue
+
+
+def event_packets(packet_class: Any, namespace: str, event: str, data: Any) -> list[Any]:
+    """The Engine.IO packets of one Socket.IO EVENT, encoded once for every
+    recipient.
+
+    Written here for what the server sends (JSON): python-socketio's packet
+    first walks the whole payload looking for bytes, then formats; that was
+    a third of an emit on the streaming path. Anything orjson refuses
+    (bytes, which become binary attachments, or a lone UTF-16 half) takes
+    ``packet_class``, python-socketio's packet, whose output this equals
+    (tests/test_packets.py).
+    """
+    try:
+        body = orjson.dumps([event, data], option=orjson.OPT_NON_STR_KEYS).decode()
+    except TypeError:
+        pkt = packet_class(packet.EVENT, namespace=namespace, data=[event, data])
+        encoded = pkt.encode()
+        parts = encoded if isinstance(encoded, list) else [encoded]
+        return [eio_packet.Packet(eio_packet.MESSAGE, part) for part in parts]
+    head = EVENT_HEAD if namespace == "/" else f"{EVENT_HEAD}{namespace},"
+    return [eio_packet.Packet(eio_packet.MESSAGE, head + body)]
 
 
 class SocketOutbox:
@@ -35,10 +59,7 @@ class SocketOutbox:
         self._out: dict[str, Any] = {}  # namespace -> labelled counter
 
     def encode(self, namespace: str, event: str, data: Any) -> list[Any]:
-        pkt = self.sio.packet_class(packet.EVENT, namespace=namespace, data=[event, data])
-        encoded = pkt.encode()
-        parts = encoded if isinstance(encoded, list) else [encoded]
-        return [eio_packet.Packet(eio_packet.MESSAGE, part) for part in parts]
+        return event_packets(self.sio.packet_class, namespace, event, data)
 
     def recipients(
         self, namespace: str, to: Sequence[str] | None, skip_extensions: bool
