@@ -103,7 +103,12 @@ FULL: dict[str, dict[str, Any]] = {
     "idle": {"clients": 2_000, "warm": 50, "parallel": 50, "settleS": 3},
     "connect": {"seconds": 3, "concurrency": 16},
     # the concurrency scenario at each number of streams, one server for all
-    "capacity": {"levels": [50, 100, 150, 200], "rate": 40, "seconds": 15, "drainS": 15},
+    "capacity": {
+        "levels": [50, 100, 150, 200, 250, 300],
+        "rate": 40,
+        "seconds": 15,
+        "drainS": 15,
+    },
     "history": {
         "messages": 10_000,
         "room": "history",
