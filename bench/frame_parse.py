@@ -1,6 +1,7 @@
 """Server CPU per inbound websocket frame: websockets' sans-I/O parser (what
-uvicorn's ``websockets-sansio`` and newage's direct lane use) against
-picows' Cython parser, on a loopback connection, outside newage.
+uvicorn's ``websockets-sansio`` uses, and the direct lane until a frame
+boundary), aiohttp's compiled reader (the direct lane's, realtime/frames_in.py)
+and picows' Cython parser, on a loopback connection, outside newage.
 
 Each server only parses: it decodes the text of every frame and counts it.
 A client thread writes the extension's stream frames (about 150 bytes, as in
@@ -22,8 +23,10 @@ import os
 import socket
 import threading
 import time
-from typing import Any
+from typing import Any, cast
 
+from aiohttp._websocket import reader as aiohttp_reader
+from aiohttp.http_websocket import WebSocketReader
 from websockets.frames import Frame, Opcode
 from websockets.server import ServerProtocol
 
@@ -94,6 +97,44 @@ async def serve_websockets(sink: Sink) -> Any:
     return await loop.create_server(lambda: WebsocketsServer(sink), "127.0.0.1", 0)
 
 
+class AiohttpServer(asyncio.Protocol):
+    """The handshake answered by hand, then every read to aiohttp's reader,
+    whose queue counts messages (as realtime/frames_in.py's Inbound)."""
+
+    def __init__(self, sink: Sink) -> None:
+        self.sink = sink
+        self.head = b""
+        self.reader: Any = None
+        self.transport: Any = None
+
+    def connection_made(self, transport: Any) -> None:
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        if self.reader is None:
+            self.head += data
+            if b"\r\n\r\n" not in self.head:
+                return
+            self.transport.write(b"HTTP/1.1 101 Switching Protocols\r\n\r\n")
+            self.reader = WebSocketReader(Counter(self), 2**22, False, True)
+            data = self.head.split(b"\r\n\r\n", 1)[1]
+        self.reader.feed_data(data)
+
+
+class Counter(aiohttp_reader.WebSocketDataQueue):
+    def __init__(self, server: AiohttpServer) -> None:
+        super().__init__(cast(Any, server), 2**30, loop=asyncio.get_running_loop())
+        self.sink = server.sink
+
+    def feed_data(self, data: Any, size: int) -> None:
+        self.sink.got()
+
+
+async def serve_aiohttp(sink: Sink) -> Any:
+    loop = asyncio.get_running_loop()
+    return await loop.create_server(lambda: AiohttpServer(sink), "127.0.0.1", 0)
+
+
 async def serve_picows(sink: Sink) -> Any:
     import picows  # type: ignore[import-not-found, unused-ignore]
 
@@ -123,7 +164,8 @@ def client(port: int, wire: list[bytes], batch: int) -> None:
 
 async def measure(kind: str, wire: list[bytes], batch: int) -> float:
     sink = Sink(len(wire))
-    server = await (serve_picows(sink) if kind == "picows" else serve_websockets(sink))
+    serve = {"picows": serve_picows, "aiohttp": serve_aiohttp}.get(kind, serve_websockets)
+    server = await serve(sink)
     port = server.sockets[0].getsockname()[1]
     thread = threading.Thread(target=client, args=(port, wire, batch), daemon=True)
     thread.start()
@@ -139,13 +181,13 @@ async def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
     wire = frames(args.frames)
-    kinds = ["websockets"]
+    kinds = ["websockets", "aiohttp"]
     try:
         import picows  # type: ignore[import-not-found, unused-ignore]  # noqa: F401
 
         kinds.append("picows")
     except ImportError:
-        print("picows is not installed: websockets only")
+        print("picows is not installed: websockets and aiohttp only")
     for kind in kinds:
         best = min([await measure(kind, wire, args.batch) for _ in range(args.runs)])
         print(f"{kind}: {best:.2f} µs of loop-thread CPU per frame ({args.batch} per write)")

@@ -45,6 +45,7 @@ class RawWebSocket:
         self.closed: Close | None = None
         self.pongs = True  # answer Engine.IO pings
         self.pings = 0
+        self.ws_pongs: list[bytes] = []  # websocket pong frames
 
     async def open(self, engineio_open: bool = True) -> str:
         self.reader, self.writer = await asyncio.open_connection("127.0.0.1", self.port)
@@ -90,6 +91,8 @@ class RawWebSocket:
                             self.texts.append(text)
                     elif event.opcode.name == "CLOSE":
                         self.closed = self.proto.close_rcvd
+                    elif event.opcode.name == "PONG":
+                        self.ws_pongs.append(bytes(event.data))
                 self.flush()
                 if not data:
                     return
@@ -106,6 +109,16 @@ def direct_lanes(server: RunningServer) -> int:
         1
         for conn in server._server.server_state.connections
         if isinstance(conn, DirectProtocol) and conn.lane is not None
+    )
+
+
+def compiled_readers(server: RunningServer) -> int:
+    """Connections whose frames aiohttp's compiled reader parses (frames_in.py)."""
+    assert server._server is not None
+    return sum(
+        1
+        for conn in server._server.server_state.connections
+        if isinstance(conn, DirectProtocol) and conn.reader is not None
     )
 
 
@@ -150,8 +163,10 @@ async def test_a_stream_written_in_one_go_is_relayed_whole_and_in_order(server, 
         chunks = web.received("/llm", "SERVER_STREAM_DATA")
         assert "".join(c["data"] for c in chunks) == "".join(tokens) == end["data"]
         assert [c["seq"] for c in chunks] == list(range(1, len(chunks) + 1))
-        # the stream frames took the fast path, from the lane
+        # the stream frames took the fast path, from the lane, parsed by
+        # aiohttp's reader on both connections
         assert server.app.fast.handled - before == len(frames)
+        assert compiled_readers(server) == 2
     finally:
         await raw.close()
 
@@ -202,6 +217,8 @@ async def test_a_frame_past_the_limit_closes_the_connection(server, peers):
 async def test_text_that_is_not_utf8_closes_with_1007(server, peers):
     raw = await raw_extension(server, "SillyTavern-utf8")
     try:
+        raw.send_all(["3"])  # a first frame after the handshake: the reader takes over
+        await eventually(lambda: compiled_readers(server) == 1)
         raw.proto.send_text(b"42/llm,\xff\xfe")
         raw.flush()
         await raw.read_until(lambda: raw.closed is not None)
@@ -229,6 +246,7 @@ async def test_fragmented_and_binary_messages_take_uvicorns_handlers(server, pee
         error = next(t for t in raw.texts if "ERROR" in t)
         assert "Binary attachments are not supported" in error, error
         assert direct_lanes(server) == 1
+        assert compiled_readers(server) == 1
     finally:
         await raw.close()
 
@@ -274,3 +292,61 @@ async def test_engineio_pings_keep_an_answering_client_and_close_a_silent_one(se
     finally:
         await answering.close()
         await silent.close()
+
+
+@on_newage
+async def test_control_frames_between_stream_frames_keep_websockets_behaviour(server, peers):
+    """On aiohttp's reader, pings, pongs and the close handshake are still
+    websockets' (each written back to it as one whole frame), in order with
+    the text frames around them; a stream split into single bytes is whole."""
+    assert server.app is not None
+    raw = await raw_extension(server, "SillyTavern-ctl")
+    try:
+        web = await connect(server, peers, "web")
+        ack = await web.call("/llm", "LLM_REQUEST", {"requestId": "r1", "message": "Hi"})
+        assert ack["status"] == "ok", ack
+        await raw.read_until(lambda: any("LLM_REQUEST" in t for t in raw.texts))
+        output_id = str(uuid.uuid4())
+        first = token_frames(output_id, "one|", True)
+        second = token_frames(output_id, "two|", False)
+        for text in first[:3]:
+            raw.proto.send_text(text.encode())
+        raw.proto.send_ping(b"are you there")
+        for text in first[3:]:
+            raw.proto.send_text(text.encode())
+        raw.proto.send_pong(b"unasked")  # allowed, ignored
+        wire = b"".join(raw.proto.data_to_send())
+        assert raw.writer is not None
+        for i in range(len(wire)):  # one byte per write: frames cut anywhere
+            raw.writer.write(wire[i : i + 1])
+            await raw.writer.drain()
+        await raw.read_until(lambda: raw.ws_pongs == [b"are you there"])
+        assert compiled_readers(server) == 2
+        raw.send_all(second)
+        raw.send_all(['42/llm,["STOP_PROCESSING",{}]'])
+        end = await web.next("/llm", "SERVER_STREAM_END")
+        assert end["data"] == "one|two|"
+        raw.proto.send_close(4000, "bye")
+        raw.flush()
+        await raw.read_until(lambda: raw.closed is not None)
+        assert raw.closed is not None and raw.closed.code == 4000
+        await eventually(lambda: direct_lanes(server) == 1)  # the web client's
+    finally:
+        await raw.close()
+
+
+@on_newage
+async def test_a_protocol_error_closes_with_1002_and_spares_the_others(server, peers):
+    raw = await raw_extension(server, "SillyTavern-proto")
+    try:
+        web = await connect(server, peers, "web")
+        raw.send_all(["3"])
+        await eventually(lambda: compiled_readers(server) == 2)
+        assert raw.writer is not None
+        raw.writer.write(b"\x83\x80" + b"\x00" * 4)  # opcode 3 is reserved (masked, empty)
+        await raw.read_until(lambda: raw.closed is not None)
+        assert raw.closed is not None and raw.closed.code == 1002
+        ack = await web.call("/llm", "LLM_REQUEST", {"requestId": "r2", "message": "Hi"})
+        assert ack["status"] in ("ok", "error"), ack  # the other connection still answers
+    finally:
+        await raw.close()

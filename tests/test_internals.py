@@ -19,7 +19,7 @@ from engineio import async_socket
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from uvicorn.server import ServerState
 
-from newage.realtime import internals
+from newage.realtime import frames_in, internals
 from newage.realtime.direct_ws import DirectProtocol
 from newage.realtime.engine import LeanQueue, LeanSocket
 from newage.realtime.server import NewAgeServer
@@ -29,7 +29,7 @@ from tests.helpers.client import auth
 from tests.helpers.wait import settle
 
 ROOT = Path(__file__).resolve().parents[1]
-PINNED = ("python-socketio", "python-engineio", "uvicorn")
+PINNED = ("python-socketio", "python-engineio", "uvicorn", "aiohttp")
 
 
 def pins() -> dict[str, str]:
@@ -99,6 +99,7 @@ def instances() -> dict[str, Any]:
     loop.close()
     return {
         internals.UVICORN_WS: protocol,
+        internals.WS_PROTOCOL: protocol.conn,
         internals.SIO_SERVER: sio,
         internals.SIO_MANAGER: sio.manager,
         internals.ENGINE_SERVER: sio.eio,
@@ -142,6 +143,12 @@ def test_the_lean_socket_is_the_one_overriding_what_is_listed():
     replaced = {r.name for r in internals.RELIED if r.owner == internals.ENGINE_SOCKET}
     ours = {name for name in vars(LeanSocket) if callable(vars(LeanSocket)[name])}
     assert {"_websocket_handler", "poll", "schedule_ping"} <= ours & replaced
+
+
+def test_aiohttp_reader_is_the_compiled_one():
+    # its pure-Python fallback is slower than websockets' parser: the lane
+    # would be correct on it, and slower than without it
+    assert frames_in.COMPILED
 
 
 def test_the_direct_protocol_overrides_what_is_listed():

@@ -43,6 +43,9 @@ from engineio import packet
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from websockets.exceptions import InvalidState
 from websockets.frames import Frame, Opcode
+from websockets.protocol import OPEN
+
+from newage.realtime.frames_in import COMPILED, at_frame_start, frame_reader
 
 if TYPE_CHECKING:
     from newage.realtime.engine import LeanSocket
@@ -310,6 +313,33 @@ class Lane:
 
 class DirectProtocol(WebSocketsSansIOProtocol):
     lane: Lane | None = None
+    reader: Any = None  # aiohttp's compiled frame reader, once the lane has it
+
+    def data_received(self, data: bytes) -> None:
+        reader, lane = self.reader, self.lane
+        if reader is None:
+            # the lane's frames go to aiohttp's reader from the first frame
+            # boundary on (realtime/frames_in.py)
+            if lane is None or not COMPILED or not at_frame_start(self.conn):
+                super().data_received(data)
+                return
+            reader = self.reader = frame_reader(self, self.config.ws_max_size)
+        reader.feed_data(data)
+        if lane is not None:
+            lane.wake()
+
+    def feed_websockets(self, raw: bytes) -> None:
+        """A whole control frame or binary message for websockets' protocol."""
+        super().data_received(raw)
+
+    def refuse(self, code: int) -> None:
+        """aiohttp's reader refused a frame: close with its code."""
+        if self.conn.state is OPEN:
+            self.conn.send_close(code)
+        if self.conn.close_sent is None:
+            self.transport.close()
+            return
+        self.handle_parser_exception()
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -394,8 +424,7 @@ class DirectProtocol(WebSocketsSansIOProtocol):
 
     def invalid_utf8(self) -> None:
         self.logger.warning("Invalid UTF-8 sequence received from client.")
-        self.conn.send_close(1007)
-        self.handle_parser_exception()
+        self.refuse(1007)
 
     def resume_writing(self) -> None:
         super().resume_writing()

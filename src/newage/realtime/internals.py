@@ -37,6 +37,9 @@ ASGI_DRIVER = "engineio.async_drivers.asgi"
 SIO_SERVER = "socketio.async_server.AsyncServer"
 SIO_MANAGER = "socketio.async_manager.AsyncManager"
 UVICORN_WS = "uvicorn.protocols.websockets.websockets_sansio_impl.WebSocketsSansIOProtocol"
+WS_PROTOCOL = "websockets.server.ServerProtocol"
+AIOHTTP_READER = "aiohttp._websocket.reader"
+AIOHTTP_READER_PY = "aiohttp._websocket.reader_py"  # the source the compiled reader is built from
 
 
 @dataclass(frozen=True, slots=True)
@@ -303,6 +306,54 @@ RELIED: tuple[Relied, ...] = (
     Relied(UVICORN_WS, "frames", "attribute", "fragments of the message being received"),
     Relied(UVICORN_WS, "curr_msg_data_type", "attribute", "text or binary, for fragments"),
     Relied(UVICORN_WS, "logger", "attribute", "replaced by a quieter one (no handshake lines)"),
+    # ---- websockets and aiohttp: the lane's frames parsed by aiohttp's
+    # compiled reader from a frame boundary on (realtime/frames_in.py)
+    Relied(
+        "websockets.protocol.Protocol",
+        "parse",
+        "method",
+        "between frames it waits in reader.at_eof(): at_frame_start() looks for that",
+        (),
+        "45aaf900644b63c4",
+    ),
+    Relied(
+        "websockets.streams.StreamReader",
+        "at_eof",
+        "method",
+        "the generator at_frame_start() finds innermost at a frame boundary",
+        (),
+        "106a9f1e43abf91f",
+    ),
+    Relied(WS_PROTOCOL, "parser", "attribute", "the parser generator at_frame_start() inspects"),
+    Relied(WS_PROTOCOL, "reader", "attribute", "its buffer must be empty at a frame boundary"),
+    Relied(
+        AIOHTTP_READER,
+        "WebSocketDataQueue",
+        "attribute",
+        "the compiled reader is typed against it: Inbound subclasses it to take each message",
+    ),
+    Relied(
+        f"{AIOHTTP_READER_PY}.WebSocketDataQueue",
+        "feed_data",
+        "method",
+        "overridden by Inbound (cpdef: the compiled reader calls the override)",
+        ("data", "size"),
+    ),
+    Relied(
+        f"{AIOHTTP_READER_PY}.WebSocketDataQueue",
+        "set_exception",
+        "method",
+        "overridden by Inbound: a refused frame closes with its code",
+        ("exc", "exc_cause"),
+    ),
+    Relied(
+        f"{AIOHTTP_READER_PY}.WebSocketReader",
+        "_handle_frame",
+        "method",
+        "the messages Inbound reads: (type, data, extra) tuples, close as (CLOSE, code, reason)",
+        ("fin", "opcode", "payload", "compressed"),
+        "fb9aeaf70a2f754e",
+    ),
 )
 
 
