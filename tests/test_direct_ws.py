@@ -14,12 +14,14 @@ from typing import Any
 
 import pytest
 from websockets.client import ClientProtocol
-from websockets.frames import Close
+from websockets.frames import Close, Frame, Opcode
 from websockets.http11 import Response
+from websockets.server import ServerProtocol
 from websockets.uri import parse_uri
 
 from newage.protocol.names import ClientKind
 from newage.realtime.direct_ws import PAUSE_AT, DirectProtocol
+from newage.realtime.frames_in import at_frame_start
 from tests.helpers.actors import DECLARED, connect
 from tests.helpers.client import auth
 from tests.helpers.fake_extension import token_events
@@ -350,3 +352,22 @@ async def test_a_protocol_error_closes_with_1002_and_spares_the_others(server, p
         assert ack["status"] in ("ok", "error"), ack  # the other connection still answers
     finally:
         await raw.close()
+
+
+def test_the_reader_takes_over_only_between_frames():
+    """at_frame_start: websockets' parser has consumed whole frames and
+    nothing of the next one (a frame's header alone leaves its buffer empty
+    too, with the parser inside the frame)."""
+    conn = ServerProtocol()
+    request = ClientProtocol(parse_uri("ws://127.0.0.1/")).connect()
+    conn.receive_data(request.serialize())
+    (handshake,) = conn.events_received()
+    conn.send_response(conn.accept(handshake))
+    assert at_frame_start(conn)
+    wire = Frame(Opcode.TEXT, b"42/llm,[]").serialize(mask=True)
+    for cut in range(1, len(wire)):
+        conn.receive_data(wire[:cut])
+        assert not at_frame_start(conn), cut
+        conn.receive_data(wire[cut:])
+        assert at_frame_start(conn), cut
+    assert len(conn.events_received()) == len(wire) - 1
