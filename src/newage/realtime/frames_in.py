@@ -72,6 +72,8 @@ class Inbound(aiohttp_reader.WebSocketDataQueue):
     """Where aiohttp's reader puts each message: text to the lane, the rest
     back to websockets as a whole frame."""
 
+    __slots__ = ("closed", "direct")  # one per connection: no instance dict
+
     def __init__(self, protocol: DirectProtocol) -> None:
         # (the protocol is only paused by the queue past its limit: never)
         super().__init__(cast(Any, protocol), NO_LIMIT, loop=protocol.loop)
