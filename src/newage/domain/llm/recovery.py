@@ -59,7 +59,8 @@ class OpenAnswers:
         self.responder = responder
         self.history = history
         self.room_exists = room_exists
-        self._saved: dict[tuple[str, str], str] = {}  # (request, ext) -> text saved
+        # (request, ext) -> (outputId, Output.version) of the text saved
+        self._saved: dict[tuple[str, str], tuple[str, int]] = {}
         self._unsaved: dict[tuple[str, str], PendingAnswer] = {}  # not written yet
         self.owner = ""  # this process's node id in a cluster
 
@@ -91,10 +92,13 @@ class OpenAnswers:
             if request is None or output.done or not request.open:
                 continue
             key = (request.request_id, output.ext)
+            saved = (output.output_id, output.version)
+            if self._saved.get(key) == saved:
+                continue
             text = output.text()
-            if text and self._saved.get(key) != text:
+            if text:
                 await self.store.pending_text(key[0], key[1], output.output_id, text)
-                self._saved[key] = text
+            self._saved[key] = saved
 
     async def recover(self, alive: Collection[str] = ()) -> int:
         """At start: close the answers a crash left open (in a cluster, those

@@ -90,8 +90,7 @@ class StreamService:
                     log.warning("unsolicited output %s from %s: dropped", output_id, ext)
                 current = Output(output_id, ext, request)
             self.current[ext] = current
-        current.streams[stream_id] = {}
-        current.last_stream = stream_id
+        current.begin(stream_id)
         current.last_activity = time.monotonic()
         self._streams[(ext, stream_id)] = current
         self.tracker.touch(ext)
@@ -116,13 +115,13 @@ class StreamService:
             return
         output.size = size
         if type_ == StreamType.STREAM_DATA_RETRY:
-            chunks[index] = text
+            output.put(stream_id, chunks, index, text)
             if previous is not None:
                 return  # the output text is rebuilt from the chunks at the end
         else:
             if previous == text:
                 return
-            chunks[index] = text
+            output.put(stream_id, chunks, index, text)
             if previous is not None:
                 return  # a changed repeat replaces the chunk, like a retry
         if not text or output.cancelled:
