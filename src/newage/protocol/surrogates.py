@@ -35,7 +35,7 @@ def is_high(char: str) -> bool:
 
 def repair(text: str) -> str:
     """Pairs of halves become their character; a lone half becomes U+FFFD."""
-    if SURROGATE.search(text) is None:
+    if text.isascii() or SURROGATE.search(text) is None:  # isascii: a flag, no scan
         return text
     return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
 

@@ -79,6 +79,12 @@ class LlmRequest:
     def open(self) -> bool:
         return self.finished is None
 
+    @property
+    def processing_news(self) -> bool:
+        """Its next chunk or answer tells the room it is being processed
+        (the first one, or the first after 'stalled')."""
+        return not self.reported_processing or self.stalled
+
     def settle(self) -> RequestStatus | None:
         """Final status once every target answered or failed, else None."""
         states = self.targets.values()

@@ -110,7 +110,7 @@ class Responder:
 
     async def report_processing(self, request: LlmRequest) -> None:
         """The first sign of life of a request (its first chunk or answer)."""
-        if request.reported_processing and not request.stalled:
+        if not request.processing_news:
             return
         request.reported_processing = True
         if self.tracker.log is not None:

@@ -35,7 +35,8 @@ ENDED_KEPT = 10_000  # ended outputs remembered for late continuations
 
 
 def _utf8_len(text: str) -> int:
-    return len(text.encode("utf-8", "surrogatepass"))
+    # isascii() reads a flag of the string: no copy for the common case
+    return len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
 
 
 class StreamService:
@@ -130,7 +131,8 @@ class StreamService:
         text = repair(text)
         if not text:
             return
-        await self.responder.report_processing(output.request)
+        if output.request.processing_news:  # (no coroutine per chunk otherwise)
+            await self.responder.report_processing(output.request)
         if settings.stream_coalesce_ms > 0:
             output.pending.append((stream_id, index, type_, text))
             if output.flush is None:
