@@ -23,6 +23,7 @@ from typing import Any
 
 from newage.cluster.loads import RemoteLoads
 from newage.cluster.node import ClusterNode
+from newage.cluster.views import VIEW_TIMEOUT
 from newage.domain.identity.principal import Principal
 from newage.domain.llm.chat import ChatService
 from newage.domain.llm.requests import Kind, LlmRequest, RequestTracker, TargetState
@@ -302,7 +303,10 @@ class RemoteRequests:
             return None
         payload = {"requestId": request_id, "by": dataclasses.asdict(by)}
         try:
-            ack = await self.node.ask(target, "lookup", payload, ASK_TIMEOUT)
+            # a view, not an intake: it waits no longer than the monitor's
+            # other views (a holder that just died would hold GET_REQUEST
+            # for the whole intake timeout)
+            ack = await self.node.ask(target, "lookup", payload, VIEW_TIMEOUT)
         except (TimeoutError, ConnectionError):
             return None
         return ack if isinstance(ack, dict) else None
