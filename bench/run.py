@@ -104,7 +104,7 @@ FULL: dict[str, dict[str, Any]] = {
     "connect": {"seconds": 3, "concurrency": 16},
     # the concurrency scenario at each number of streams, one server for all
     "capacity": {
-        "levels": [50, 100, 150, 200, 250, 300],
+        "levels": [50, 100, 150, 200, 250, 300, 350, 400],
         "rate": 40,
         "seconds": 15,
         "drainS": 15,
