@@ -12,6 +12,7 @@ from newage.domain.ports.records import (
     KeyRecord,
     MemberRecord,
     PendingAnswer,
+    PendingText,
     RoomRecord,
     StaticMapping,
     TrustEntry,
@@ -238,17 +239,23 @@ async def test_pending_answers_survive_in_order(store):
 
     await store.pending_put([answer("q1", "st1"), answer("q1", "st2")])
     await store.pending_put([answer("q2", "st1")])
-    await store.pending_text("q1", "st2", "out-1", "so far")
+    # several in one call; an answer no longer pending changes nothing
+    texts = [
+        ("q1", "st2", "out-1", "so far"),
+        ("q2", "st1", "out-2", "x"),
+        ("gone", "st1", "o", "y"),
+    ]
+    await store.pending_texts([PendingText(*t) for t in texts])
     assert [(a.request_id, a.ext, a.output_id, a.text) for a in await store.pending_all()] == [
         ("q1", "st1", None, ""),
         ("q1", "st2", "out-1", "so far"),
-        ("q2", "st1", None, ""),
+        ("q2", "st1", "out-2", "x"),
     ]
     await store.pending_put([answer("q1", "st1")])  # put again: fresh, and last
     await store.pending_done("q1", "st2")
     await store.pending_done("ghost", "st1")
     assert [(a.request_id, a.ext, a.text) for a in await store.pending_all()] == [
-        ("q2", "st1", ""),
+        ("q2", "st1", "x"),
         ("q1", "st1", ""),
     ]
 
@@ -283,7 +290,7 @@ async def test_pending_answers_keep_their_owner_and_are_claimed_once(store):
         [answer("a1", "node-a"), answer("b1", "node-b"), answer("a2", "node-a")]
     )
     await store.pending_put([answer("old", "")])  # written before owners existed
-    await store.pending_text("a2", "st", "out", "half")
+    await store.pending_texts([PendingText("a2", "st", "out", "half")])
     assert [(a.request_id, a.owner) for a in await store.pending_all()] == [
         ("a1", "node-a"),
         ("b1", "node-b"),

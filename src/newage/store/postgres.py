@@ -22,6 +22,7 @@ from newage.domain.ports.records import (
     MemberRecord,
     MuteRecord,
     PendingAnswer,
+    PendingText,
     RoomRecord,
     StaticMapping,
     TrustEntry,
@@ -384,15 +385,13 @@ class PostgresStore(PgKeyTables, PgAuditTable, PgHistory, Store):
                 ],
             )
 
-    async def pending_text(self, request_id: str, ext: str, output_id: str, text: str) -> None:
-        await self._exec(
-            "UPDATE pending_answers SET output_id = $1, text = $2 "
-            "WHERE request_id = $3 AND ext = $4",
-            output_id,
-            text,
-            request_id,
-            ext,
-        )
+    async def pending_texts(self, texts: Sequence[PendingText]) -> None:
+        async with self._tx() as conn:
+            await conn.executemany(
+                "UPDATE pending_answers SET output_id = $1, text = $2 "
+                "WHERE request_id = $3 AND ext = $4",
+                [(t.output_id, t.text, t.request_id, t.ext) for t in texts],
+            )
 
     async def pending_done(self, request_id: str, ext: str) -> None:
         await self._exec(

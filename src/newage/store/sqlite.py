@@ -20,6 +20,7 @@ from newage.domain.ports.records import (
     MemberRecord,
     MuteRecord,
     PendingAnswer,
+    PendingText,
     RoomRecord,
     StaticMapping,
     TrustEntry,
@@ -355,11 +356,13 @@ class SQLiteStore(KeyTables, AuditTable, SQLiteHistory, Store):
                 ],
             )
 
-    async def pending_text(self, request_id: str, ext: str, output_id: str, text: str) -> None:
-        await self._exec(
-            "UPDATE pending_answers SET output_id = ?, text = ? WHERE request_id = ? AND ext = ?",
-            (output_id, text, request_id, ext),
-        )
+    async def pending_texts(self, texts: Sequence[PendingText]) -> None:
+        async with self._tx() as w:
+            await w.executemany(
+                "UPDATE pending_answers SET output_id = ?, text = ? "
+                "WHERE request_id = ? AND ext = ?",
+                [(t.output_id, t.text, t.request_id, t.ext) for t in texts],
+            )
 
     async def pending_done(self, request_id: str, ext: str) -> None:
         await self._exec(

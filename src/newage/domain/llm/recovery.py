@@ -29,7 +29,7 @@ from collections.abc import Callable, Collection
 from newage.domain.llm.requests import Kind, LlmRequest, RequestTracker, TargetState
 from newage.domain.llm.responses import Responder
 from newage.domain.llm.streams import StreamService
-from newage.domain.ports.records import PendingAnswer
+from newage.domain.ports.records import PendingAnswer, PendingText
 from newage.domain.ports.store import Store
 from newage.domain.rooms.history import History
 from newage.logs import log
@@ -87,6 +87,7 @@ class OpenAnswers:
         if self._unsaved:
             fresh, self._unsaved = list(self._unsaved.values()), {}
             await self.store.pending_put(fresh)
+        changed: list[PendingText] = []
         for output in list(self.streams.current.values()):
             request = output.request
             if request is None or output.done or not request.open:
@@ -97,8 +98,10 @@ class OpenAnswers:
                 continue
             text = output.text()
             if text:
-                await self.store.pending_text(key[0], key[1], output.output_id, text)
+                changed.append(PendingText(key[0], key[1], output.output_id, text))
             self._saved[key] = saved
+        if changed:  # one transaction, not one write per answer
+            await self.store.pending_texts(changed)
 
     async def recover(self, alive: Collection[str] = ()) -> int:
         """At start: close the answers a crash left open (in a cluster, those

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 from newage.protocol.acks import KeyMeta
 from newage.protocol.names import ClientKind, RequestMode, Role
@@ -118,6 +118,15 @@ class PendingAnswer:
     output_id: str | None = None
     text: str = ""
     owner: str = ""  # the cluster node that owes it ("" for a single process)
+
+
+class PendingText(NamedTuple):
+    """The text so far of one pending answer (its latest output)."""
+
+    request_id: str
+    ext: str
+    output_id: str
+    text: str
 
 
 AuditLevel = Literal["info", "warn", "error"]

@@ -23,6 +23,7 @@ from newage.domain.ports.records import (
     MemberRecord,
     MuteRecord,
     PendingAnswer,
+    PendingText,
     RoomRecord,
     StaticMapping,
     TrustEntry,
@@ -189,7 +190,8 @@ class Store(ABC):
     async def pending_put(self, answers: Sequence[PendingAnswer]) -> None: ...
 
     @abstractmethod
-    async def pending_text(self, request_id: str, ext: str, output_id: str, text: str) -> None: ...
+    async def pending_texts(self, texts: Sequence[PendingText]) -> None:
+        """The text so far of several answers, in one transaction."""
 
     @abstractmethod
     async def pending_done(self, request_id: str, ext: str) -> None: ...
