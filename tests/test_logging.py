@@ -17,6 +17,7 @@ from newage.logs import (
     Console,
     LineFormatter,
     LogFile,
+    lean_records,
     log,
     setup_logging,
     shutdown_logging,
@@ -163,3 +164,26 @@ def test_the_loop_thread_merges_the_message_before_handing_it_over(tmp_path: Pat
     text = (tmp_path / "combined.log").read_text()
     assert "items ['before']\n" in text
     assert "failed\nTraceback" in text and "ValueError: boom" in text
+
+
+def test_lean_records_write_the_same_lines(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    # serve skips a record's caller, thread and process fields: no line reads them
+    for name in ("_srcfile", "logThreads", "logProcesses", "logMultiprocessing"):
+        monkeypatch.setattr(logging, name, getattr(logging, name))  # restored after
+    lean_records()
+    setup_logging(tmp_path, "info", console=False)
+    try:
+        log.info("plain %s", "line")
+        try:
+            raise ValueError("boom")
+        except ValueError:
+            log.exception("failed %d", 7)
+    finally:
+        shutdown_logging()
+    lines = (tmp_path / "combined.log").read_text().splitlines()
+    assert LINE.match(lines[0]) and lines[0].endswith(" - info - plain line")
+    assert (
+        lines[1].endswith(" - error - failed 7")
+        and lines[2] == "Traceback (most recent call last):"
+    )
+    assert lines[-1] == "ValueError: boom"
