@@ -203,3 +203,18 @@ async def test_a_closed_connection_is_not_held_by_its_ping_timer(server, peers):
     await web.close()
     await eventually(lambda: sid not in eio.sockets)
     assert timer.cancelled() and sock._ping_timer is None  # a cancelled handle lets go
+
+
+async def test_a_closed_connection_leaves_its_socket_to_reference_counting(server, peers):
+    # The websocket protocol and its transport refer to each other and wait
+    # for the cyclic collector; the lane lets go of the Engine.IO socket (its
+    # queue, environ, websocket) so that does not wait with them.
+    eio = server.app.sio.eio
+    before = set(eio.sockets)
+    web = await connect(server, peers, "web", namespaces=("/llm",))
+    (sid,) = set(eio.sockets) - before
+    lane = eio.sockets[sid].queue.notify.__self__
+    assert lane.sock is eio.sockets[sid] and lane.ws is not None
+    await web.close()
+    await eventually(lambda: lane.sock is None)
+    assert lane.ws is None and lane.closer is None
