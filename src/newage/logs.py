@@ -79,9 +79,7 @@ class BatchWriter(logging.Handler):
 
     def handle_batch(self, records: list[logging.LogRecord]) -> None:
         lines = [
-            f"{self.format(record)}{self.terminator}"
-            for record in records
-            if record.levelno >= self.level and self.filter(record)
+            f"{self.format(record)}{self.terminator}" for record in records if self.filter(record)
         ]
         if not lines:
             return
@@ -222,12 +220,14 @@ class BatchListener(logging.handlers.QueueListener):
             super().handle(record)
             return
         for handler in self.handlers:
+            items = record
+            if self.respect_handler_level:
+                items = [item for item in record if item.levelno >= handler.level]
             if isinstance(handler, BatchWriter):
-                handler.handle_batch(record)
+                handler.handle_batch(items)
             else:
-                for item in record:
-                    if item.levelno >= handler.level:
-                        handler.handle(item)
+                for item in items:
+                    handler.handle(item)
 
 
 class _Logging:
