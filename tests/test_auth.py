@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from newage.domain.identity.principal import is_loopback
 from newage.protocol.names import ClientKind, Namespace
 from tests.helpers.actors import admin, connect
 from tests.helpers.client import Refused, auth
@@ -184,3 +185,17 @@ async def test_network_safe_off_allows_remote_admins_but_still_authenticates(ser
     with pytest.raises(Refused, match="not trusted"):
         await remote.open("/rooms", auth("nobody", "nope"))
     assert remote.connected("/clients") and remote.connected("/debug")
+
+
+def test_loopback_answers_per_address_from_a_bounded_cache():
+    # asked on every handshake and connect; remembered per address string
+    assert is_loopback("127.0.0.1") and is_loopback("127.8.9.10") and is_loopback("::1")
+    assert not is_loopback("203.0.113.7") and not is_loopback("::ffff:203.0.113.7")
+    assert not is_loopback("") and not is_loopback("localhost") and not is_loopback("not an ip")
+    assert is_loopback("127.0.0.1")  # a remembered answer is the same answer
+    limit = is_loopback.cache_info().maxsize
+    assert limit is not None
+    for i in range(limit + 100):
+        is_loopback(f"10.{i // 65536}.{i // 256 % 256}.{i % 256}")
+    assert is_loopback.cache_info().currsize <= limit
+    assert is_loopback("127.0.0.1") and not is_loopback("10.0.0.1")

@@ -187,3 +187,34 @@ def test_a_batch_waiting_on_a_stopped_loop_does_not_hold_back_the_next_loop(tmp_
         assert "from a loop that stops at once" in text and "from the next loop" in text
     finally:
         shutdown_logging()
+
+
+async def test_a_closed_connection_is_not_held_by_its_ping_timer(server, peers):
+    # The ping timer held each closed socket (its queue, environ, websocket,
+    # lane) for a ping interval: under reconnects, thousands of dead
+    # connections aged into the collector's oldest generation.
+    eio = server.app.sio.eio
+    before = set(eio.sockets)
+    web = await connect(server, peers, "web", namespaces=("/llm",))
+    (sid,) = set(eio.sockets) - before
+    sock = eio.sockets[sid]
+    timer = sock._ping_timer
+    assert timer is not None and not timer.cancelled()
+    await web.close()
+    await eventually(lambda: sid not in eio.sockets)
+    assert timer.cancelled() and sock._ping_timer is None  # a cancelled handle lets go
+
+
+async def test_a_closed_connection_leaves_its_socket_to_reference_counting(server, peers):
+    # The websocket protocol and its transport refer to each other and wait
+    # for the cyclic collector; the lane lets go of the Engine.IO socket (its
+    # queue, environ, websocket) so that does not wait with them.
+    eio = server.app.sio.eio
+    before = set(eio.sockets)
+    web = await connect(server, peers, "web", namespaces=("/llm",))
+    (sid,) = set(eio.sockets) - before
+    lane = eio.sockets[sid].queue.notify.__self__
+    assert lane.sock is eio.sockets[sid] and lane.ws is not None
+    await web.close()
+    await eventually(lambda: lane.sock is None)
+    assert lane.ws is None and lane.closer is None

@@ -127,10 +127,11 @@ def serve(
 
     from newage.app import App
     from newage.graceful import GracefulServer
-    from newage.logs import setup_logging
+    from newage.logs import lean_records, setup_logging
     from newage.serving import raise_fd_limit, tune_gc, uvicorn_options
 
     data, settings = prepare(data_dir, config, {"host": host, "server_port": port})
+    lean_records()
     setup_logging(
         data.logs_dir,
         settings.log_level,

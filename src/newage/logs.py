@@ -65,17 +65,37 @@ class LineFormatter(logging.Formatter):
         return text
 
 
-class HeldFlush(logging.Handler):
-    """A handler that flushes once per batch (``BatchListener``), not per record."""
+class BatchWriter(logging.Handler):
+    """A handler that writes the records of one batch (``BatchListener``)
+    with one write and one flush.
 
-    holding = False  # a batch is being written: flush once at its end
+    Every write is a system call that lets go of the GIL, which the event
+    loop thread takes and the writer thread must then win back: one write
+    per record and file (the console is line-buffered) cost the loop more
+    than the records themselves.
+    """
 
-    def flush(self) -> None:
-        if not self.holding:
-            super().flush()
+    terminator = "\n"  # as StreamHandler's, which both handlers are
+
+    def handle_batch(self, records: list[logging.LogRecord]) -> None:
+        lines = [
+            f"{self.format(record)}{self.terminator}" for record in records if self.filter(record)
+        ]
+        if not lines:
+            return
+        with self.lock:  # type: ignore[union-attr]
+            try:
+                self.write_lines(lines)
+            except RecursionError:
+                raise
+            except Exception:
+                self.handleError(records[0])
+
+    def write_lines(self, lines: list[str]) -> None:
+        raise NotImplementedError
 
 
-class LogFile(HeldFlush, logging.handlers.RotatingFileHandler):
+class LogFile(BatchWriter, logging.handlers.RotatingFileHandler):
     """A rotating log file that knows its size instead of asking for it.
 
     The standard handler asks the file system, for every record, whether the
@@ -84,12 +104,11 @@ class LogFile(HeldFlush, logging.handlers.RotatingFileHandler):
     there. This one checks the type and size when it opens the file and
     counts the bytes it writes. A file truncated behind its back (copytruncate)
     is therefore rotated early once; everything else is as before: only
-    regular files rotate, at the first record that would reach ``maxBytes``.
+    regular files rotate, at the first line that would reach ``maxBytes``.
     """
 
     _regular = True
     _size = 0
-    _adding = 0
 
     def _open(self) -> io.TextIOWrapper:
         stream = super()._open()
@@ -98,23 +117,47 @@ class LogFile(HeldFlush, logging.handlers.RotatingFileHandler):
         self._size = found.st_size
         return stream
 
-    def shouldRollover(self, record: logging.LogRecord) -> int:
+    def _bytes(self, line: str) -> int:
+        return len(line.encode(self.encoding or "utf-8", "replace"))
+
+    def _opened(self) -> io.TextIOWrapper:
         if self.stream is None:
             self.stream = self._open()
-        if not self._regular or self.maxBytes <= 0:
-            return False
-        line = f"{self.format(record)}\n"
-        self._adding = len(line.encode(self.encoding or "utf-8", "replace"))
-        return self._size + self._adding >= self.maxBytes
+        return self.stream
+
+    def _due(self, size: int) -> bool:
+        self._opened()  # its type and size
+        return self._regular and self.maxBytes > 0 and self._size + size >= self.maxBytes
+
+    def shouldRollover(self, record: logging.LogRecord) -> int:
+        return self._due(self._bytes(f"{self.format(record)}{self.terminator}"))
 
     def emit(self, record: logging.LogRecord) -> None:
-        self._adding = 0
-        super().emit(record)  # rolls over (a new file, its size) if due, then writes
-        self._size += self._adding
+        try:
+            self.write_lines([f"{self.format(record)}{self.terminator}"])
+        except RecursionError:
+            raise
+        except Exception:
+            self.handleError(record)
+
+    def write_lines(self, lines: list[str]) -> None:
+        pending: list[str] = []
+        for line in lines:
+            size = self._bytes(line)
+            if self._due(size):
+                self._opened().write("".join(pending))
+                pending = []
+                self.doRollover()  # a new file: _open reads its size
+            pending.append(line)
+            self._size += size
+        self._opened().write("".join(pending))
+        self.flush()
 
 
-class Console(HeldFlush, logging.StreamHandler):  # type: ignore[type-arg]
-    pass
+class Console(BatchWriter, logging.StreamHandler):  # type: ignore[type-arg]
+    def write_lines(self, lines: list[str]) -> None:
+        self.stream.write("".join(lines))
+        self.flush()
 
 
 class BatchingQueueHandler(logging.handlers.QueueHandler):
@@ -123,8 +166,8 @@ class BatchingQueueHandler(logging.handlers.QueueHandler):
     Waking the writer thread for every record (and flushing every file
     after it) cost more CPU than the rest of a websocket connect's own
     work; the records of a loop now go over together, ``BATCH_SECONDS`` after
-    the first, and each file is flushed once per batch. Records logged
-    outside an event loop (worker threads, startup) go over at once.
+    the first, and each file is written and flushed once per batch. Records
+    logged outside an event loop (worker threads, startup) go over at once.
     """
 
     def __init__(self, q: queue.SimpleQueue[Any]) -> None:
@@ -132,6 +175,22 @@ class BatchingQueueHandler(logging.handlers.QueueHandler):
         self._batch: list[logging.LogRecord] = []
         self._timer: asyncio.TimerHandle | None = None
         self._timer_loop: asyncio.AbstractEventLoop | None = None
+
+    def prepare(self, record: logging.LogRecord) -> logging.LogRecord:
+        """The message is merged now (its arguments may change before the
+        writer thread gets to it), in the record itself: this handler is
+        the only one of the loggers it serves, so the copy the standard
+        handler makes for the handlers after it would serve no one."""
+        if record.exc_info or record.exc_text or record.stack_info:
+            message = self.format(record)  # the message and the traceback
+        else:
+            message = record.getMessage()  # the formatter would add nothing
+        record.msg = record.message = message
+        record.args = None
+        record.exc_info = None
+        record.exc_text = None
+        record.stack_info = None
+        return record
 
     def enqueue(self, record: logging.LogRecord) -> None:
         # runs under the handler's lock (Handler.handle)
@@ -160,16 +219,15 @@ class BatchListener(logging.handlers.QueueListener):
         if not isinstance(record, list):
             super().handle(record)
             return
-        held = [h for h in self.handlers if isinstance(h, HeldFlush)]
-        for handler in held:
-            handler.holding = True
-        try:
-            for item in record:
-                super().handle(item)
-        finally:
-            for handler in held:
-                handler.holding = False
-                handler.flush()
+        for handler in self.handlers:
+            items = record
+            if self.respect_handler_level:
+                items = [item for item in record if item.levelno >= handler.level]
+            if isinstance(handler, BatchWriter):
+                handler.handle_batch(items)
+            else:
+                for item in items:
+                    handler.handle(item)
 
 
 class _Logging:
@@ -233,6 +291,17 @@ def setup_logging(
         other.handlers = [front]
         other.propagate = False
     logging.getLogger("uvicorn.access").disabled = True
+
+
+def lean_records() -> None:
+    """Skip what a log record would learn about its caller, thread and
+    process: no line format of ours reads it, and it is a third of a log
+    call (two per connect). The logging HOWTO's "Optimization" knobs; set
+    for the whole process, so only where this process is ours (``serve``)."""
+    logging._srcfile = None  # no sys._getframe walk
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
 
 
 def set_level(level: str) -> None:

@@ -244,12 +244,13 @@ class Lane:
             self.protocol.transport.resume_reading()
 
     def log_fast_failure(self) -> None:
-        assert self.sock is not None
-        self.sock.server.logger.exception("fast path failed")
+        if self.sock is not None:
+            self.sock.server.logger.exception("fast path failed")
 
     async def handle(self, p: str | bytes, fast: bool) -> bool:
         """One packet, as LeanSocket's reader does; False to stop reading."""
-        assert self.sock is not None
+        if self.sock is None:
+            return False  # released: the socket is closed
         return await self.sock.take(p, self.fast if fast else None, self.head)
 
     def stop(self) -> None:
@@ -264,6 +265,14 @@ class Lane:
     def finish(self) -> None:
         if not self.finished.done():
             self.finished.set_result(None)
+
+    def release(self) -> None:
+        """Let go of the Engine.IO socket and its websocket once both are
+        closed. The protocol and its transport refer to each other, so they
+        wait for the cyclic collector; whatever the lane still held (the
+        socket, its queue and environ, the websocket) would wait with them
+        instead of going when the connection does."""
+        self.sock = self.ws = self.fast = self.closer = None
 
     # -- outbound
     def schedule_flush(self) -> None:
@@ -457,3 +466,4 @@ async def serve(sock: LeanSocket, ws: Any, lane: Lane, head: str) -> None:
         assert lane.closer is not None
         await asyncio.shield(lane.closer)
         await sock.close(wait=False, abort=True, reason=sock.server.reason.TRANSPORT_CLOSE)
+        lane.release()

@@ -324,9 +324,17 @@ def transport_aborter(ws: Any) -> Callable[[], None] | None:
 
 class LeanSocket(async_socket.AsyncSocket):  # type: ignore[misc]
     newage_abort: Callable[[], None] | None = None
+    _ping_timer: asyncio.TimerHandle | None = None
 
     async def close(self, wait: bool = True, abort: bool = False, reason: Any = None) -> None:
         await super().close(wait=wait, abort=abort, reason=reason)
+        if self.closed and self._ping_timer is not None:
+            # The timer holds the socket (and through it the connection's
+            # queue, environ and websocket) for up to a ping interval after
+            # the close: under reconnects, thousands of dead connections
+            # aged into the collector's oldest generation.
+            self._ping_timer.cancel()
+            self._ping_timer = None
         # A close may queue nothing (python-engineio's ping timeout drops its
         # own CLOSE packet: send() checks the timeout again), and on the
         # direct lane no writer would notice: wake the lane, which ends the
@@ -341,9 +349,10 @@ class LeanSocket(async_socket.AsyncSocket):  # type: ignore[misc]
         if self.last_ping:  # type: ignore[has-type]
             self.last_ping = None
             loop = asyncio.get_running_loop()
-            loop.call_later(self.server.ping_interval, self._ping_due)
+            self._ping_timer = loop.call_later(self.server.ping_interval, self._ping_due)
 
     def _ping_due(self) -> None:
+        self._ping_timer = None
         if not self.closing and not self.closed:
             self.last_ping = time.time()  # type: ignore[assignment]
             self.queue.put_nowait(packet.Packet(packet.PING))

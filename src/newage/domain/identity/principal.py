@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from dataclasses import dataclass
 from enum import StrEnum
@@ -40,6 +41,10 @@ class Principal:
         return self.kind is ClientKind.CLIENT
 
 
+# Every connect asks twice (admission, then authentication), nearly always
+# about one of a few addresses; parsing it each time was about 2 % of a full
+# connect's CPU. Bounded, so a spread of peers costs at most this many entries.
+@functools.lru_cache(maxsize=4096)
 def is_loopback(peer: str) -> bool:
     try:
         return ipaddress.ip_address(peer).is_loopback
