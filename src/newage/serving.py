@@ -102,9 +102,11 @@ class GranianServer:
 # generations, and the oldest is collected in full once that has added up to
 # a quarter of what it holds: every few seconds at a few hundred streams, each
 # time walking every chunk of every open answer and stream log with the loop
-# stopped. 50,000 makes full collections minutes apart; what a young
-# collection costs grows with it but stays around a millisecond.
-YOUNG_THRESHOLD = 50_000
+# stopped. 20,000 makes full collections minutes apart. A young collection
+# costs more the higher this is: about 20 ms at 50,000 in a storm of 1,500
+# connects/s (each leaves a few dozen objects in cycles for the collector),
+# and capacity was the same at 20,000 and 50,000 (docs/performance.md).
+YOUNG_THRESHOLD = 20_000
 MIDDLE_THRESHOLD = 20
 
 
