@@ -9,8 +9,10 @@ around each one; every outbound packet goes back the same way, one
 seven small inbound frames, so that machinery was a large share of the
 server's CPU per token (docs/performance.md, "Transport candidates").
 
-:class:`DirectProtocol` is uvicorn's sans-I/O websockets protocol (frames
-parsed by websockets' maintained ``ServerProtocol``) with one addition: once
+:class:`DirectProtocol` is uvicorn's sans-I/O websockets protocol (the
+handshake and control frames are websockets' ``ServerProtocol``; the lane's
+data frames are parsed by aiohttp's compiled reader, ``frames_in.py``, from
+the first frame boundary on) with one addition: once
 the Engine.IO socket has the connection (after the HTTP handshake, which
 still runs through the whole ASGI app: proxy headers, origin checks,
 admission, the Engine.IO connect handler, the polling upgrade's probe), it
