@@ -29,9 +29,8 @@ import tracemalloc
 from pathlib import Path
 from typing import Any
 
-import httpx
 import websockets
-from tests.helpers.proc import NEWAGE, free_port
+from tests.helpers.proc import NEWAGE, ServerProcess
 from tests.helpers.server import write_settings
 
 from bench.common import cli
@@ -107,19 +106,6 @@ async def open_many(ws_url: str, auth: dict[str, Any], prefix: str, n: int) -> l
     return list(await asyncio.gather(*(one(i) for i in range(n))))
 
 
-def start(command: list[str], env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
-    proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    for _ in range(300):
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=0.5).status_code == 200:
-                return proc
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    proc.kill()
-    raise RuntimeError("the server did not come up")
-
-
 def snapshot(pid: int, directory: Path, n: int) -> tracemalloc.Snapshot:
     os.kill(pid, signal.SIGUSR1)
     done = directory / f"{n}.done"
@@ -148,14 +134,17 @@ async def measure(args: argparse.Namespace) -> None:
         write_settings(data, SETTINGS)
         cli(data, "trust", "add", "mem-client")
         key = cli(data, "keys", "create", "mem-client")
-        port = free_port()
-        env = {**os.environ, "NEWAGE_SNAPSHOT_DIR": str(snaps)}
+        env = {"NEWAGE_SNAPSHOT_DIR": str(snaps)}
         if args.collect:
             env["NEWAGE_SNAPSHOT_GC"] = "1"
         python = str(Path(NEWAGE).parent / "python")
         trace = [] if args.no_trace else ["-X", f"tracemalloc={args.frames}"]
-        serve = ["serve", "--data-dir", str(data), "--port", str(port)]
-        proc = await asyncio.to_thread(start, [python, *trace, "-c", _BOOT, *serve], env, port)
+        server = ServerProcess(
+            data, env=env, stdout=subprocess.DEVNULL, program=[python, *trace, "-c", _BOOT]
+        )
+        await asyncio.to_thread(server.start)
+        assert server.proc is not None
+        proc, port = server.proc, server.port
         try:
             ws_url = f"ws://127.0.0.1:{port}/socket.io/?EIO=4&transport=websocket"
             auth = {"clientId": "mem-client", "key": key, "clientType": "web-app"}
@@ -183,8 +172,7 @@ async def measure(args: argparse.Namespace) -> None:
             for task in readers:
                 task.cancel()
         finally:
-            proc.terminate()
-            proc.wait(10)
+            server.stop(timeout=10)
     finally:
         shutil.rmtree(data, ignore_errors=True)
         shutil.rmtree(snaps, ignore_errors=True)

@@ -49,8 +49,12 @@ class ServerProcess:
         port: int | None = None,
         env: dict[str, str] | None = None,
         stdout: int | IO[str] | None = subprocess.PIPE,
+        program: list[str] | None = None,
     ) -> None:
+        """``program``: what runs ``serve`` instead of the ``newage`` script
+        (bench/idle_memory.py: the same CLI under tracemalloc)."""
         self.data_dir = data_dir
+        self.program = program or [NEWAGE]
         self.port = port or free_port()
         self.env = {**os.environ, **(env or {})}
         self.stdout = stdout
@@ -61,8 +65,9 @@ class ServerProcess:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self, *extra: str) -> ServerProcess:
+        serve = ["serve", "--data-dir", str(self.data_dir), "--port", str(self.port)]
         self.proc = subprocess.Popen(
-            [NEWAGE, "serve", "--data-dir", str(self.data_dir), "--port", str(self.port), *extra],
+            [*self.program, *serve, *extra],
             env=self.env,
             stdout=self.stdout,
             stderr=subprocess.STDOUT,
