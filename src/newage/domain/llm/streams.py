@@ -115,16 +115,11 @@ class StreamService:
             await self._cut(output)
             return
         output.size = size
-        if type_ == StreamType.STREAM_DATA_RETRY:
-            output.put(stream_id, chunks, index, text)
-            if previous is not None:
-                return  # the output text is rebuilt from the chunks at the end
-        else:
-            if previous == text:
-                return
-            output.put(stream_id, chunks, index, text)
-            if previous is not None:
-                return  # a changed repeat replaces the chunk, like a retry
+        if previous == text and type_ != StreamType.STREAM_DATA_RETRY:
+            return  # a repeat of what came: nothing changes
+        output.put(stream_id, chunks, index, text)
+        if previous is not None:
+            return  # a retry or a changed repeat: the text has it, nothing is relayed again
         if not text or output.cancelled:
             return
         text, output.held = hold_back(output.held + text)
