@@ -177,11 +177,7 @@ async def test_twenty_concurrent_cross_node_streams_lose_and_reorder_nothing(
 
 async def test_cancel_reaches_the_node_that_holds_the_request(cluster: MakeCluster):
     c = await cluster(2)
-    ext = await c.extension(0)
-    web = await c.connect(1, "web")
-    await c.settled()
-    ok(await web.call("/llm", "LLM_REQUEST", {"requestId": "c1", "message": "long"}))
-    await ext.next_request()
+    ext, web = await c.requested("c1", "long")
     await ext.stream(["the start "], request_id="c1")
     await web.next("/llm", "SERVER_STREAM_DATA", timeout=10)
     cancelled = ok(await web.call("/llm", "CANCEL_REQUEST", {"requestId": "c1"}))
@@ -196,11 +192,7 @@ async def test_a_killed_node_fails_its_requests_on_the_others_within_15_s(
     cluster: MakeCluster,
 ):
     c = await cluster(3)
-    ext = await c.extension(0)
-    web = await c.connect(1, "web")
-    await c.settled()
-    ok(await web.call("/llm", "LLM_REQUEST", {"requestId": "k1", "message": "go"}))
-    await ext.next_request()
+    ext, web = await c.requested("k1")
     await ext.stream(["half an "], request_id="k1")
     await web.next("/llm", "SERVER_STREAM_DATA", timeout=10)
     proc = c.nodes[0].proc
@@ -373,11 +365,7 @@ async def test_a_node_starting_leaves_the_answers_of_the_others_open(cluster: Ma
     """The answers owed are in the shared store: a node joining must not
     take another node's live ones for a crash's leftovers."""
     c = await cluster(2)
-    ext = await c.extension(0)
-    web = await c.connect(1, "web")
-    await c.settled()
-    ok(await web.call("/llm", "LLM_REQUEST", {"requestId": "live", "message": "go"}))
-    await ext.next_request()
+    ext, web = await c.requested("live")
     output_id = str(uuid.uuid4())
     await ext.token(output_id, "before; ", first=True)
     await web.next("/llm", "SERVER_STREAM_DATA")
@@ -408,11 +396,7 @@ async def delivery_links(c: Cluster, index: int) -> dict[str, str]:
 
 async def test_lost_delivery_connections_come_back_and_lose_nothing(cluster: MakeCluster):
     c = await cluster(2)
-    ext = await c.extension(0)
-    web = await c.connect(1, "web")
-    await c.settled()
-    ok(await web.call("/llm", "LLM_REQUEST", {"requestId": "r1", "message": "go"}))
-    await ext.next_request()
+    ext, web = await c.requested("r1")
     output_id = str(uuid.uuid4())
     tokens = [f"token {i}; " for i in range(150)]
 

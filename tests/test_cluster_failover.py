@@ -44,11 +44,7 @@ async def test_a_killed_nodes_open_answer_is_closed_once_by_a_survivor(cluster: 
     """Two survivors race for the dead node's answers: one closes each, in the
     history, as a restart would (failed, incomplete, the text saved last)."""
     c = await cluster(3)
-    ext = await c.extension(0)
-    web = await c.connect(1, "web")
-    await c.settled()
-    ok(await web.call("/llm", "LLM_REQUEST", {"requestId": "k1", "message": "go"}))
-    await ext.next_request()
+    ext, web = await c.requested("k1")
     await ext.stream(["half an "], request_id="k1")
     await web.next("/llm", "SERVER_STREAM_DATA", timeout=10)
     url = c.env["NEWAGE_DATABASE_URL"]
@@ -85,11 +81,7 @@ async def test_a_starting_node_closes_only_the_answers_of_nodes_not_alive(
     """A leftover of a node long gone is closed by a node joining a running
     cluster; a live node's open answer is left alone."""
     c = await cluster(2)
-    ext = await c.extension(0)
-    web = await c.connect(1, "web")
-    await c.settled()
-    ok(await web.call("/llm", "LLM_REQUEST", {"requestId": "live", "message": "go"}))
-    await ext.next_request()
+    ext, web = await c.requested("live")
     output_id = str(uuid.uuid4())
     await ext.token(output_id, "before; ", first=True)
     url = c.env["NEWAGE_DATABASE_URL"]

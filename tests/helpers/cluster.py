@@ -76,6 +76,17 @@ class Cluster:
         peer = await self.connect(index, name, ClientKind.SILLYTAVERN, ("/llm",))
         return FakeExtension(peer, name)
 
+    async def requested(self, request_id: str, message: str = "go") -> tuple[FakeExtension, Peer]:
+        """An extension on node 0 that has received ``request_id``, sent by a
+        web client on node 1 once the nodes know each other."""
+        ext = await self.extension(0)
+        web = await self.connect(1, "web")
+        await self.settled()
+        ack = await web.call("/llm", "LLM_REQUEST", {"requestId": request_id, "message": message})
+        assert ack["status"] == "ok", ack
+        await ext.next_request()
+        return ext, web
+
     async def status(self, index: int) -> dict[str, Any]:
         ack = await self.admins[index].call("/debug", "SERVER_STATUS")
         assert ack["status"] == "ok", ack
